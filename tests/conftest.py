@@ -1,0 +1,46 @@
+"""Shared pytest fixtures. Keep one section per area; add new fixtures below their kin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stub import StubServer
+from tests.stub.captures import find_captures_dir
+
+# ------------------------------------------------------------------ Mistral stub server
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    """A started La Plateforme stub (key ``test-key``), stopped after the test."""
+    server = StubServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def stub_env(stub: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
+    """``stub`` plus MISTRAL_API_KEY / MISTRAL_BASE_URL / MISTRAL_MODEL pointing at it."""
+    monkeypatch.setenv("MISTRAL_API_KEY", stub.api_key or "")
+    monkeypatch.setenv("MISTRAL_BASE_URL", stub.base_url)
+    monkeypatch.setenv("MISTRAL_MODEL", "mistral-large-2407")
+    return stub
+
+
+@pytest.fixture(scope="session")
+def captures_dir() -> Path:
+    """``shared/mistral-captures`` beside the repo (real recorded Mistral traffic)."""
+    found = find_captures_dir()
+    if found is None:
+        pytest.fail(
+            "shared/mistral-captures not found beside the repo (looked upwards from "
+            f"{Path(__file__).resolve().parent}); set MISTRAL_CAPTURES_DIR to its path",
+            pytrace=False,
+        )
+    return found
