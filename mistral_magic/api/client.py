@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from .defaults import DEFAULT_BASE_URL, DEFAULT_MODEL
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -30,8 +31,6 @@ from .sse import SSEDecoder, StreamAccumulator
 from .types import Completion, Delta, Message, ModelInfo
 from .wire import ResponseFormatError, parse_completion
 
-DEFAULT_BASE_URL = "https://api.mistral.ai/v1"
-DEFAULT_MODEL = "mistral-large-latest"
 DEFAULT_TIMEOUT = 120.0
 USER_AGENT = "mistral-magic/0.1"
 
@@ -287,27 +286,28 @@ class ChatStream:
         while True:
             self._acc = StreamAccumulator()
             delivered = False
+            response = client._send(  # retries HTTP errors itself
+                "POST",
+                "/chat/completions",
+                content=self._content,
+                headers=self._headers,
+                model=self._model,
+            )
             try:
-                for delta in self._attempt():
+                for delta in self._read(response):
                     delivered = delivered or _delivered(delta)
                     yield delta
                 return
-            except MistralError as error:
+            except StreamError as error:
                 error.partial = self.completion
-                if delivered or not client.retry.should_retry(error, attempt):
+                # Asking again is safe only while nothing has been shown to anyone.
+                if delivered or not client.retry.should_retry_stream(attempt):
                     raise
                 time.sleep(client.retry.delay(error, attempt))
                 attempt += 1
 
-    def _attempt(self) -> Iterator[Delta]:
+    def _read(self, response: httpx.Response) -> Iterator[Delta]:
         client = self._client
-        response = client._send(
-            "POST",
-            "/chat/completions",
-            content=self._content,
-            headers=self._headers,
-            model=self._model,
-        )
         try:
             if not _is_event_stream(response):
                 self._whole = parse_completion(client._decode_json(response.read()))
@@ -441,27 +441,27 @@ class AsyncChatStream:
         while True:
             self._acc = StreamAccumulator()
             delivered = False
+            response = await client._send(
+                "POST",
+                "/chat/completions",
+                content=self._content,
+                headers=self._headers,
+                model=self._model,
+            )
             try:
-                async for delta in self._attempt():
+                async for delta in self._read(response):
                     delivered = delivered or _delivered(delta)
                     yield delta
                 return
-            except MistralError as error:
+            except StreamError as error:
                 error.partial = self.completion
-                if delivered or not client.retry.should_retry(error, attempt):
+                if delivered or not client.retry.should_retry_stream(attempt):
                     raise
                 await asyncio.sleep(client.retry.delay(error, attempt))
                 attempt += 1
 
-    async def _attempt(self) -> AsyncIterator[Delta]:
+    async def _read(self, response: httpx.Response) -> AsyncIterator[Delta]:
         client = self._client
-        response = await client._send(
-            "POST",
-            "/chat/completions",
-            content=self._content,
-            headers=self._headers,
-            model=self._model,
-        )
         try:
             if not _is_event_stream(response):
                 self._whole = parse_completion(client._decode_json(await response.aread()))

@@ -25,6 +25,10 @@ class RetryPolicy:
         # A read timeout means the server is working on it; asking again doubles the cost.
         return isinstance(error, APIConnectionError) and not isinstance(error, APITimeoutError)
 
+    def should_retry_stream(self, attempt: int) -> bool:
+        """A stream that broke before delivering anything may be asked for again."""
+        return attempt < self.max_retries
+
     def delay(self, error: MistralError, attempt: int) -> float:
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
