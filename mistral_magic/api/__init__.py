@@ -36,7 +36,32 @@ _HOMES = {
     "Usage": "types",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "APIConnectionError",
+    "APITimeoutError",
+    "AsyncChatStream",
+    "AsyncMistralClient",
+    "AuthenticationError",
+    "ChatStream",
+    "Choice",
+    "Completion",
+    "ContextLengthError",
+    "Delta",
+    "InvalidRequestError",
+    "Message",
+    "MissingAPIKeyError",
+    "MistralClient",
+    "MistralError",
+    "ModelInfo",
+    "ModelNotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "StreamError",
+    "ToolCall",
+    "Usage",
+]
 
 if TYPE_CHECKING:
     from .client import AsyncChatStream, AsyncMistralClient, ChatStream, MistralClient
