@@ -1,0 +1,75 @@
+"""Token and cost accounting, from the usage the server reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .api.types import Usage
+
+PriceLookup = Callable[[str], "tuple[float, float] | None"]
+
+
+def estimate_cost(model: str, prompt: int, completion: int, price: PriceLookup) -> float | None:
+    """USD for the given token counts, or None when the model's price is unknown."""
+    rates = price(model)
+    if rates is None:
+        return None
+    return (prompt * rates[0] + completion * rates[1]) / 1_000_000
+
+
+def format_cost(cost: float | None) -> str:
+    if cost is None:
+        return "cost unknown"
+    if cost < 0.01:
+        return f"${cost:.4f}"
+    return f"${cost:.2f}"
+
+
+@dataclass
+class ModelTally:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class UsageLedger:
+    """What this session spent, per model."""
+
+    def __init__(self, price: PriceLookup) -> None:
+        self._price = price
+        self.by_model: dict[str, ModelTally] = {}
+
+    def record(self, model: str, usage: Usage | None) -> None:
+        tally = self.by_model.setdefault(model, ModelTally())
+        tally.requests += 1
+        if usage is not None:
+            tally.prompt_tokens += usage.prompt_tokens
+            tally.completion_tokens += usage.completion_tokens
+
+    def cost(self, model: str) -> float | None:
+        tally = self.by_model.get(model, ModelTally())
+        return estimate_cost(model, tally.prompt_tokens, tally.completion_tokens, self._price)
+
+    def summary_markdown(self) -> str:
+        if not self.by_model:
+            return "No requests yet in this session."
+        rows = [
+            "| model | requests | prompt tokens | completion tokens | estimated cost |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        total: float | None = 0.0
+        for model, t in sorted(self.by_model.items()):
+            cost = self.cost(model)
+            total = None if cost is None or total is None else total + cost
+            rows.append(
+                f"| {model} | {t.requests} | {t.prompt_tokens:,} | {t.completion_tokens:,} "
+                f"| {format_cost(cost)} |"
+            )
+        rows.append("")
+        rows.append(f"Total estimated cost: {format_cost(total)} (from the server's usage counts).")
+        return "\n".join(rows)
