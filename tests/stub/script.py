@@ -120,7 +120,8 @@ class Drop:
 class CaptureReplay:
     """Serve a capture file's recorded response verbatim (status, headers, body bytes).
 
-    ``path`` may be a path or a bare file name inside the shared captures folder.
+    ``path`` may be a path or a bare file name inside the shared captures folder. A capture
+    recorded without SSE framing (fidelity ``sse-framing-stripped-by-recorder``) is re-framed.
     """
 
     path: str | Path
@@ -136,7 +137,13 @@ class CaptureReplay:
 
     @property
     def body_text(self) -> str:
-        return str(self.capture["response"]["body"])
+        """The recorded body; a stream whose SSE framing the recorder stripped (one JSON
+        chunk per line) gets its ``data: ...\\n\\n`` framing and ``[DONE]`` back."""
+        body = str(self.capture["response"]["body"])
+        if self.capture.get("source", {}).get("fidelity") == "sse-framing-stripped-by-recorder":
+            lines = [line for line in body.splitlines() if line.strip()]
+            return "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
+        return body
 
     @property
     def headers(self) -> dict[str, str]:
