@@ -265,32 +265,38 @@ def test_unreachable_server_is_a_connection_error():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with MistralClient(
-        api_key="k" * 32,
-        base_url=f"http://127.0.0.1:{port}/v1",
-        dialect="mistral",
-        max_retries=1,
-        backoff=0.01,
-    ) as c:
-        with pytest.raises(APIConnectionError, match="Could not reach"):
-            c.complete(USER)
+    with (
+        MistralClient(
+            api_key="k" * 32,
+            base_url=f"http://127.0.0.1:{port}/v1",
+            dialect="mistral",
+            max_retries=1,
+            backoff=0.01,
+        ) as c,
+        pytest.raises(APIConnectionError, match="Could not reach"),
+    ):
+        c.complete(USER)
 
 
 def test_slow_server_is_a_timeout_not_retried(stub):
     stub.latency = 1.0
-    with MistralClient(
-        api_key=stub.api_key, base_url=stub.base_url, dialect="mistral", timeout=0.3
-    ) as c:
-        with pytest.raises(APITimeoutError):
-            c.complete(USER)
+    with (
+        MistralClient(
+            api_key=stub.api_key, base_url=stub.base_url, dialect="mistral", timeout=0.3
+        ) as c,
+        pytest.raises(APITimeoutError),
+    ):
+        c.complete(USER)
     assert len(stub.chat_requests) == 1
 
 
 def test_missing_key_says_how_to_set_it(stub, monkeypatch):
     monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
-    with MistralClient(base_url=stub.base_url, dialect="mistral") as c:
-        with pytest.raises(MissingAPIKeyError, match="MISTRAL_API_KEY"):
-            c.complete(USER)
+    with (
+        MistralClient(base_url=stub.base_url, dialect="mistral") as c,
+        pytest.raises(MissingAPIKeyError, match="MISTRAL_API_KEY"),
+    ):
+        c.complete(USER)
     assert stub.requests == []
 
 

@@ -1,0 +1,211 @@
+"""API client benchmarks: import cost, per-call overhead against the stub, SSE throughput.
+
+    python benchmarks/bench_api.py [--quick]
+
+Figures are printed, not asserted; compare the ratios (both sides measured in one run).
+Targets (issue #2): import under 1.3x of `import httpx`; under 1 ms added per call over a
+bare httpx POST; SSE decoding over 50 MB/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def import_time(statement: str, runs: int) -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        samples.append(float(out.stdout))
+    return statistics.median(samples)
+
+
+def bench_import(runs: int) -> None:
+    httpx_s = import_time("import httpx", runs)
+    ours_s = import_time("from mistral_magic.api import MistralClient", runs)
+    print(f"import httpx                               {httpx_s * 1000:7.1f} ms")
+    print(
+        f"from mistral_magic.api import MistralClient {ours_s * 1000:7.1f} ms "
+        f"({ours_s / httpx_s:.2f}x httpx; target < 1.3x)"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_stub() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.stub", "--port", str(port), "--api-key", "bench-key"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("stub did not start")
+
+
+def per_call(fn, calls: int) -> float:
+    fn()  # warm: connection, caches
+    samples = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def bench_calls(calls: int) -> None:
+    import httpx
+
+    from mistral_magic.api import MistralClient
+
+    proc, base = start_stub()
+    try:
+        messages = [{"role": "user", "content": "Say hello"}]
+        body = {"model": "mistral-large-2407", "messages": messages}
+        headers = {"Authorization": "Bearer bench-key", "Content-Type": "application/json"}
+        bare = httpx.Client()
+        client = MistralClient(
+            api_key="bench-key", base_url=base, model="mistral-large-2407", dialect="mistral"
+        )
+
+        def raw_complete():
+            r = bare.post(base + "/chat/completions", content=json.dumps(body), headers=headers)
+            r.json()
+
+        def raw_stream():
+            with bare.stream(
+                "POST",
+                base + "/chat/completions",
+                content=json.dumps({**body, "stream": True}),
+                headers=headers,
+            ) as r:
+                for _ in r.iter_lines():
+                    pass
+
+        def our_complete():
+            client.complete(messages)
+
+        def our_stream():
+            for _ in client.stream(messages):
+                pass
+
+        # alternate rounds so drift on a noisy machine hits both sides alike
+        raw_c, ours_c, raw_s, ours_s = [], [], [], []
+        for _ in range(5):
+            raw_c.append(per_call(raw_complete, calls // 5))
+            ours_c.append(per_call(our_complete, calls // 5))
+            raw_s.append(per_call(raw_stream, calls // 5))
+            ours_s.append(per_call(our_stream, calls // 5))
+        rc, oc = statistics.median(raw_c), statistics.median(ours_c)
+        rs, os_ = statistics.median(raw_s), statistics.median(ours_s)
+        print(
+            f"complete: bare httpx {rc * 1000:6.2f} ms, client.complete {oc * 1000:6.2f} ms, "
+            f"added {(oc - rc) * 1000:+.2f} ms per call (target < 1 ms)"
+        )
+        print(
+            f"stream:   bare httpx {rs * 1000:6.2f} ms, client.stream   {os_ * 1000:6.2f} ms, "
+            f"added {(os_ - rs) * 1000:+.2f} ms per call (target < 1 ms)"
+        )
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def recorded_shape_stream(size: int) -> bytes:
+    """A stream shaped like the 2025+ captures (chunk keys, `p` padding), `size` bytes."""
+    head = {
+        "id": "311ce09ea04a4048a6331e2b37013451",
+        "object": "chat.completion.chunk",
+        "created": 1731829444,
+        "model": "mistral-large-latest",
+    }
+    role = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+    parts = [f"data: {json.dumps({**head, 'choices': [role]})}\n\n"]
+    total, i = len(parts[0]), 0
+    while total < size:
+        chunk = {
+            **head,
+            "choices": [{"index": 0, "delta": {"content": f" token{i}"}, "finish_reason": None}],
+            "p": "abcdefghij"[: i % 10],
+        }
+        line = f"data: {json.dumps(chunk)}\n\n"
+        parts.append(line)
+        total += len(line)
+        i += 1
+    parts.append("data: [DONE]\n\n")
+    return "".join(parts).encode()
+
+
+def bench_sse(size: int) -> None:
+    from mistral_magic.api.sse import SSEDecoder, StreamAccumulator
+
+    data = recorded_shape_stream(size)
+    pieces = [data[i : i + 4096] for i in range(0, len(data), 4096)]  # like socket reads
+
+    def framing():
+        d = SSEDecoder()
+        n = 0
+        for p in pieces:
+            n += len(d.feed_bytes(p))
+        return n
+
+    def full():
+        d = SSEDecoder()
+        acc = StreamAccumulator()
+        for p in pieces:
+            for payload in d.feed_bytes(p):
+                acc.add(payload)
+        return acc.completion()
+
+    for name, fn in (("SSE framing only", framing), ("framing + JSON + accumulate", full)):
+        best = min(_timed(fn) for _ in range(3))
+        print(
+            f"{name:28s} {len(data) / best / 1e6:7.1f} MB/s on {len(data) / 1e6:.1f} MB "
+            "(target > 50 MB/s)"
+        )
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a CI smoke run")
+    args = parser.parse_args()
+    os.environ.pop("MISTRAL_API_KEY", None)
+    bench_import(runs=3 if args.quick else 9)
+    bench_calls(calls=50 if args.quick else 500)
+    bench_sse(size=1_000_000 if args.quick else 10_000_000)
+
+
+if __name__ == "__main__":
+    main()

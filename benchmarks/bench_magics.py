@@ -1,0 +1,145 @@
+"""Magic benchmarks: %load_ext cost in a fresh kernel, magic overhead over a raw client call,
+and keeping up with a fast 5,000-token stream.
+
+    python benchmarks/bench_magics.py [--quick]
+
+Targets (issue #3): %load_ext under 150 ms over a bare cell (jupyter-ai's costs ~1.7 s on
+these machines); magic overhead under 10 ms; rendering never lags behind the stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.kernel import Kernel  # noqa: E402
+from tests.stub import Reply, StubServer  # noqa: E402
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def timed_cell(kernel: Kernel, code: str) -> float:
+    t = time.perf_counter()
+    kernel.execute(code)
+    return time.perf_counter() - t
+
+
+def bench_load_ext(kernels: int) -> None:
+    bare, load = [], []
+    for _ in range(kernels):
+        k = Kernel({})
+        try:
+            k.execute("pass")
+            bare.append(statistics.median(timed_cell(k, "pass") for _ in range(5)))
+            load.append(timed_cell(k, "%load_ext mistral_magic"))
+        finally:
+            k.shutdown()
+    b, l_ = statistics.median(bare), statistics.median(load)
+    print(
+        f"%load_ext mistral_magic: {l_ * 1000:6.1f} ms vs a bare cell {b * 1000:5.1f} ms "
+        f"-> {(l_ - b) * 1000:+.1f} ms added (target < 150 ms; jupyter-ai's is ~1,700 ms, "
+        f"{1.7 / max(l_ - b, 1e-3):.0f}x more)"
+    )
+
+
+def bench_overhead(stub: StubServer, calls: int) -> None:
+    from IPython.testing.globalipapp import start_ipython
+
+    from mistral_magic.api import MistralClient
+
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "mistral_magic")
+    shell.user_ns["small"] = list(range(10))
+    client = MistralClient(
+        api_key=stub.api_key, base_url=stub.base_url, model="mistral-large-2407", dialect="mistral"
+    )
+    messages = [{"role": "user", "content": "Hi"}]
+
+    def raw():
+        for _ in client.stream(messages):
+            pass
+
+    def magic():
+        with contextlib.redirect_stdout(io.StringIO()):
+            shell.run_cell("%%mistral --no-insert --new\nHi", store_history=False)
+
+    raw(), magic()
+    raws, magics = [], []
+    for _ in range(calls):
+        raws.append(timed(raw))
+        magics.append(timed(magic))
+    r, m = statistics.median(raws), statistics.median(magics)
+    print(
+        f"%%mistral (context on, small namespace): {m * 1000:6.2f} ms vs raw client.stream "
+        f"{r * 1000:6.2f} ms -> {(m - r) * 1000:+.2f} ms overhead (target < 10 ms)"
+    )
+
+
+def bench_render(stub: StubServer, tokens: int) -> None:
+    from IPython.utils.capture import capture_output
+
+    from mistral_magic.api import MistralClient
+    from mistral_magic.render import StreamingDisplay
+
+    text = " ".join(f"tok{i}" for i in range(tokens))
+    client = MistralClient(api_key=stub.api_key, base_url=stub.base_url, dialect="mistral")
+    messages = [{"role": "user", "content": "Hi"}]
+
+    def plain():
+        stub.queue(Reply(text=text))
+        for _ in client.stream(messages):
+            pass
+
+    def rendered():
+        stub.queue(Reply(text=text))
+        display = StreamingDisplay(notebook=True)
+        shown = ""
+        with capture_output():
+            for delta in client.stream(messages):
+                shown += delta.text
+                display.update(shown)
+            display.finish(shown)
+        return display.renders
+
+    plain()
+    p = statistics.median(timed(plain) for _ in range(3))
+    renders = []
+    r = statistics.median(timed(lambda: renders.append(rendered())) for _ in range(3))
+    print(
+        f"{tokens:,}-token stream at full speed: {p * 1000:7.1f} ms bare, {r * 1000:7.1f} ms "
+        f"with live Markdown ({max(renders)} renders, throttled to 15/s): "
+        f"{r / p:.2f}x (1.0x = no lag)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, for CI")
+    args = parser.parse_args()
+    with StubServer() as stub:
+        os.environ.update(
+            MISTRAL_API_KEY=stub.api_key,
+            MISTRAL_BASE_URL=stub.base_url,
+            MISTRAL_DIALECT="mistral",
+            MISTRAL_MODEL="mistral-large-2407",
+        )
+        bench_load_ext(kernels=1 if args.quick else 3)
+        bench_overhead(stub, calls=10 if args.quick else 50)
+        bench_render(stub, tokens=1000 if args.quick else 5000)
+
+
+if __name__ == "__main__":
+    main()

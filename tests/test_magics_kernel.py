@@ -1,0 +1,280 @@
+"""%%mistral through a real ipykernel, talking to the stub over a real socket."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tests.kernel import Kernel
+from tests.stub import CaptureReplay, Fault, Reply, StubServer
+
+CODE_REPLY = """Sum revenue per region and month, then plot it:
+
+```python
+import matplotlib.pyplot as plt
+sales.groupby(["month", "region"])["revenue"].sum().unstack().plot.bar()
+plt.show()
+```
+
+Shell, for reference (not inserted):
+
+```bash
+pip install matplotlib
+```
+"""
+
+SECRET_VALUE = "sk-proj-THISMUSTNEVERLEAVE1234567890"
+
+
+@pytest.fixture(scope="module")
+def stub():
+    with StubServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kernel(stub):
+    k = Kernel(
+        {
+            "MISTRAL_API_KEY": stub.api_key,
+            "MISTRAL_BASE_URL": stub.base_url,
+            "MISTRAL_MODEL": "mistral-large-2407",
+            "MISTRAL_DIALECT": "mistral",
+        }
+    )
+    setup = k.execute(
+        "%load_ext mistral_magic\n"
+        "%config Mistral.max_retries = 1\n"
+        "import pandas as pd\n"
+        "sales = pd.DataFrame({'month': ['2024-01', '2024-02'] * 3,"
+        " 'region': ['north', 'south', 'east'] * 2, 'revenue': [10.5, 20.0, 5.25] * 2})\n"
+        f"openai_api_key = {SECRET_VALUE!r}\n"
+        f"notes = 'the key is {SECRET_VALUE}'\n"
+    )
+    assert setup.status == "ok", setup.reply
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def fresh(stub, kernel):
+    stub.reset()
+    kernel.execute("%mistral reset")
+    yield
+
+
+def system_text(request) -> str:
+    return request.body["messages"][0]["content"]
+
+
+def test_answer_streams_as_markdown_and_code_goes_to_a_new_cell(stub, kernel):
+    failing = kernel.execute("ratio = sales['revenue'].sum() / 0\nsales['profit']")
+    assert failing.status == "error"
+    stub.queue(Reply(text=CODE_REPLY))
+    stub.token_delay = 0.002
+    run = kernel.execute(
+        "%%mistral\nPlot monthly revenue from sales as a bar chart, one bar per region"
+    )
+    assert run.status == "ok", run.reply
+    (request,) = stub.chat_requests
+    sent = json.dumps(request.body)
+    system = system_text(request)
+    # the dataframe's real columns and the last error travel with the question
+    for column in ("month", "region", "revenue"):
+        assert column in system
+    assert "KeyError" in system and "profit" in system
+    assert request.body["messages"][-1]["content"].startswith("Plot monthly revenue")
+    # no secret leaves the kernel: not the secret variable, not a value matching a pattern,
+    # not the API key
+    assert SECRET_VALUE not in sent
+    assert "openai_api_key" not in sent
+    assert stub.api_key not in sent
+    # the reply is shown as Markdown, updated in place while it streams
+    final = run.markdown[-1]
+    assert final.startswith(CODE_REPLY.strip()[:40])
+    assert "code added as a new cell below" in final
+    assert run.updates >= 1
+    # only the Python block is offered, and nothing ran it
+    assert run.next_input.strip() == (
+        "import matplotlib.pyplot as plt\n"
+        'sales.groupby(["month", "region"])["revenue"].sum().unstack().plot.bar()\n'
+        "plt.show()"
+    )
+    assert "pip install" not in run.next_input
+
+
+def test_dry_run_shows_the_exact_request_and_sends_nothing(stub, kernel):
+    run = kernel.execute("%%mistral --dry-run --max-tokens 100\nWhat columns does sales have?")
+    assert run.status == "ok"
+    assert stub.chat_requests == []
+    (report,) = run.markdown
+    assert "Dry run" in report and "prompt tokens" in report and "(exact)" in report
+    assert "What columns does sales have?" in report
+    assert "sales" in report and SECRET_VALUE not in report
+
+
+def test_no_context_sends_the_question_alone(stub, kernel):
+    kernel.execute("%%mistral --no-context --no-insert\nHello")
+    (request,) = stub.chat_requests
+    assert "revenue" not in system_text(request)
+
+
+def test_placeholder_expands_a_variable_and_leaves_json_alone(stub, kernel):
+    kernel.execute('%%mistral --no-context\nDescribe {sales} and keep {"a": 1} as it is')
+    question = stub.chat_requests[0].body["messages"][-1]["content"]
+    assert "revenue" in question and '{"a": 1}' in question and "{sales}" not in question
+
+
+def test_consecutive_cells_form_a_conversation_until_reset(stub, kernel):
+    stub.queue(Reply(text="First answer."), Reply(text="Second answer."))
+    kernel.execute("%%mistral --no-context\nFirst question")
+    kernel.execute("%%mistral --no-context\nSecond question")
+    second = stub.chat_requests[1].body["messages"]
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
+    assert second[2]["content"] == "First answer."
+    kernel.execute("%%mistral --no-context --new\nAside")
+    assert len(stub.chat_requests[2].body["messages"]) == 2
+    kernel.execute("%mistral reset")
+    kernel.execute("%%mistral --no-context\nThird question")
+    assert len(stub.chat_requests[3].body["messages"]) == 2
+
+
+def test_options_reach_the_request(stub, kernel):
+    kernel.execute(
+        "%%mistral --no-context -t 0.1 --max-tokens 64 --top-p 0.5 --seed 42"
+        " -m mistral-large-latest\nHi"
+    )
+    body = stub.chat_requests[0].body
+    assert (body["temperature"], body["max_tokens"], body["top_p"], body["random_seed"]) == (
+        0.1,
+        64,
+        0.5,
+        42,
+    )
+    assert body["model"] == "mistral-large-latest"
+
+
+def test_json_mode_returns_the_parsed_reply_and_out_stores_it(stub, kernel):
+    stub.queue(Reply(text='{"rows": 6, "columns": ["month", "region", "revenue"]}'))
+    run = kernel.execute("%%mistral --json -o info --no-context\nDescribe sales as JSON")
+    assert stub.chat_requests[0].body["response_format"] == {"type": "json_object"}
+    assert run.result is not None and "'rows': 6" in run.result["text/plain"]
+    check = kernel.execute("print(info['columns'])")
+    assert check.stdout.strip() == "['month', 'region', 'revenue']"
+
+
+def test_line_magic_asks_a_one_line_question(stub, kernel):
+    stub.queue(Reply(text="It has 6 rows."))
+    run = kernel.execute("%mistral --no-context how many rows does sales have?")
+    assert stub.chat_requests[0].body["messages"][-1]["content"] == (
+        "how many rows does sales have?"
+    )
+    assert run.markdown[-1].startswith("It has 6 rows.")
+
+
+def test_usage_config_and_models_subcommands(stub, kernel):
+    stub.queue(Reply(text="ok"))
+    kernel.execute("%%mistral --no-context\nHi")
+    usage = kernel.execute("%mistral usage").markdown[-1]
+    assert "mistral-large-2407" in usage and "estimated cost" in usage
+    config = kernel.execute("%mistral config").markdown[-1]
+    assert "context_budget" in config and stub.api_key not in config
+    models = kernel.execute("%mistral models").markdown[-1]
+    assert "mistral-large-2407" in models and "**current**" in models
+
+
+def test_interrupt_keeps_the_partial_answer(stub, kernel):
+    words = " ".join(f"word{i}" for i in range(400))
+    stub.queue(Reply(text=words))
+    stub.token_delay = 0.02
+    interrupted = []
+
+    def interrupt_after_some_text(msg, k):
+        if msg["msg_type"] == "update_display_data" and not interrupted:
+            interrupted.append(True)
+            k.interrupt()
+
+    run = kernel.execute(
+        "%%mistral --no-context\nCount slowly", on_message=interrupt_after_some_text
+    )
+    assert interrupted
+    final = run.markdown[-1]
+    assert final.startswith("word0 word1")
+    assert "interrupted" in final
+    assert "word399" not in final
+    assert "Traceback" not in run.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+FAILURES = {
+    "bad key": (
+        "os.environ['MISTRAL_API_KEY'] = 'wrong-key-123456789'",
+        None,
+        "refused the API key",
+    ),
+    "missing key": ("os.environ.pop('MISTRAL_API_KEY')", None, "No Mistral API key"),
+    "unknown model": ("", "--model mistral-huge-9000", "does not know the model"),
+    "rate limit": ("", "RATE", "Rate limit reached"),
+    "server down": ("", "DOWN", "Could not reach the model server"),
+    "timeout": ("%config Mistral.timeout = 0.5", "SLOW", "did not answer within"),
+    "context too large": ("", "CONTEXT", "too long for the model"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_each_failure_is_one_clear_paragraph(stub, kernel, captures_dir, case):
+    setup, option, expected = FAILURES[case]
+    option = option or ""
+    if option == "RATE":
+        stub.queue(Fault(429, headers={"Retry-After": "0"}, times=5))
+        option = ""
+    elif option == "SLOW":
+        stub.latency = 2.0
+        option = ""
+    elif option == "CONTEXT":
+        stub.queue(CaptureReplay(captures_dir / "error-400-context-length-exceeded.json"))
+        option = ""
+    restore = "import os\n"
+    if option == "DOWN":
+        option = ""
+        kernel.execute(f"%config Mistral.base_url = 'http://127.0.0.1:{free_port()}/v1'")
+    kernel.execute(f"import os\n_saved_env = dict(os.environ)\n{setup}")
+    try:
+        run = kernel.execute(f"%%mistral --no-context {option}\nHello?")
+    finally:
+        stub.latency = 0
+        kernel.execute(
+            restore + "os.environ.clear(); os.environ.update(_saved_env)\n"
+            f"%config Mistral.base_url = {stub.base_url!r}\n"
+            "%config Mistral.timeout = 120.0"
+        )
+    assert run.status == "ok"
+    assert expected in run.stderr
+    assert "Traceback" not in run.stderr and "File " not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert stub.api_key not in run.stderr
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("%%mistral --temperature 9\nHi", "between 0 and 1.5"),
+        ("%%mistral --context cells,weather\nHi", "Unknown context source"),
+        ("%%mistral\n   ", "Nothing to ask"),
+        ("%%mistral --frobnicate\nHi", "unrecognized arguments"),
+        ("%%mistral stray words\nHi", "Unexpected words"),
+    ],
+)
+def test_bad_magic_arguments_are_usage_errors(stub, kernel, line, message):
+    run = kernel.execute(line)
+    shown = run.stderr + json.dumps(run.reply)
+    assert message in shown
+    assert "Traceback" not in run.stderr
+    assert stub.chat_requests == []
