@@ -1,0 +1,497 @@
+"""Token counting for Mistral Large 2 (tokenizer v3) and packing context to a token budget.
+
+Counting
+--------
+Mistral Large 2407 uses mistral-common's SentencePiece tokenizer **v3**. Importing
+``mistral_common`` costs most of a second, so this module never does: it finds the
+``mistral_instruct_tokenizer_240323.model.v3`` file that the mistral-common wheel bundles
+(via ``importlib.util.find_spec``, which does not import the package), loads it with
+``sentencepiece`` directly (~80 ms, lazily, once, thread-safe; call :func:`warm_up` from a
+background thread to pay that early) and reimplements the v3 chat layout of
+``InstructTokenizerV3`` + ``InstructRequestNormalizer`` (mistral-common 1.13):
+
+* ``<s>``, then per message, after merging consecutive messages of the same role
+  (contents joined with a blank line; system messages are removed from the list but still
+  split runs) and inserting an empty user message first if the conversation does not start
+  with one:
+* user: ``[INST] text [/INST]``; the last user message gets all system prompts
+  (joined with a blank line) prepended as ``system\\n\\nuser``, and, if tools are given,
+  ``[AVAILABLE_TOOLS] json [/AVAILABLE_TOOLS]`` right before its ``[INST]``;
+* assistant: ``text.rstrip(" ") </s>``, or ``[TOOL_CALLS] json </s>`` where the JSON is a list
+  of ``{"name", "arguments" (parsed JSON), "id"}``; no ``</s>`` when ``prefix`` is true;
+* tool: ``[TOOL_RESULTS] {"content": parsed JSON or text, "call_id": …} [/TOOL_RESULTS]``.
+
+JSON is ``json.dumps(..., ensure_ascii=False)`` with default separators; every segment is
+encoded separately (so each gets SentencePiece's leading-space piece) and every control token
+counts 1. Tests compare against ``MistralTokenizer.v3().encode_chat_completion`` token counts.
+
+Exact counts are for ids containing ``mistral-large-2407`` / ``Mistral-Large-Instruct-2407``
+(case-insensitive): :func:`is_exact`. Other Mistral ids (``mistral-large-latest``, Small, Nemo,
+Codestral, …) are counted with the same v3 tokenizer as a close estimate. Names that are not
+Mistral models (or when sentencepiece / the model file is missing) use a character estimate:
+``ceil(chars / 3.2)`` per text, plus 4 tokens per message and 1 for the start of the request;
+tools are estimated from their JSON.
+
+Packing
+-------
+:func:`pack` walks items by priority and includes each that fits; a big item that does not
+fit is cut to the remaining budget (at a line boundary, ending with ``[… truncated]``) if at
+least :data:`MIN_TRUNCATED_TOKENS` remain and its kind is worth a partial view (named, error,
+dataframe, cell); otherwise it is omitted, and smaller later items may still fit. Item costs are
+the token counts of exactly what :func:`render_context` emits for the item.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+
+from mistral_magic.context.items import (
+    KIND_CELL,
+    KIND_DATAFRAME,
+    KIND_ERROR,
+    KIND_NAMED,
+    ContextItem,
+)
+
+CONTEXT_WINDOW = 131072
+
+#: Character-based estimate for models without a known tokenizer.
+ESTIMATE_CHARS_PER_TOKEN = 3.2
+ESTIMATE_TOKENS_PER_MESSAGE = 4
+
+#: A cut item must have at least this many tokens of room, or it is left out instead.
+MIN_TRUNCATED_TOKENS = 100
+TRUNCATION_MARKER = "[… truncated]"
+TRUNCATABLE_KINDS = frozenset({KIND_NAMED, KIND_ERROR, KIND_DATAFRAME, KIND_CELL})
+
+CONTEXT_HEADER = (
+    "Notebook context (from the user's live Jupyter kernel; most relevant first; "
+    "secrets are shown as [REDACTED]):"
+)
+
+_V3_MODEL_FILE = "mistral_instruct_tokenizer_240323.model.v3"
+_EXACT_MODEL_MARKERS = ("mistral-large-2407", "mistral-large-instruct-2407")
+_MISTRAL_FAMILY_MARKERS = (
+    "mistral",
+    "mixtral",
+    "codestral",
+    "pixtral",
+    "ministral",
+    "magistral",
+    "devstral",
+    "voxtral",
+)
+_CACHEABLE_TEXT_CHARS = 32_000
+
+
+# --------------------------------------------------------------------------------------------
+# The SentencePiece v3 tokenizer, loaded lazily and once.
+
+
+class _V3Tokenizer:
+    def __init__(self, model_file: str) -> None:
+        import sentencepiece
+
+        self._processor = sentencepiece.SentencePieceProcessor(model_file=model_file)
+        sizes = (len(self._processor.id_to_piece(i)) for i in range(self._processor.vocab_size()))
+        #: No token covers more characters than this (used for cheap lower bounds).
+        self.max_chars_per_token = max(sizes)
+
+    def count(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self._processor.encode(text))
+
+
+_load_lock = threading.Lock()
+_loaded: _V3Tokenizer | None = None
+_load_attempted = False
+
+
+def _v3_model_file() -> str | None:
+    """Path of the v3 model bundled with mistral-common, found without importing it."""
+    try:
+        spec = importlib.util.find_spec("mistral_common")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = os.path.join(location, "data", _V3_MODEL_FILE)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def tokenizer_available() -> bool:
+    """Whether exact v3 counting is possible (sentencepiece and the model file are present)."""
+    if _loaded is not None:
+        return True
+    if _load_attempted:
+        return False
+    try:
+        has_sentencepiece = importlib.util.find_spec("sentencepiece") is not None
+    except (ImportError, ValueError):
+        has_sentencepiece = False
+    return has_sentencepiece and _v3_model_file() is not None
+
+
+def _tokenizer() -> _V3Tokenizer | None:
+    global _loaded, _load_attempted
+    if _loaded is not None or _load_attempted:
+        return _loaded
+    with _load_lock:
+        if not _load_attempted:
+            model_file = _v3_model_file()
+            try:
+                _loaded = _V3Tokenizer(model_file) if model_file else None
+            except Exception:  # missing/broken sentencepiece: fall back to estimates
+                _loaded = None
+            _load_attempted = True
+    return _loaded
+
+
+def warm_up() -> bool:
+    """Load the tokenizer now (safe to call from a background thread); True if exact."""
+    return _tokenizer() is not None
+
+
+def is_mistral_model(model: str) -> bool:
+    lowered = model.lower()
+    return any(marker in lowered for marker in _MISTRAL_FAMILY_MARKERS)
+
+
+def is_exact(model: str) -> bool:
+    """True if counts for ``model`` are exact: Mistral Large 2407 with the v3 tokenizer present."""
+    lowered = model.lower()
+    return any(marker in lowered for marker in _EXACT_MODEL_MARKERS) and tokenizer_available()
+
+
+def _tokenizer_for(model: str) -> _V3Tokenizer | None:
+    return _tokenizer() if is_mistral_model(model) else None
+
+
+def _estimate(text: str) -> int:
+    return math.ceil(len(text) / ESTIMATE_CHARS_PER_TOKEN) if text else 0
+
+
+@lru_cache(maxsize=8192)
+def _cached_v3_count(text: str) -> int:
+    tokenizer = _tokenizer()
+    assert tokenizer is not None
+    return tokenizer.count(text)
+
+
+def _v3_count(tokenizer: _V3Tokenizer, text: str) -> int:
+    if len(text) <= _CACHEABLE_TEXT_CHARS:
+        return _cached_v3_count(text)
+    return tokenizer.count(text)
+
+
+def count_tokens(text: str, model: str) -> int:
+    """Tokens of ``text`` on its own (no special tokens), exact for Mistral Large 2407."""
+    tokenizer = _tokenizer_for(model)
+    if tokenizer is None:
+        return _estimate(text)
+    return _v3_count(tokenizer, text)
+
+
+def _min_tokens(text: str, model: str) -> int:
+    """A cheap lower bound on count_tokens(text, model), without tokenizing."""
+    tokenizer = _tokenizer_for(model)
+    if tokenizer is None:
+        return _estimate(text)
+    return math.ceil(len(text) / tokenizer.max_chars_per_token)
+
+
+# --------------------------------------------------------------------------------------------
+# Whole requests in the v3 chat layout.
+
+
+def _content_texts(content: Any) -> list[str]:
+    """Non-empty text pieces of a message content (a string or a list of chunks)."""
+    if isinstance(content, str):
+        return [content] if content else []
+    texts: list[str] = []
+    if isinstance(content, list):
+        for chunk in content:
+            if isinstance(chunk, dict) and chunk.get("type", "text") == "text":
+                text = chunk.get("text")
+                if isinstance(text, str) and text:
+                    texts.append(text)
+            elif isinstance(chunk, str) and chunk:
+                texts.append(chunk)
+    return texts
+
+
+def _joined(contents: Sequence[Any]) -> str:
+    return "\n\n".join(text for content in contents for text in _content_texts(content))
+
+
+def _parsed_json_or_text(text: str) -> Any:
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return text
+
+
+def _tool_call_payload(tool_call: dict[str, Any]) -> dict[str, Any]:
+    function = tool_call.get("function") or {}
+    arguments = function.get("arguments")
+    if isinstance(arguments, dict):
+        arguments = json.dumps(arguments)
+    elif arguments is None:
+        arguments = "{}"
+    payload: dict[str, Any] = {
+        "name": function.get("name", ""),
+        "arguments": _parsed_json_or_text(str(arguments)),
+    }
+    call_id = tool_call.get("id")
+    if call_id and call_id != "null":
+        payload["id"] = call_id
+    return payload
+
+
+def _tools_payload(tools: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    payload = []
+    for tool in tools:
+        function = tool.get("function") or {}
+        payload.append(
+            {
+                "type": tool.get("type", "function"),
+                "function": {
+                    "name": function.get("name", ""),
+                    "description": function.get("description") or "",
+                    "parameters": function.get("parameters") or {},
+                },
+            }
+        )
+    return payload
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass
+class _Turn:
+    role: str
+    contents: list[Any] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    prefix: bool = False
+    tool_call_id: str | None = None
+
+
+def _merge_turns(messages: Sequence[dict[str, Any]]) -> tuple[list[_Turn], str | None]:
+    """Normalize like mistral-common: system prompts out, same-role runs merged."""
+    system_parts: list[str] = []
+    turns: list[_Turn] = []
+    previous_role: str | None = None
+    for message in messages:
+        role = message.get("role", "user")
+        content = message.get("content")
+        if role == "system":
+            if content:
+                system_parts.append(_joined([content]))
+        elif role == "tool":
+            turns.append(_Turn("tool", [content], tool_call_id=message.get("tool_call_id")))
+        elif role in ("user", "assistant"):
+            if previous_role != role:
+                turns.append(_Turn(role))
+            turn = turns[-1]
+            turn.contents.append(content)
+            turn.tool_calls.extend(message.get("tool_calls") or [])
+            turn.prefix = turn.prefix or bool(message.get("prefix"))
+        previous_role = role
+    if not turns or turns[0].role != "user":
+        turns.insert(0, _Turn("user"))
+    system_prompt = "\n\n".join(system_parts) if system_parts else None
+    return turns, system_prompt
+
+
+def _v3_request_tokens(
+    tokenizer: _V3Tokenizer, messages: Sequence[dict[str, Any]], tools: Sequence[dict] | None
+) -> int:
+    turns, system_prompt = _merge_turns(messages)
+    last_user = max(i for i, turn in enumerate(turns) if turn.role == "user")
+    total = 1  # <s>
+    for index, turn in enumerate(turns):
+        if turn.role == "user":
+            text = _joined(turn.contents)
+            if index == last_user:
+                if tools:
+                    total += 2 + _v3_count(tokenizer, _dumps(_tools_payload(tools)))
+                if system_prompt:
+                    text = system_prompt + "\n\n" + text
+            total += 2 + _v3_count(tokenizer, text)  # [INST] … [/INST]
+        elif turn.role == "assistant":
+            if turn.tool_calls:
+                calls = [_tool_call_payload(call) for call in turn.tool_calls]
+                total += 1 + _v3_count(tokenizer, _dumps(calls))  # [TOOL_CALLS] …
+            else:
+                total += _v3_count(tokenizer, _joined(turn.contents).rstrip(" "))
+            if not turn.prefix:
+                total += 1  # </s>
+        else:  # tool
+            result = {
+                "content": _parsed_json_or_text(_joined(turn.contents)),
+                "call_id": turn.tool_call_id or "null",
+            }
+            total += 2 + _v3_count(tokenizer, _dumps(result))  # [TOOL_RESULTS] … [/TOOL_RESULTS]
+    return total
+
+
+def _estimated_request_tokens(
+    messages: Sequence[dict[str, Any]], tools: Sequence[dict] | None
+) -> int:
+    total = 1
+    for message in messages:
+        total += ESTIMATE_TOKENS_PER_MESSAGE + _estimate(_joined([message.get("content")]))
+        if message.get("tool_calls"):
+            total += _estimate(_dumps(message["tool_calls"]))
+    if tools:
+        total += 2 + _estimate(_dumps(list(tools)))
+    return total
+
+
+def count_request_tokens(messages: list[dict], model: str, tools: list[dict] | None = None) -> int:
+    """Prompt tokens of a chat request given in Mistral API shape (see module docstring).
+
+    ``messages``: ``{"role", "content", "tool_calls", "tool_call_id", "name", "prefix"}`` dicts;
+    content may be a string, None, or a list of ``{"type": "text", "text": …}`` chunks.
+    ``tools``: ``{"type": "function", "function": {"name", "description", "parameters"}}``.
+    """
+    tokenizer = _tokenizer_for(model)
+    if tokenizer is None:
+        return _estimated_request_tokens(messages, tools)
+    return _v3_request_tokens(tokenizer, messages, tools)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering and packing.
+
+
+def render_item(item: ContextItem) -> str:
+    """One item as it appears in the context block: a heading line, then its text."""
+    return f"### {item.label}\n{item.text}"
+
+
+def render_context(items: Sequence[ContextItem]) -> str:
+    """The context block for the system message ("" when there is nothing to show)."""
+    if not items:
+        return ""
+    return CONTEXT_HEADER + "\n\n" + "\n\n".join(render_item(item) for item in items)
+
+
+@dataclass
+class Packed:
+    included: list[ContextItem]
+    omitted: list[ContextItem]
+    tokens: int  # tokens of render_context(included), counted per part
+    budget: int = 0
+    truncated: list[str] = field(default_factory=list)  # keys of included items that were cut
+
+
+def _item_cost(item: ContextItem, model: str) -> int:
+    # Items are joined by a blank line; count it with the item.
+    return count_tokens(render_item(item) + "\n\n", model)
+
+
+def _cut_to_fit(
+    item: ContextItem, room: int, model: str, full_cost: int | None
+) -> ContextItem | None:
+    """The longest line-aligned head of ``item`` (plus a marker) costing at most ``room``."""
+    text = item.text
+    chars_per_token = len(text) / full_cost if full_cost else ESTIMATE_CHARS_PER_TOKEN
+    target_tokens = room - count_tokens(f"### {item.label}\n\n{TRUNCATION_MARKER}\n\n", model)
+    for _ in range(8):
+        if target_tokens <= 0:
+            return None
+        keep = int(target_tokens * chars_per_token * 0.97)
+        if keep <= 0:
+            return None
+        head = text[:keep]
+        newline = head.rfind("\n")
+        if newline > keep // 2:
+            head = head[:newline]
+        candidate = replace(item, text=f"{head.rstrip()}\n{TRUNCATION_MARKER}")
+        cost = _item_cost(candidate, model)
+        if cost <= room:
+            return candidate
+        chars_per_token *= room / cost * 0.95
+    return None
+
+
+def pack(items: Sequence[ContextItem], budget: int, *, model: str) -> Packed:
+    """Greedy by priority: include what fits, cut a big item to fit, omit the rest."""
+    ordered = sorted(items, key=lambda item: item.priority)
+    header_tokens = count_tokens(CONTEXT_HEADER + "\n\n", model)
+    used = header_tokens
+    included: list[ContextItem] = []
+    omitted: list[ContextItem] = []
+    truncated: list[str] = []
+    for item in ordered:
+        room = budget - used
+        rendered = render_item(item) + "\n\n"
+        full_cost: int | None = None
+        if _min_tokens(rendered, model) <= room:
+            full_cost = count_tokens(rendered, model)
+            if full_cost <= room:
+                included.append(item)
+                used += full_cost
+                continue
+        cut = None
+        if item.kind in TRUNCATABLE_KINDS and room >= MIN_TRUNCATED_TOKENS:
+            cut = _cut_to_fit(item, room, model, full_cost)
+        if cut is None:
+            omitted.append(item)
+            continue
+        included.append(cut)
+        truncated.append(item.key)
+        used += _item_cost(cut, model)
+    tokens = used if included else 0
+    return Packed(included, omitted, tokens, budget=budget, truncated=truncated)
+
+
+def _short_name(item: ContextItem) -> str:
+    if item.key.startswith("var:"):
+        return item.key[4:]
+    if item.key.startswith("cell:"):
+        return f"In[{item.key[5:]}]"
+    if item.kind == KIND_ERROR:
+        return "the last error"
+    return item.label
+
+
+def _listing(items: Sequence[ContextItem] | Sequence[str], limit: int = 8) -> str:
+    names = [name if isinstance(name, str) else _short_name(name) for name in items]
+    shown = ", ".join(names[:limit])
+    if len(names) > limit:
+        shown += f" and {len(names) - limit} more"
+    return shown
+
+
+def omitted_note(packed: Packed) -> str:
+    """A short note for the user about what did not fit ("" if everything did)."""
+    if not packed.omitted and not packed.truncated:
+        return ""
+    budget = f"the {packed.budget:,}-token budget" if packed.budget else "the token budget"
+    parts = []
+    if packed.omitted:
+        parts.append(f"Left out to fit {budget}: {_listing(packed.omitted)}")
+    if packed.truncated:
+        by_key = {item.key: item for item in packed.included}
+        cut = [_short_name(by_key[key]) for key in packed.truncated if key in by_key]
+        verb = "Shortened" if not packed.omitted else "shortened"
+        parts.append(f"{verb}{'' if packed.omitted else f' to fit {budget}'}: {_listing(cut)}")
+    return "; ".join(parts) + "."
