@@ -212,7 +212,7 @@ chunk_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.binary(max_size=64), max_size=12))
 def test_fuzz_random_bytes_raise_only_our_errors(parts):
     acc = StreamAccumulator()
@@ -224,7 +224,7 @@ def test_fuzz_random_bytes_raise_only_our_errors(parts):
         pass
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(chunk_like | json_values, max_size=8), st.sampled_from(["\n", "\r\n", "\r"]))
 def test_fuzz_chunk_shaped_garbage_raises_only_our_errors(chunks, sep):
     text = "".join(f"data: {json.dumps(c)}{sep}{sep}" for c in chunks)

@@ -17,6 +17,7 @@ from .errors import StreamError
 from .types import Choice, Completion, Delta, ToolCall, Usage
 from .wire import split_content, tool_call_from_wire
 
+_loads = json.JSONDecoder().decode
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 DONE = "[DONE]"
 
@@ -95,7 +96,7 @@ class _ChoiceState:
     finish_reason: str | None = None
 
     def merge_call(self, raw: Any) -> ToolCall | None:
-        has_index = isinstance(raw, Mapping) and isinstance(raw.get("index"), int)
+        has_index = isinstance(raw, dict) and isinstance(raw.get("index"), int)
         call = tool_call_from_wire(raw, len(self.calls))
         if call is None:
             return None
@@ -137,11 +138,11 @@ class StreamAccumulator:
         self._choices: dict[int, _ChoiceState] = {}
 
     def add(self, payload: str) -> list[Delta]:
-        if payload.strip() == DONE:
+        if payload == DONE or payload.strip() == DONE:
             self.done = True
             return []
         try:
-            chunk = json.loads(payload)
+            chunk = _loads(payload)
         except (ValueError, RecursionError) as exc:
             raise StreamError(
                 f"The server sent a stream event that is not JSON ({payload[:80]!r})."
@@ -149,17 +150,18 @@ class StreamAccumulator:
         return self.add_chunk(chunk)
 
     def add_chunk(self, chunk: Any) -> list[Delta]:
-        if not isinstance(chunk, Mapping):
+        if not isinstance(chunk, dict):
             raise StreamError("The server sent a stream event that is not a JSON object.")
         if chunk.get("object") == "error" or "error" in chunk:
             raise _stream_error(chunk)
-        self.id = self.id or _text(chunk.get("id"))
-        self.model = self.model or _text(chunk.get("model"))
-        if not self.created and isinstance(chunk.get("created"), int):
-            self.created = chunk["created"]
-        usage = Usage.from_wire(chunk.get("usage"))
-        if usage is not None:
-            self.usage = usage
+        if not self.id:
+            self.id = _text(chunk.get("id"))
+            self.model = _text(chunk.get("model"))
+            created = chunk.get("created")
+            self.created = created if type(created) is int else 0
+        raw_usage = chunk.get("usage")
+        if raw_usage is not None:
+            self.usage = Usage.from_wire(raw_usage) or self.usage
         choices = chunk.get("choices")
         if choices is None:
             return []
@@ -168,26 +170,31 @@ class StreamAccumulator:
         return [d for raw in choices if (d := self._add_choice(raw)) is not None]
 
     def _add_choice(self, raw: Any) -> Delta | None:
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict):
             return None
-        index = raw.get("index")
-        index = index if isinstance(index, int) and not isinstance(index, bool) else 0
+        index = raw.get("index", 0)
+        if type(index) is not int:
+            index = 0
         state = self._choices.get(index)
         if state is None:
             state = self._choices[index] = _ChoiceState(index)
         delta = raw.get("delta")
-        delta = delta if isinstance(delta, Mapping) else {}
-        text, thinking = split_content(delta.get("content"))
+        delta = delta if isinstance(delta, dict) else {}
+        content = delta.get("content")
+        if type(content) is str:  # the common case, kept cheap
+            text, thinking = content, ""
+        else:
+            text, thinking = split_content(content)
         if text:
             state.text.append(text)
         if thinking:
             state.thinking.append(thinking)
         raw_calls = delta.get("tool_calls")
-        touched = [
-            call
-            for rc in (raw_calls if isinstance(raw_calls, list) else [])
-            if (call := state.merge_call(rc)) is not None
-        ]
+        touched = (
+            [call for rc in raw_calls if (call := state.merge_call(rc)) is not None]
+            if type(raw_calls) is list
+            else []
+        )
         finish = raw.get("finish_reason")
         if isinstance(finish, str):
             state.finish_reason = finish
@@ -223,7 +230,7 @@ def _text(value: Any) -> str:
 
 def _stream_error(chunk: Mapping[str, Any]) -> StreamError:
     inner = chunk.get("error", chunk)
-    message = inner.get("message") if isinstance(inner, Mapping) else inner
+    message = inner.get("message") if isinstance(inner, dict) else inner
     if not isinstance(message, str):
         message = json.dumps(message)[:300] if message is not None else "unknown error"
     return StreamError(f"The server reported an error in the middle of the stream: {message}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from .errors import MistralError
@@ -26,7 +25,7 @@ def split_content(content: Any) -> tuple[str, str]:
     for chunk in content:
         if isinstance(chunk, str):
             text.append(chunk)
-        elif isinstance(chunk, Mapping):
+        elif isinstance(chunk, dict):
             kind = chunk.get("type")
             if kind == "text" and isinstance(chunk.get("text"), str):
                 text.append(chunk["text"])
@@ -37,10 +36,10 @@ def split_content(content: Any) -> tuple[str, str]:
 
 
 def tool_call_from_wire(raw: Any, default_index: int) -> ToolCall | None:
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         return None
     function = raw.get("function")
-    if not isinstance(function, Mapping):
+    if not isinstance(function, dict):
         function = {}
     index = raw.get("index")
     call_id = raw.get("id")
@@ -55,17 +54,17 @@ def tool_call_from_wire(raw: Any, default_index: int) -> ToolCall | None:
 
 def parse_completion(body: Any) -> Completion:
     """A non-streamed chat completion body (La Plateforme or OpenAI-compatible)."""
-    if not isinstance(body, Mapping) or not isinstance(body.get("choices"), list):
+    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
         raise ResponseFormatError(
             "The server answered, but not with a chat completion (no `choices`). Is "
             "MISTRAL_BASE_URL the API root, ending in /v1?"
         )
     choices = []
     for position, raw_choice in enumerate(body["choices"]):
-        if not isinstance(raw_choice, Mapping):
+        if not isinstance(raw_choice, dict):
             continue
         message = raw_choice.get("message")
-        message = message if isinstance(message, Mapping) else {}
+        message = message if isinstance(message, dict) else {}
         text, thinking = split_content(message.get("content"))
         raw_calls = message.get("tool_calls")
         calls = [
