@@ -89,7 +89,8 @@ def test_answer_streams_as_markdown_and_code_goes_to_a_new_cell(stub, kernel):
     # no secret leaves the kernel: not the secret variable, not a value matching a pattern,
     # not the API key
     assert SECRET_VALUE not in sent
-    assert "openai_api_key" not in sent
+    assert "openai_api_key: str" not in sent  # the secret variable is never described
+    assert "openai_api_key = '[REDACTED]'" in sent  # and its value is redacted from cells
     assert stub.api_key not in sent
     # the reply is shown as Markdown, updated in place while it streams
     final = run.markdown[-1]
@@ -278,3 +279,12 @@ def test_bad_magic_arguments_are_usage_errors(stub, kernel, line, message):
     assert message in shown
     assert "Traceback" not in run.stderr
     assert stub.chat_requests == []
+
+
+def test_question_mark_lines_are_questions_not_help(stub, kernel):
+    stub.queue(Reply(text="Six."))
+    run = kernel.execute("x = 1\n%mistral --no-context what is x?")
+    assert stub.chat_requests[0].body["messages"][-1]["content"] == "what is x?"
+    assert run.markdown[-1].startswith("Six.")
+    help_run = kernel.execute("len?")  # IPython's own help syntax still works elsewhere
+    assert help_run.status == "ok" and stub.chat_requests[1:] == []

@@ -1,0 +1,136 @@
+"""Message history and prompt assembly: from a question plus notebook context to the exact
+messages sent, kept within the context budget and the model's window."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .api.defaults import CONTEXT_WINDOW
+from .context.budget import Packed, count_request_tokens, is_exact, omitted_note, pack
+from .context.budget import render_context as render_context_block
+from .context.items import ContextItem
+
+SYSTEM_PROMPT = """\
+You are Mistral, a coding assistant inside the user's Jupyter notebook. You see a \
+description of their notebook below: recent cells, variables (dataframes with their real \
+column names and dtypes) and the last error. Use it: refer to their actual variables and \
+columns, never invent data the notebook already has.
+Answer in Markdown, briefly and precisely. When code helps, give ONE ```python block that \
+runs as the next cell of this notebook as it is now (imports included, no placeholder \
+data); the user will see it inserted as a new cell and decide whether to run it.\
+"""
+
+# `{name}` of a plain identifier; `{{name}}` is an escaped literal.
+_PLACEHOLDER = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+_ESCAPED = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}")
+# Code in the prompt (fenced blocks, `inline`) is left exactly as written.
+_CODE = re.compile(r"(```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]*`)", re.DOTALL)
+
+
+def expand_placeholders(
+    prompt: str, namespace: Mapping[str, Any], describe: Callable[[object, str], str]
+) -> tuple[str, list[str]]:
+    """Replace ``{name}`` by the description of variable ``name``; leave every other brace
+    alone (unknown names, JSON, sets, anything inside code). ``{{name}}`` gives a literal
+    ``{name}``. Returns the new prompt and the names expanded."""
+    expanded: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in namespace:
+            return match.group(0)
+        expanded.append(name)
+        return f"\n```text\n{describe(namespace[name], name)}\n```\n"
+
+    parts = _CODE.split(prompt)
+    for i in range(0, len(parts), 2):  # even parts are prose, odd parts are code
+        parts[i] = _ESCAPED.sub(r"{\1}", _PLACEHOLDER.sub(substitute, parts[i]))
+    return "".join(parts), expanded
+
+
+@dataclass
+class Turn:
+    user: str
+    assistant: str
+
+
+@dataclass
+class Conversation:
+    """Earlier turns of one conversation, oldest first. Context is not stored in them: each
+    request gets fresh context, so the notebook's current state is what the model sees."""
+
+    turns: list[Turn] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.turns.clear()
+
+    def add(self, user: str, assistant: str) -> None:
+        self.turns.append(Turn(user, assistant))
+
+    def messages(self, budget: int, model: str) -> list[dict[str, Any]]:
+        """The newest turns that fit ``budget`` tokens, as user/assistant messages."""
+        kept: list[dict[str, Any]] = []
+        for turn in reversed(self.turns):
+            pair = [
+                {"role": "user", "content": turn.user},
+                {"role": "assistant", "content": turn.assistant},
+            ]
+            if count_request_tokens(pair + kept, model) > budget:
+                break
+            kept = pair + kept
+        return kept
+
+
+@dataclass
+class PreparedRequest:
+    """Everything about one question before it is sent: shown as-is by ``--dry-run``."""
+
+    prompt: str
+    model: str
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    prompt_tokens: int
+    exact_count: bool
+    packed: Packed | None
+    context_note: str = ""
+    expanded: list[str] = field(default_factory=list)
+
+
+def build_request(
+    prompt: str,
+    *,
+    model: str,
+    items: Sequence[ContextItem],
+    conversation: Conversation | None,
+    params: dict[str, Any],
+    context_budget: int,
+    history_budget: int,
+    system_prompt: str = SYSTEM_PROMPT,
+) -> PreparedRequest:
+    """Assemble the messages: system (instructions + packed context), earlier turns, the
+    question. The context gets what is left of the window after everything else."""
+    history = conversation.messages(history_budget, model) if conversation else []
+    question = {"role": "user", "content": prompt}
+    bare = [{"role": "system", "content": system_prompt}, *history, question]
+    reply_room = params.get("max_tokens") or 0
+    fixed = count_request_tokens(bare, model, params.get("tools"))
+    room = CONTEXT_WINDOW - reply_room - fixed - 64  # margin for the headings of the block
+    budget = max(0, min(context_budget, room))
+    packed = pack(items, budget, model=model) if items else None
+    system = system_prompt
+    if packed and packed.included:
+        system = f"{system_prompt}\n\n{render_context_block(packed.included)}"
+    messages = [{"role": "system", "content": system}, *history, question]
+    return PreparedRequest(
+        prompt=prompt,
+        model=model,
+        messages=messages,
+        params=params,
+        prompt_tokens=count_request_tokens(messages, model, params.get("tools")),
+        exact_count=is_exact(model),
+        packed=packed,
+        context_note=omitted_note(packed) if packed and packed.omitted else "",
+    )

@@ -1,0 +1,323 @@
+"""``%%mistral`` (the cell is the question) and ``%mistral`` (subcommands, or a one-line
+question). Argument parsing -> Assistant -> streamed display -> code offered as a new cell."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .assistant import ALL_SOURCES, Assistant
+from .config import Mistral
+from .render import (
+    StreamingDisplay,
+    extract_code_blocks,
+    in_notebook,
+    python_cell,
+    show_markdown,
+    show_problem,
+)
+from .usage import estimate_cost, format_cost
+
+SUBCOMMANDS = ("help", "config", "models", "reset", "usage")
+
+HELP = """\
+**mistral-magic** — ask Mistral about this notebook.
+
+```
+%%mistral [options]          the rest of the cell is your question
+%mistral [options] question  a one-line question
+%mistral help | config | models | reset | usage
+```
+
+Options: `-m/--model ID`, `-t/--temperature T`, `--max-tokens N`, `--top-p P`, `--seed N`,
+`--json` (JSON reply, parsed and returned), `--no-context`, `--context cells,vars,error`,
+`--budget TOKENS`, `-o/--out VAR` (store the reply), `--no-insert`, `--new` (outside the
+conversation), `--dry-run` (show the exact request and its cost; send nothing).
+
+`{name}` in a question inserts a description of variable `name` (`{{name}}` for a literal).
+Settings: `%config Mistral` lists them, e.g. `%config Mistral.temperature = 0.2`.
+Key: the `MISTRAL_API_KEY` environment variable. Server: `MISTRAL_BASE_URL`.
+"""
+
+
+@magics_class
+class MistralMagics(Magics):
+    def __init__(self, shell: Any, settings: Mistral) -> None:
+        super().__init__(shell)
+        self.settings = settings
+        self.assistant = Assistant(settings, shell)
+
+    @magic_arguments()
+    @argument("-m", "--model", help="model id (default: Mistral.model / MISTRAL_MODEL)")
+    @argument("-t", "--temperature", type=float, help="sampling temperature, 0 to 1.5")
+    @argument("--max-tokens", type=int, help="longest reply in tokens")
+    @argument("--top-p", type=float, help="nucleus sampling, 0 to 1")
+    @argument("--seed", type=int, help="random seed, for repeatable replies")
+    @argument("--json", action="store_true", help="ask for JSON; the parsed reply is returned")
+    @argument("--no-context", action="store_true", help="send the question alone")
+    @argument("--context", help="context sources, comma-separated: cells,vars,error")
+    @argument("--budget", type=int, help="tokens of notebook context to send")
+    @argument("-o", "--out", metavar="VAR", help="store the reply in variable VAR")
+    @argument("--no-insert", action="store_true", help="do not offer code as a new cell")
+    @argument("--new", action="store_true", help="ask outside the running conversation")
+    @argument("--dry-run", action="store_true", help="show the request; send nothing")
+    @argument("words", nargs="*", help="subcommand, or a one-line question")
+    @line_cell_magic
+    def mistral(self, line: str, cell: str | None = None) -> Any:
+        """Ask Mistral about this notebook. `%mistral help` for details."""
+        words = _split(line)
+        if cell is None and words and words[0] in SUBCOMMANDS:
+            return self._subcommand(words[0], words[1:])
+        args = parse_argstring(self.mistral, line)
+        if cell is not None and args.words:
+            raise UsageError(
+                f"Unexpected words after %%mistral: {' '.join(args.words)!r}. Options go on "
+                "the %%mistral line; the question goes in the cell below it."
+            )
+        prompt = (cell if cell is not None else " ".join(args.words)).strip()
+        if not prompt:
+            raise UsageError(
+                "Nothing to ask: write the question in the cell under %%mistral, or after "
+                "%mistral on the same line. `%mistral help` lists the options."
+            )
+        return self._ask(prompt, args)
+
+    # -- asking ------------------------------------------------------------------------
+    def _ask(self, prompt: str, args: Any) -> Any:
+        params = _params(args)
+        sources = _sources(args)
+        remember = not args.new
+        budget = args.budget
+        if budget is not None and budget < 0:
+            raise UsageError("--budget must be a number of tokens, 0 or more.")
+        prepared = self.assistant.prepare(
+            prompt,
+            sources=sources,
+            budget=budget,
+            model=args.model,
+            params=params,
+            remember=remember,
+        )
+        if args.dry_run:
+            show_markdown(self.shell, self._dry_run_report(prepared))
+            return None
+        from .api.errors import MistralError
+
+        display = StreamingDisplay(notebook=in_notebook(self.shell))
+        text = ""
+        try:
+            stream = self.assistant.client.stream(
+                prepared.messages, model=prepared.model, **prepared.params
+            )
+            for delta in stream:
+                if delta.text and delta.index == 0:
+                    text += delta.text
+                    display.update(text)
+        except KeyboardInterrupt:
+            display.finish(text, "⏹ interrupted: the partial answer above is kept")
+            return None
+        except MistralError as error:
+            if text:
+                display.finish(text, "the answer above is incomplete")
+            show_problem(str(error))
+            return None
+        completion = stream.completion
+        self.assistant.record(prepared, completion, remember=remember)
+        footer = self._footer(prepared, completion)
+        inserted = False
+        if self.settings.insert_code and not args.no_insert and not args.json:
+            code = python_cell(extract_code_blocks(completion.content))
+            if code:
+                self.shell.set_next_input(code, replace=False)
+                inserted = True
+        if inserted:
+            footer += " · code added as a new cell below (not run)"
+        shown = completion.content
+        if args.json:
+            shown = f"```json\n{completion.content}\n```"
+        display.finish(shown, footer)
+        result: Any = completion.content
+        if args.json:
+            try:
+                result = json.loads(completion.content)
+            except ValueError:
+                show_problem(
+                    "The reply was meant to be JSON but does not parse; the text is kept "
+                    "as a string."
+                )
+        if args.out:
+            self.shell.user_ns[args.out] = result
+        return result if args.json else None
+
+    def _footer(self, prepared: Any, completion: Any) -> str:
+        parts = [completion.model or prepared.model]
+        usage = completion.usage
+        if usage is not None:
+            parts.append(f"{usage.prompt_tokens:,} → {usage.completion_tokens:,} tokens")
+            cost = estimate_cost(
+                completion.model or prepared.model,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                self.settings.price,
+            )
+            parts.append(format_cost(cost))
+        if completion.finish_reason == "length":
+            parts.append("reply cut at max_tokens")
+        if prepared.context_note:
+            parts.append(prepared.context_note)
+        return " · ".join(parts)
+
+    def _dry_run_report(self, prepared: Any) -> str:
+        count = "exact" if prepared.exact_count else "estimated"
+        max_out = prepared.params.get("max_tokens") or 0
+        cost = estimate_cost(prepared.model, prepared.prompt_tokens, max_out, self.settings.price)
+        body = json.dumps(
+            {"model": prepared.model, "messages": prepared.messages, **prepared.params},
+            indent=2,
+            ensure_ascii=False,
+        )
+        lines = [
+            f"**Dry run** — nothing was sent. Model `{prepared.model}`, "
+            f"**{prepared.prompt_tokens:,} prompt tokens** ({count}), "
+            f"estimated cost at most {format_cost(cost)} (with a full {max_out:,}-token reply).",
+        ]
+        if prepared.packed is not None:
+            labels = ", ".join(item.label for item in prepared.packed.included) or "none"
+            lines.append(f"Context sent: {labels}.")
+        if prepared.context_note:
+            lines.append(prepared.context_note)
+        lines.append(f"\n````json\n{body}\n````")
+        return "\n\n".join(lines)
+
+    # -- subcommands ------------------------------------------------------------------
+    def _subcommand(self, name: str, rest: list[str]) -> Any:
+        if rest:
+            raise UsageError(f"`%mistral {name}` takes no arguments (got {' '.join(rest)!r}).")
+        if name == "help":
+            show_markdown(self.shell, HELP)
+        elif name == "config":
+            rows = ["| setting | value |", "|---|---|"]
+            rows += [f"| {k} | `{v}` |" for k, v in self.settings.effective().items()]
+            show_markdown(self.shell, "\n".join(rows))
+        elif name == "models":
+            self._models()
+        elif name == "reset":
+            self.assistant.conversation.reset()
+            show_markdown(self.shell, "Started a new conversation.")
+        elif name == "usage":
+            show_markdown(self.shell, self.assistant.ledger.summary_markdown())
+        return None
+
+    def _models(self) -> None:
+        from .api.errors import MistralError
+
+        try:
+            models = self.assistant.client.list_models()
+        except MistralError as error:
+            show_problem(str(error))
+            return
+        current = self.settings.model
+        rows = ["| model | context | notes |", "|---|---:|---|"]
+        for m in sorted(models, key=lambda m: m.id):
+            notes = []
+            if m.id == current:
+                notes.append("**current**")
+            if m.deprecation:
+                notes.append(f"deprecated {m.deprecation[:10]}")
+            if m.capabilities.get("function_calling"):
+                notes.append("tools")
+            context = f"{m.max_context_length:,}" if m.max_context_length else ""
+            rows.append(f"| {m.id} | {context} | {', '.join(notes)} |")
+        show_markdown(self.shell, "\n".join(rows))
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return line.split()
+
+
+def _params(args: Any) -> dict[str, Any]:
+    if args.temperature is not None and not 0 <= args.temperature <= 1.5:
+        raise UsageError(f"--temperature must be between 0 and 1.5, not {args.temperature}.")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise UsageError(f"--top-p must be above 0 and at most 1, not {args.top_p}.")
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise UsageError(f"--max-tokens must be at least 1, not {args.max_tokens}.")
+    params: dict[str, Any] = {
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "max_tokens": args.max_tokens,
+        "random_seed": args.seed,
+    }
+    if args.json:
+        params["response_format"] = {"type": "json_object"}
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _sources(args: Any) -> tuple[str, ...]:
+    if args.no_context:
+        return ()
+    if not args.context:
+        return ALL_SOURCES
+    chosen = tuple(s.strip() for s in args.context.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in ALL_SOURCES]
+    if unknown:
+        raise UsageError(
+            f"Unknown context source(s) {', '.join(unknown)}: choose from "
+            f"{', '.join(ALL_SOURCES)} (comma-separated), or --no-context."
+        )
+    return chosen
+
+
+_LOADED: dict[int, MistralMagics] = {}
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """IPython reads a line ending in ``?`` as a help request; for ``%mistral`` it is a
+    question. Such lines are turned into the magic call before IPython's help syntax sees
+    them."""
+    if lines and lines[0].lstrip().startswith("%%"):
+        return lines
+    out = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("%mistral ") and stripped.endswith("?"):
+            indent = line[: len(line) - len(line.lstrip())]
+            argument = stripped[len("%mistral ") :]
+            line = f"{indent}get_ipython().run_line_magic('mistral', {argument!r})\n"
+        out.append(line)
+    return out
+
+
+def load(shell: Any) -> MistralMagics:
+    """Register the magics and the ``Mistral`` settings on ``shell`` (idempotent)."""
+    if id(shell) in _LOADED:
+        return _LOADED[id(shell)]
+    settings = Mistral(parent=shell)
+    shell.configurables.append(settings)
+    magics = MistralMagics(shell, settings)
+    shell.register_magics(magics)
+    shell.input_transformers_cleanup.append(keep_question_marks)
+    _LOADED[id(shell)] = magics
+    magics.assistant.warm_up()
+    return magics
+
+
+def unload(shell: Any) -> None:
+    magics = _LOADED.pop(id(shell), None)
+    if magics is None:
+        return
+    magics.assistant.close()
+    if keep_question_marks in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(keep_question_marks)
+    if magics.settings in shell.configurables:
+        shell.configurables.remove(magics.settings)
+    for kind in ("line", "cell"):
+        shell.magics_manager.magics[kind].pop("mistral", None)
