@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from .config import Mistral
 from .conversation import Conversation, PreparedRequest, build_request, expand_placeholders
-from .usage import UsageLedger
+from .usage import UsageLedger, estimate_cost, format_cost
 
 if TYPE_CHECKING:
     from .api.client import MistralClient
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .context.redact import Redactor
 
 ALL_SOURCES = ("cells", "vars", "error")
+TextCallback = Callable[[str], None]
 
 
 class Assistant:
@@ -134,6 +135,37 @@ class Assistant:
         )
         prepared.expanded = expanded
         return prepared
+
+    def answer(self, prepared: PreparedRequest, on_text: TextCallback) -> Completion:
+        """Send ``prepared`` and stream the reply, calling ``on_text`` with the text so far.
+
+        Raises a ``MistralError`` (its ``.partial`` holds what arrived) or lets
+        ``KeyboardInterrupt`` through; either way ``on_text`` has shown the partial text.
+        """
+        stream = self.client.stream(prepared.messages, model=prepared.model, **prepared.params)
+        text = ""
+        for delta in stream:
+            if delta.text and delta.index == 0:
+                text += delta.text
+                on_text(text)
+        return stream.completion
+
+    def footer(self, prepared: PreparedRequest, completion: Completion) -> str:
+        """One line under a reply: model, tokens, estimated cost, notes."""
+        model = completion.model or prepared.model
+        parts = [model]
+        usage = completion.usage
+        if usage is not None:
+            parts.append(f"{usage.prompt_tokens:,} → {usage.completion_tokens:,} tokens")
+            cost = estimate_cost(
+                model, usage.prompt_tokens, usage.completion_tokens, self.settings.price
+            )
+            parts.append(format_cost(cost))
+        if completion.finish_reason == "length":
+            parts.append("reply cut at max_tokens")
+        if prepared.context_note:
+            parts.append(prepared.context_note)
+        return " · ".join(parts)
 
     def record(self, prepared: PreparedRequest, completion: Completion, *, remember: bool) -> None:
         self.ledger.record(completion.model or prepared.model, completion.usage)

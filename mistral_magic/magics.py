@@ -110,14 +110,14 @@ class MistralMagics(Magics):
 
         display = StreamingDisplay(notebook=in_notebook(self.shell))
         text = ""
+
+        def show(so_far: str) -> None:
+            nonlocal text
+            text = so_far
+            display.update(so_far)
+
         try:
-            stream = self.assistant.client.stream(
-                prepared.messages, model=prepared.model, **prepared.params
-            )
-            for delta in stream:
-                if delta.text and delta.index == 0:
-                    text += delta.text
-                    display.update(text)
+            completion = self.assistant.answer(prepared, on_text=show)
         except KeyboardInterrupt:
             display.finish(text, "⏹ interrupted: the partial answer above is kept")
             return None
@@ -126,9 +126,8 @@ class MistralMagics(Magics):
                 display.finish(text, "the answer above is incomplete")
             show_problem(str(error))
             return None
-        completion = stream.completion
         self.assistant.record(prepared, completion, remember=remember)
-        footer = self._footer(prepared, completion)
+        footer = self.assistant.footer(prepared, completion)
         inserted = False
         if self.settings.insert_code and not args.no_insert and not args.json:
             code = python_cell(extract_code_blocks(completion.content))
@@ -153,24 +152,6 @@ class MistralMagics(Magics):
         if args.out:
             self.shell.user_ns[args.out] = result
         return result if args.json else None
-
-    def _footer(self, prepared: Any, completion: Any) -> str:
-        parts = [completion.model or prepared.model]
-        usage = completion.usage
-        if usage is not None:
-            parts.append(f"{usage.prompt_tokens:,} → {usage.completion_tokens:,} tokens")
-            cost = estimate_cost(
-                completion.model or prepared.model,
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                self.settings.price,
-            )
-            parts.append(format_cost(cost))
-        if completion.finish_reason == "length":
-            parts.append("reply cut at max_tokens")
-        if prepared.context_note:
-            parts.append(prepared.context_note)
-        return " · ".join(parts)
 
     def _dry_run_report(self, prepared: Any) -> str:
         count = "exact" if prepared.exact_count else "estimated"
