@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.stub import StubServer
@@ -33,6 +34,15 @@ def stub_env(stub: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
     return stub
 
 
+@pytest.fixture
+def stub_http(stub: StubServer) -> Iterator[httpx.Client]:
+    """A raw httpx client on ``stub.base_url`` sending the stub's bearer key."""
+    headers = {"Authorization": f"Bearer {stub.api_key}"}
+    # verify=False: plain HTTP on 127.0.0.1, and it skips loading a CA bundle per test.
+    with httpx.Client(base_url=stub.base_url, headers=headers, timeout=10, verify=False) as client:
+        yield client
+
+
 @pytest.fixture(scope="session")
 def captures_dir() -> Path:
     """``shared/mistral-captures`` beside the repo (real recorded Mistral traffic)."""
@@ -44,3 +54,8 @@ def captures_dir() -> Path:
             pytrace=False,
         )
     return found
+
+
+# ------------------------------------------------------------------ jupyter_server (pytest-jupyter)
+
+pytest_plugins = ("pytest_jupyter.jupyter_server",)

@@ -9,6 +9,7 @@
 Run by hand: ``python -m tests.stub --port 8765 [--dialect vllm]``.
 """
 
+import tests.stub.batch  # noqa: F401  (adds the Files and Batch routes)
 from tests.stub.errors import ApiError
 from tests.stub.script import CaptureReplay, Drop, Fault, Reply, ToolCallSpec
 from tests.stub.server import DEFAULT_REPLY, StubServer

@@ -46,6 +46,8 @@ def chat_completions(
         return replay_response(item)
     stream = bool(as_bool(body.get("stream")))
     reply = item.reply if isinstance(item, Drop) else item
+    if reply is None and stub.responder is not None:
+        reply = stub.responder(body)
     assert reply is None or isinstance(reply, Reply)
     result = plan(reply, body, dialect, prompt_tokens, stub.default_reply)
     headers = _rate_limit_headers(result.usage) if dialect == "mistral" else {}

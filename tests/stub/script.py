@@ -172,6 +172,6 @@ def kong_body(status: int, request_id: str | None = None) -> str | None:
         return None
     if status == 429:
         # As quoted in pydantic-ai#1885: no request_id, compact.
-        return json.dumps({"message": message})
+        return json.dumps({"message": message}, separators=(",", ":"))
     rid = request_id or secrets.token_hex(16)
     return f'{{\n  "message":"{message}",\n  "request_id":"{rid}"\n}}'

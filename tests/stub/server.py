@@ -14,7 +14,7 @@ from tests.stub.chat import chat_completions
 from tests.stub.errors import GATEWAY_JSON_TYPE, ApiError, mistral_error
 from tests.stub.models import DEFAULT_MODELS, model_card, model_list
 from tests.stub.script import CaptureReplay, Drop, Fault, Reply, ScriptItem, kong_body
-from tests.stub.tokens import warm_up
+from tests.stub.tokens import tokenizer
 from tests.stub.transport import HttpServer, RecordedRequest, Response
 
 DIALECTS = ("mistral", "vllm")
@@ -84,6 +84,8 @@ class StubServer:
         self.token_delay = 0.0
         self.latency = 0.0
         self.default_reply = DEFAULT_REPLY
+        # body -> Reply (or raise ApiError) for requests with nothing queued; None = default
+        self.responder: Callable[[dict[str, Any]], Reply | None] | None = None
         self.created = int(time.time())
         self._host = host
         self._lock = threading.Lock()
@@ -96,7 +98,8 @@ class StubServer:
     # ----------------------------------------------------------------------- lifecycle
 
     def start(self) -> StubServer:
-        warm_up()
+        # Load the tokenizer now (once per process, ~1-3 s) so no request waits for it.
+        tokenizer()
         self._http.start()
         return self
 
@@ -177,6 +180,7 @@ class StubServer:
         self.token_delay = 0.0
         self.latency = 0.0
         self.default_reply = DEFAULT_REPLY
+        self.responder = None
         for hook in self._reset_hooks:
             hook()
 

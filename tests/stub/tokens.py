@@ -1,15 +1,18 @@
 """Honest token counts and token-sized stream pieces.
 
 Mistral Large 2407 uses the v3 SentencePiece tokenizer, bundled in ``mistral-common``. It is
-loaded lazily, once per process, on a background thread when a stub starts. Without it the
+loaded once per process, when the first stub starts. Without it the
 counts fall back to a word-ish regex split (one piece = one token) and a character estimate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 Piece = tuple[str, int]  # (text, tokens it costs)
@@ -31,7 +34,8 @@ def tokenizer() -> Any | None:
     with _lock:
         if not _state["loaded"]:
             try:
-                from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+                with _without_rfc3987_syntax():
+                    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
 
                 _state["tokenizer"] = MistralTokenizer.v3()
             except Exception:
@@ -40,10 +44,20 @@ def tokenizer() -> Any | None:
     return _state["tokenizer"]
 
 
-def warm_up() -> None:
-    """Load the tokenizer in the background so the first request is not slow."""
-    if not _state["loaded"]:
-        threading.Thread(target=tokenizer, name="stub-tokenizer", daemon=True).start()
+@contextlib.contextmanager
+def _without_rfc3987_syntax() -> Iterator[None]:
+    """mistral-common imports jsonschema, whose optional ``rfc3987_syntax`` hook builds a
+    lark grammar at import (2-5 s here). Hide it while jsonschema is first imported: only
+    jsonschema's "iri" format check is lost; ``import rfc3987_syntax`` works again after."""
+    if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
+        yield
+        return
+    sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
 
 
 # ------------------------------------------------------------------------- prompt tokens

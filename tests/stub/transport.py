@@ -76,6 +76,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Stream pieces go out as written (no Nagle / delayed-ACK stalls of ~40 ms).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, add=True)
 
     def finish(self) -> None:
@@ -157,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
         if response.events is None:
             body = _encode(response.body)
             self._headers(response, {"Content-Length": str(len(body))})
-            if self.command != "HEAD":
+            if self.command != "HEAD" and body:
                 self.wfile.write(body)
             return
         self._headers(response, {"Transfer-Encoding": "chunked"})
@@ -259,7 +261,7 @@ class HttpServer:
         self._server = _Server(self._address, self._dispatch, self._token_delay, self.verbose)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},
             name=f"stub-http-{self._server.server_port}",
             daemon=True,
         )
