@@ -407,7 +407,19 @@ def last_error(shell: Any) -> ErrorInfo | None:
     KeyboardInterrupt is not an error for context.
     """
     value = getattr(sys, "last_value", None)
-    if not isinstance(value, BaseException) or isinstance(value, KeyboardInterrupt):
+    if not isinstance(value, BaseException):
+        return None
+    return error_info(shell, value)
+
+
+def cell_count_for_filename(shell: Any, filename: str | None) -> int | None:
+    """The execution count of the cell compiled under ``filename``, if it is a cell."""
+    return _count_for_filename(shell, filename)
+
+
+def error_info(shell: Any, value: BaseException) -> ErrorInfo | None:
+    """:class:`ErrorInfo` for an exception raised in this shell (None for KeyboardInterrupt)."""
+    if isinstance(value, KeyboardInterrupt):
         return None
     count = _error_count(shell, value)
     is_cell_syntax_error = isinstance(value, SyntaxError) and count is not None

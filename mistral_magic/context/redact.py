@@ -296,8 +296,10 @@ def is_secret_name(name: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Value patterns. Every pattern is anchored on a literal or a word boundary and uses only
-# negated / bounded classes, so each runs in linear time on any input (no nested repeats).
+# Value patterns. Each runs in linear time on any input: a match attempt either succeeds
+# consuming the run it scanned, or fails after a bounded scan (starts are anchored with
+# look-behinds at the start of a run, repeats are unambiguous). The adversarial-input tests
+# in tests/test_context_redact.py guard this.
 
 _Replacement = str | Callable[[re.Match[str]], str]
 
@@ -306,17 +308,28 @@ def _keep_group1(match: re.Match[str]) -> str:
     return match.group(1) + REDACTED
 
 
-def _redact_named_quoted_value(match: re.Match[str]) -> str:
-    if not is_secret_name(match.group("name")):
+def _redact_if_digit(match: re.Match[str]) -> str:
+    # Real keys mix in digits; "sk-learn-style-identifiers-without-numbers" are left alone.
+    return REDACTED if any(c.isdigit() for c in match.group(0)) else match.group(0)
+
+
+# The name before a quoted value, read *backwards* from the separator (so it is a cheap
+# anchored match, not a search): NAME ["'] [\]] [: Type] <separator>, reversed.
+_REVERSED_NAME_BEFORE_VALUE = re.compile(
+    r"[ \t]*(?:(?:\][^\]\n]{0,80}\[)?[\w.]{0,80}[A-Za-z_][ \t]*:[ \t]*)?\]?[\"']?"
+    r"([A-Za-z0-9_]{0,80}[A-Za-z_])(?![A-Za-z0-9_])"
+)
+
+
+def _redact_quoted_value_of_secret_name(match: re.Match[str]) -> str:
+    """``NAME = "value"`` / ``"name": "value"`` / ``name: str = "value"`` / ``f("name", "v")``:
+    the pattern matches from the separator on; the name is read back from just before it."""
+    before = match.string[max(0, match.start() - 200) : match.start()]
+    name = _REVERSED_NAME_BEFORE_VALUE.match(before[::-1])
+    if name is None or not is_secret_name(name.group(1)[::-1]):
         return match.group(0)
-    return (
-        match.group("name")
-        + match.group("sep")
-        + match.group("prefix")
-        + match.group("quote")
-        + REDACTED
-        + match.group("quote")
-    )
+    quote = match.group("quote")
+    return match.group("sep") + match.group("prefix") + quote + REDACTED + quote
 
 
 def _redact_named_bare_value(match: re.Match[str]) -> str:
@@ -325,24 +338,31 @@ def _redact_named_bare_value(match: re.Match[str]) -> str:
     return match.group(0)[: match.start("value") - match.start(0)] + REDACTED
 
 
+def _redact_unless_inside_word(match: re.Match[str]) -> str:
+    """Token formats with a fixed prefix: only where the prefix starts a word."""
+    start = match.start()
+    if start and (match.string[start - 1].isalnum() or match.string[start - 1] == "_"):
+        return match.group(0)
+    return REDACTED
+
+
 # (prefilter, pattern, replacement). The prefilter is a lower-case substring (or a tuple of
 # them, any of which) that must occur in the lower-cased text for the pattern to be worth
-# running (None: always run).
+# running (None: always run). Patterns start with a literal where possible so the regex
+# engine can skip ahead quickly; word-boundary checks then happen in the replacement.
 _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replacement], ...] = (
     (
         "private key",
         re.compile(
-            r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-            r"(?:[\s\S]{0,20000}?-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-            r"|[A-Za-z0-9+/=\r\n:,\-]*)"
+            r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----[ \t]*\r?\n"
+            r"(?:[A-Za-z\-]{1,40}:[^\n]{0,200}\n)*"  # Proc-Type: / DEK-Info: headers
+            r"(?:[ \t]*[A-Za-z0-9+/=]*[ \t]*\r?\n)*"  # base64 lines (each ends in a newline)
+            r"[A-Za-z0-9+/=]*"  # a last line cut short by clipping
+            r"(?:-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----)?"
         ),
         REDACTED,
     ),
-    (
-        "://",
-        re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.\-]{1,20}://[^\s:/@?#'\"<>]*:)[^\s@/?#'\"<>]+(?=@)"),
-        _keep_group1,
-    ),
+    ("://", re.compile(r"(://[^\s:/@?#'\"<>]*:)[^\s@/?#'\"<>]+(?=@)"), _keep_group1),
     (
         "=",
         re.compile(
@@ -352,9 +372,17 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
         ),
         _keep_group1,
     ),
-    ("sk", re.compile(r"\b[sr]k-(?=[A-Za-z0-9_\-]*\d)[A-Za-z0-9_\-]{20,}"), REDACTED),
-    ("k_", re.compile(r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"), REDACTED),
-    (("akia", "asia"), re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), REDACTED),
+    (("sk-", "rk-"), re.compile(r"(?<![A-Za-z0-9_\-])[sr]k-[A-Za-z0-9_\-]{20,}"), _redact_if_digit),
+    (
+        ("sk_", "rk_"),
+        re.compile(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+        _redact_unless_inside_word,
+    ),
+    (
+        ("akia", "asia"),
+        re.compile(r"A[KS]IA[A-Z0-9]{16}(?![A-Za-z0-9])"),
+        _redact_unless_inside_word,
+    ),
     (
         "aws",
         re.compile(
@@ -372,26 +400,30 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
         ),
         _keep_group1,
     ),
-    ("gh", re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,255}"), REDACTED),
-    ("github_pat_", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,255}"), REDACTED),
-    ("glpat-", re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}"), REDACTED),
-    ("hf_", re.compile(r"\bhf_[A-Za-z0-9]{30,}"), REDACTED),
-    ("xox", re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"), REDACTED),
-    ("aiza", re.compile(r"\bAIza[0-9A-Za-z\-_]{35}"), REDACTED),
+    (
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+        re.compile(r"gh[pousr]_[A-Za-z0-9]{30,255}"),
+        _redact_unless_inside_word,
+    ),
+    ("github_pat_", re.compile(r"github_pat_[A-Za-z0-9_]{22,255}"), _redact_unless_inside_word),
+    ("glpat-", re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), _redact_unless_inside_word),
+    ("hf_", re.compile(r"hf_[A-Za-z0-9]{30,}"), _redact_unless_inside_word),
+    ("xox", re.compile(r"xox[abposr]-[A-Za-z0-9\-]{10,}"), _redact_unless_inside_word),
+    ("aiza", re.compile(r"AIza[0-9A-Za-z\-_]{35}"), _redact_unless_inside_word),
     (
         "eyj",
-        re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),
+        re.compile(
+            r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"
+        ),
         REDACTED,
     ),
     (
-        None,
+        ("key", "token", "secret", "pass", "pwd", "auth", "cred", "bearer", "cookie", "jwt"),
         re.compile(
-            r"\b(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-            r"(?P<sep>[\"']?\]?[ \t]*(?::[ \t]*[A-Za-z_][\w.]*(?:\[[^\]\n]{0,80}\])?[ \t]*)?"
-            r"(?:[:=]=?|,)[ \t]*)"
-            r"(?P<prefix>[rRbBuUfF]{0,2})(?P<quote>[\"'])(?P<value>[^\"'\n]+)(?P=quote)"
+            r"(?P<sep>(?:[:=]=?|,)[ \t]*)(?P<prefix>[rRbBuUfF]{0,2})"
+            r"(?P<quote>[\"'])(?:(?<=\")[^\"\n]+\"|(?<=')[^'\n]+')"
         ),
-        _redact_named_quoted_value,
+        _redact_quoted_value_of_secret_name,
     ),
     (
         "=",
@@ -410,7 +442,7 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
         _redact_named_bare_value,
     ),
     (
-        "-",
+        ("key", "token", "pass", "secret"),
         re.compile(
             r"(--?(?:api[-_]?key|token|access[-_]token|auth[-_]token|password|passwd|secret)"
             r"(?:=|[ \t]+))[^\s'\"-]\S*",

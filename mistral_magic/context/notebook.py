@@ -1,0 +1,356 @@
+"""Context from notebook JSON (nbformat 4, as a front end sends it or as read from disk).
+
+The server extension has no kernel to look into: it sees the notebook document. This module
+turns that document into the same :class:`ContextItem` vocabulary as the kernel collector
+(:mod:`mistral_magic.context.kernel`), with the same kinds, priority bands, labels and
+redaction, so one packer and one prompt builder serve both:
+
+* ``named``  the active cell (``"active cell [7]"``) and the user's selection in it;
+* ``error``  the last error (``"error in [7]"``): ``ename``/``evalue``, the traceback with ANSI
+  colours stripped, the failing cell's source and its execution count;
+* ``cell``   the other cells with their text outputs (stream, ``text/plain`` results, errors),
+  clipped, nearest to the active cell first.
+
+Variables are not in the document; the front end gets them from the kernel (see
+:mod:`mistral_magic.context.snapshot`) and the server adds them as ``dataframe``/``variable``
+items. Nothing here does HTTP or talks to a kernel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mistral_magic.context.describe import clip
+from mistral_magic.context.items import (
+    KIND_CELL,
+    KIND_ERROR,
+    KIND_NAMED,
+    ContextItem,
+    priority_for,
+)
+from mistral_magic.context.kernel import (
+    CELL_SOURCE_CHARS,
+    ERROR_MESSAGE_CHARS,
+    RECENT_ERROR_CELLS,
+    TRACEBACK_CHARS,
+    is_mistral_invocation,
+)
+from mistral_magic.context.redact import Redactor
+
+#: Context sources a request may ask for.
+SOURCES = ("cells", "active", "error")
+
+MAX_CELLS = 40
+CELL_OUTPUT_CHARS = 2000
+SELECTION_CHARS = 4000
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def _text(value: Any) -> str:
+    """nbformat multiline strings are a str or a list of str."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(part for part in value if isinstance(part, str))
+    return ""
+
+
+def _clip_middle(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    marker = "\n[… clipped …]\n"
+    head = max_chars // 3
+    tail = max_chars - head - len(marker)
+    return text[:head] + marker + text[-tail:]
+
+
+def _redact_clipped(redactor: Redactor, text: str, max_chars: int, middle: bool = False) -> str:
+    """Redact, then clip (a pre-clip keeps redaction cheap on huge outputs)."""
+    if len(text) > 4 * max_chars:
+        text = _clip_middle(text, 4 * max_chars)
+    text = redactor.redact(text)
+    return _clip_middle(text, max_chars) if middle else clip(text, max_chars)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the document, reduced to what context needs."""
+
+    index: int
+    cell_type: str
+    source: str
+    execution_count: int | None
+    outputs: tuple[Mapping[str, Any], ...]
+
+    @property
+    def name(self) -> str:
+        """``In[7]`` for an executed code cell, else its position (``cell #3``, 1-based)."""
+        if self.execution_count is not None:
+            return f"In[{self.execution_count}]"
+        kind = "markdown" if self.cell_type == "markdown" else "cell"
+        return f"{kind} #{self.index + 1}"
+
+    @property
+    def key(self) -> str:
+        if self.execution_count is not None:
+            return f"cell:{self.execution_count}"
+        return f"cell:#{self.index + 1}"
+
+    def error_output(self) -> Mapping[str, Any] | None:
+        for output in reversed(self.outputs):
+            if output.get("output_type") == "error":
+                return output
+        return None
+
+
+@dataclass(frozen=True)
+class NotebookError:
+    """The error shown in one cell of the document."""
+
+    ename: str
+    evalue: str
+    traceback: str  # ANSI-free
+    cell_source: str
+    execution_count: int | None
+    cell_index: int
+
+
+def cells_of(notebook: Mapping[str, Any]) -> list[Cell]:
+    """The cells of an nbformat dict (tolerant of missing fields)."""
+    raw = notebook.get("cells") if isinstance(notebook, Mapping) else None
+    cells: list[Cell] = []
+    for index, cell in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(cell, Mapping):
+            continue
+        count = cell.get("execution_count")
+        outputs = cell.get("outputs")
+        cells.append(
+            Cell(
+                index=index,
+                cell_type=str(cell.get("cell_type") or "code"),
+                source=_text(cell.get("source")),
+                execution_count=count if isinstance(count, int) and count > 0 else None,
+                outputs=tuple(o for o in outputs if isinstance(o, Mapping))
+                if isinstance(outputs, list)
+                else (),
+            )
+        )
+    return cells
+
+
+def _output_texts(cell: Cell) -> list[tuple[str, str]]:
+    """(kind, text) of a cell's text outputs, in order: stdout/stderr, result, display, error."""
+    found: list[tuple[str, str]] = []
+    for output in cell.outputs:
+        kind = output.get("output_type")
+        if kind == "stream":
+            name = "stderr" if output.get("name") == "stderr" else "stdout"
+            found.append((name, _text(output.get("text"))))
+        elif kind in ("execute_result", "display_data"):
+            data = output.get("data")
+            if isinstance(data, Mapping) and "text/plain" in data:
+                label = "result" if kind == "execute_result" else "display"
+                found.append((label, _text(data["text/plain"])))
+        elif kind == "error":
+            found.append(("error", f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"))
+    return found
+
+
+def cell_text(cell: Cell, redactor: Redactor, output_chars: int = CELL_OUTPUT_CHARS) -> str:
+    """A cell as the model sees it: the source in a fence, then its text outputs."""
+    source = _redact_clipped(redactor, cell.source, CELL_SOURCE_CHARS)
+    if cell.cell_type == "markdown":
+        return f"Markdown cell:\n{source.rstrip()}"
+    if cell.cell_type == "raw":
+        return f"Raw cell:\n{source.rstrip()}"
+    parts = [f"```python\n{source.rstrip()}\n```"]
+    for kind, text in _output_texts(cell):
+        text = strip_ansi(text).rstrip()
+        if not text:
+            continue
+        text = _redact_clipped(redactor, text, output_chars, middle=True)
+        if kind == "result" and cell.execution_count is not None:
+            parts.append(f"Out[{cell.execution_count}]:\n{text}")
+        else:
+            parts.append(f"{kind}:\n{text}")
+    return "\n".join(parts)
+
+
+def find_error(
+    cells: Sequence[Cell], *, cell_index: int | None = None, recent: int = RECENT_ERROR_CELLS
+) -> NotebookError | None:
+    """The error of cell ``cell_index`` if given; otherwise the newest error, if it is in one
+    of the ``recent`` most recently executed cells (as the kernel collector decides)."""
+    if cell_index is not None:
+        candidates = [c for c in cells if c.index == cell_index]
+    else:
+        executed = sorted(
+            (c for c in cells if c.execution_count is not None),
+            key=lambda c: c.execution_count or 0,
+        )
+        candidates = list(reversed(executed[-recent:])) if recent > 0 else []
+    for cell in candidates:
+        output = cell.error_output()
+        if output is None:
+            continue
+        traceback = output.get("traceback")
+        lines = traceback if isinstance(traceback, list) else [_text(traceback)]
+        return NotebookError(
+            ename=str(output.get("ename") or "Error"),
+            evalue=strip_ansi(str(output.get("evalue") or "")),
+            traceback=strip_ansi("\n".join(str(line) for line in lines)),
+            cell_source=cell.source,
+            execution_count=cell.execution_count,
+            cell_index=cell.index,
+        )
+    return None
+
+
+def error_item(error: NotebookError, redactor: Redactor) -> ContextItem:
+    """The error as an item, in the kernel collector's format and label."""
+    where = f" in In[{error.execution_count}]" if error.execution_count is not None else ""
+    message = clip(error.evalue, ERROR_MESSAGE_CHARS)
+    parts = [f"{error.ename}{where}: {message}", _clip_middle(error.traceback, TRACEBACK_CHARS)]
+    if error.cell_source.strip():
+        parts.append(f"Source of the failing cell:\n```python\n{error.cell_source.rstrip()}\n```")
+    text = _redact_clipped(redactor, "\n".join(parts), ERROR_MESSAGE_CHARS + TRACEBACK_CHARS * 2)
+    label = f"error in [{error.execution_count}]" if error.execution_count is not None else "error"
+    return ContextItem(KIND_ERROR, "error", label, text, priority_for(KIND_ERROR))
+
+
+def _is_context_cell(cell: Cell) -> bool:
+    if not cell.source.strip():
+        return False
+    return not (cell.cell_type == "code" and is_mistral_invocation(cell.source))
+
+
+def _active_label(cell: Cell) -> str:
+    if cell.execution_count is not None:
+        return f"active cell [{cell.execution_count}]"
+    return f"active cell #{cell.index + 1}"
+
+
+def collect_notebook(
+    notebook: Mapping[str, Any],
+    *,
+    active_cell: int | None = None,
+    selection: str = "",
+    error_cell: int | None = None,
+    sources: Collection[str] = SOURCES,
+    redactor: Redactor | None = None,
+    max_cells: int = MAX_CELLS,
+    cell_output_chars: int = CELL_OUTPUT_CHARS,
+) -> list[ContextItem]:
+    """Context items from a notebook document, most important first.
+
+    ``active_cell`` / ``error_cell`` are cell indexes in ``notebook["cells"]``; ``error_cell``
+    names the cell whose error the user asked about (Explain / Fix) and makes that error the
+    error item even when it is not recent. ``sources``: any of ``"active"`` (active cell and
+    selection), ``"error"``, ``"cells"``. All text is redacted with ``redactor`` plus the
+    values of secret-named environment variables.
+    """
+    redactor = Redactor.from_environment(redactor.secrets if redactor is not None else ())
+    cells = cells_of(notebook)
+    by_index = {cell.index: cell for cell in cells}
+    active = by_index.get(active_cell) if active_cell is not None else None
+    items: list[ContextItem] = []
+    taken: set[int] = set()
+
+    if "active" in sources and active is not None:
+        named_rank = 0
+        if selection.strip() and selection.strip() != active.source.strip():
+            text = _redact_clipped(redactor, selection, SELECTION_CHARS)
+            where = f" of {active.name}" if active.execution_count is not None else ""
+            items.append(
+                ContextItem(
+                    KIND_NAMED,
+                    "selection",
+                    f"selection in [{active.execution_count}]"
+                    if active.execution_count is not None
+                    else "selection",
+                    f"The user selected this part{where}:\n```\n{text.rstrip()}\n```",
+                    priority_for(KIND_NAMED, named_rank),
+                )
+            )
+            named_rank += 1
+        if _is_context_cell(active):
+            items.append(
+                ContextItem(
+                    KIND_NAMED,
+                    "active",
+                    _active_label(active),
+                    "The cell the user is working on:\n"
+                    + cell_text(active, redactor, cell_output_chars * 2),
+                    priority_for(KIND_NAMED, named_rank),
+                )
+            )
+            taken.add(active.index)
+
+    if "error" in sources or error_cell is not None:
+        error = find_error(cells, cell_index=error_cell)
+        if error is not None:
+            items.append(error_item(error, redactor))
+            if error.cell_index != (active.index if active else None):
+                taken.add(error.cell_index)
+
+    if "cells" in sources:
+        anchor = active.index if active is not None else len(cells)
+        ranked = sorted(
+            (c for c in cells if c.index not in taken and _is_context_cell(c)),
+            # nearest first; cells above the active one before cells below it
+            key=lambda c: abs(anchor - c.index) + (0 if c.index < anchor else 0.5),
+        )
+        for rank, cell in enumerate(ranked[:max_cells]):
+            items.append(
+                ContextItem(
+                    KIND_CELL,
+                    cell.key
+                    if cell.key not in {i.key for i in items}
+                    else f"cell:#{cell.index + 1}",
+                    cell.name,
+                    cell_text(cell, redactor, cell_output_chars),
+                    priority_for(KIND_CELL, rank),
+                )
+            )
+
+    items.sort(key=lambda item: item.priority)
+    return items
+
+
+def variable_items(
+    raw: Sequence[Mapping[str, Any]], redactor: Redactor, *, max_items: int = 60
+) -> list[ContextItem]:
+    """Variable items sent back by the front end (from :func:`snapshot.kernel_items`).
+
+    They crossed the browser, so they are checked again: only ``dataframe``/``variable``
+    kinds, labels and texts clipped and redacted, priorities recomputed from their order.
+    """
+    from mistral_magic.context.items import KIND_DATAFRAME, KIND_VARIABLE
+    from mistral_magic.context.redact import is_secret_name
+
+    ranks = {KIND_DATAFRAME: 0, KIND_VARIABLE: 0}
+    items: list[ContextItem] = []
+    seen: set[str] = set()
+    for entry in raw[:max_items]:
+        if not isinstance(entry, Mapping):
+            continue
+        kind = entry.get("kind")
+        key = str(entry.get("key") or "")
+        if kind not in ranks or not key.startswith("var") or key in seen:
+            continue
+        if key.startswith("var:") and is_secret_name(key[4:]):
+            continue
+        seen.add(key)
+        label = redactor.redact(clip(str(entry.get("label") or key), 120))
+        text = _redact_clipped(redactor, str(entry.get("text") or ""), 4000)
+        items.append(ContextItem(kind, key, label, text, priority_for(kind, ranks[kind])))
+        ranks[kind] += 1
+    return items
