@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     stub = StubServer(args.api_key or None, args.dialect, args.model, args.host, args.port)
     stub.token_delay = args.token_delay
     stub.latency = args.latency
-    stub._http.verbose = args.verbose
+    stub.verbose = args.verbose
     stub.start()
     print(f"Mistral stub ({stub.dialect}) at {stub.base_url}", flush=True)
     print(f"  MISTRAL_BASE_URL={stub.base_url} MISTRAL_API_KEY={stub.api_key or ''}", flush=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.stub.errors import dumps
 from tests.stub.jsonexample import example
-from tests.stub.schema import as_bool
+from tests.stub.schema import as_bool, as_int
 from tests.stub.script import Reply, ToolCallSpec, new_tool_call_id
 from tests.stub.tokens import Piece, count_tokens, split_tokens
 from tests.stub.validate import max_tokens_of, text_of
@@ -185,7 +185,7 @@ def plan(
     """Everything the response will say, for ``n`` choices."""
     reply = reply if reply is not None else default_reply(body, default)
     text = default_text(body, default)
-    n = max(int(body.get("n") or 1), 1)
+    n = max(as_int(body.get("n")) or 1, 1)
     choices = [_plan_choice(i, reply, body, dialect, text) for i in range(n)]
     completion = sum(c.completion_tokens for c in choices)
     if reply.usage is not None:

@@ -117,6 +117,15 @@ class StubServer:
         return self._http.port
 
     @property
+    def verbose(self) -> bool:
+        """Log every request to stderr (set before ``start()``)."""
+        return self._http.verbose
+
+    @verbose.setter
+    def verbose(self, value: bool) -> None:
+        self._http.verbose = value
+
+    @property
     def root_url(self) -> str:
         """``http://host:port`` without ``/v1`` (the SDK's ``server_url``)."""
         return f"http://{self._host}:{self.port}"
