@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.stub import Reply, StubServer, ToolCallSpec
+from tests.stub import Fault, Reply, StubServer, ToolCallSpec
 from tests.stub.sse import chunks
 
 MODEL = "mistral-large-2407"
@@ -168,3 +168,11 @@ def test_dialect_switches_at_any_time(stub, stub_http):
     assert stub_http.post("/chat/completions", json=body(seed=1)).status_code == 200
     stub.dialect = "mistral"
     assert stub_http.post("/chat/completions", json=body(seed=1)).status_code == 422
+
+
+def test_faults_take_the_vllm_shape(stub, vllm):
+    stub.queue(Fault(401), Fault(503))
+    assert vllm.post("/chat/completions", json=body()).json() == {"error": "Unauthorized"}
+    assert error(vllm.post("/chat/completions", json=body()), 503)["message"] == (
+        "Service Unavailable"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from tests.stub import validate
@@ -90,16 +91,17 @@ def _rate_limit_headers(usage: dict[str, Any]) -> dict[str, str]:
     }
 
 
+_STATUSES = {status.value for status in HTTPStatus}
+
+
 def fault_response(fault: Fault, dialect: str) -> Response:
     headers = dict(fault.headers or {})
-    if isinstance(fault.body, dict):
-        return Response(fault.status, fault.body, headers)
-    if isinstance(fault.body, str):
+    if fault.body is not None:
         return Response(fault.status, fault.body, headers)
     if dialect == "vllm":
-        message = {429: "Too Many Requests", 503: "Service Unavailable"}.get(
-            fault.status, f"HTTP {fault.status}"
-        )
+        if fault.status == 401:  # vLLM's --api-key middleware
+            return Response(401, {"error": "Unauthorized"}, headers)
+        message = HTTPStatus(fault.status).phrase if fault.status in _STATUSES else "Error"
         error = error_for("vllm", fault.status, message, "", None)
         return Response(fault.status, error.body, headers)
     text = kong_body(fault.status)
