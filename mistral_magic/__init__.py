@@ -31,3 +31,13 @@ def _jupyter_labextension_paths() -> list[dict[str, str]]:
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """The jupyter_server extension behind the sidebar (``mistral_magic.server``)."""
     return [{"module": "mistral_magic.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension shipped in the wheel (labextension/ sources)."""
+    return [{"src": "labextension", "dest": "mistral-magic"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The jupyter_server extension behind the sidebar (``mistral_magic.server``)."""
+    return [{"module": "mistral_magic.server"}]

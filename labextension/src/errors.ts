@@ -1,0 +1,91 @@
+/** "Explain" and "Fix" buttons under every error output of a notebook. */
+
+import { CodeCell } from '@jupyterlab/cells';
+import { NotebookPanel } from '@jupyterlab/notebook';
+
+export type ErrorAction = (
+  panel: NotebookPanel,
+  cellIndex: number,
+  fix: boolean
+) => void;
+
+const ACTIONS_CLASS = 'mm-ErrorActions';
+
+/** Keep the buttons on the error outputs of `panel`, as cells run and outputs change. */
+export function watchErrors(panel: NotebookPanel, act: ErrorAction): void {
+  let frame = 0;
+  const schedule = () => {
+    if (!frame) {
+      frame = requestAnimationFrame(() => {
+        frame = 0;
+        decorate(panel, act);
+      });
+    }
+  };
+  panel.content.modelContentChanged.connect(schedule);
+  void panel.revealed.then(schedule);
+  panel.disposed.connect(() => cancelAnimationFrame(frame));
+}
+
+function decorate(panel: NotebookPanel, act: ErrorAction): void {
+  if (panel.isDisposed) {
+    return;
+  }
+  panel.content.widgets.forEach((cell, index) => {
+    if (!(cell instanceof CodeCell)) {
+      return;
+    }
+    const outputs = cell.model.outputs;
+    const area = cell.outputArea;
+    for (let i = 0; i < outputs.length; i++) {
+      if (outputs.get(i).type !== 'error') {
+        continue;
+      }
+      const child = area.widgets[i];
+      if (!child || child.node.querySelector(`.${ACTIONS_CLASS}`)) {
+        continue;
+      }
+      const bar = document.createElement('div');
+      bar.className = ACTIONS_CLASS;
+      bar.append(
+        button('Explain', 'Ask Mistral to explain this error', () => {
+          act(panel, cellIndexOf(panel, cell, index), false);
+        }),
+        button(
+          'Fix',
+          'Ask Mistral for the corrected code (offered as a cell, not run)',
+          () => {
+            act(panel, cellIndexOf(panel, cell, index), true);
+          }
+        )
+      );
+      child.node.appendChild(bar);
+    }
+  });
+}
+
+function cellIndexOf(
+  panel: NotebookPanel,
+  cell: CodeCell,
+  fallback: number
+): number {
+  const index = panel.content.widgets.indexOf(cell);
+  return index >= 0 ? index : fallback;
+}
+
+function button(
+  label: string,
+  title: string,
+  onClick: () => void
+): HTMLButtonElement {
+  const element = document.createElement('button');
+  element.type = 'button';
+  element.className = `jp-Button jp-mod-styled jp-mod-reject mm-ErrorAction mm-ErrorAction-${label.toLowerCase()}`;
+  element.textContent = label;
+  element.title = title;
+  element.addEventListener('click', event => {
+    event.stopPropagation();
+    onClick();
+  });
+  return element;
+}

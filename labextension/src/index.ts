@@ -1,0 +1,168 @@
+/**
+ * mistral-magic for JupyterLab 4: a Mistral chat in the right sidebar that knows the active
+ * notebook, "Explain" / "Fix" on error outputs, and code from replies inserted as new cells
+ * (never run). The model is reached through the mistral_magic jupyter_server extension, which
+ * holds the API key; the browser never sees it.
+ */
+
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import {
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+
+import { ChatSidebar, DEFAULT_SETTINGS, IChatSettings } from './chat';
+import { watchErrors } from './errors';
+import { hasError } from './notebook';
+
+const PLUGIN_ID = 'mistral-magic:plugin';
+
+namespace CommandIDs {
+  export const open = 'mistral-magic:open';
+  export const askCell = 'mistral-magic:ask-cell';
+  export const explainError = 'mistral-magic:explain-error';
+  export const fixError = 'mistral-magic:fix-error';
+}
+
+const EXPLAIN_PROMPT =
+  'Explain this error: what went wrong in the failing cell, and how do I fix it?';
+const FIX_PROMPT =
+  'Fix this error. Reply with the corrected code of the failing cell as one ```python block ' +
+  '(the whole cell, ready to run), then one or two sentences on what changed.';
+const CELL_PROMPT =
+  'Explain what the active cell does, and point out any problems in it.';
+
+function readSettings(
+  settings: ISettingRegistry.ISettings | null
+): IChatSettings {
+  if (!settings) {
+    return DEFAULT_SETTINGS;
+  }
+  const composite = settings.composite as any;
+  return {
+    model: composite.model ?? '',
+    temperature: composite.temperature ?? null,
+    contextBudget: composite.contextBudget ?? null,
+    defaultContext: {
+      ...DEFAULT_SETTINGS.defaultContext,
+      ...(composite.defaultContext ?? {})
+    }
+  };
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description:
+    'Mistral chat sidebar, error buttons and insert-code for notebooks.',
+  autoStart: true,
+  requires: [INotebookTracker, IRenderMimeRegistry],
+  optional: [ISettingRegistry, ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    rendermime: IRenderMimeRegistry,
+    settingRegistry: ISettingRegistry | null,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ) => {
+    const sidebar = new ChatSidebar(tracker, rendermime);
+    app.shell.add(sidebar, 'right', { rank: 900 });
+    restorer?.add(sidebar, sidebar.id);
+    void sidebar.start();
+
+    if (settingRegistry) {
+      settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          sidebar.settings = readSettings(settings);
+          settings.changed.connect(() => {
+            sidebar.settings = readSettings(settings);
+          });
+        })
+        .catch(reason =>
+          console.warn('mistral-magic: settings not loaded', reason)
+        );
+    }
+
+    const open = () => {
+      app.shell.activateById(sidebar.id);
+    };
+    const askAboutError = (
+      panel: NotebookPanel,
+      index: number,
+      fix: boolean
+    ) => {
+      open();
+      void sidebar.ask(fix ? FIX_PROMPT : EXPLAIN_PROMPT, {
+        errorCell: index,
+        panel
+      });
+    };
+
+    tracker.widgetAdded.connect((_, panel) =>
+      watchErrors(panel, askAboutError)
+    );
+    NotebookActions.executed.connect(() => sidebar.invalidateVariables());
+
+    const activeErrorCell = (): [NotebookPanel, number] | null => {
+      const panel = tracker.currentWidget;
+      if (!panel) {
+        return null;
+      }
+      const index = panel.content.activeCellIndex;
+      return hasError(panel, index) ? [panel, index] : null;
+    };
+
+    app.commands.addCommand(CommandIDs.open, {
+      label: 'Open the Mistral chat',
+      caption: 'Show the Mistral sidebar and focus its input',
+      execute: () => {
+        open();
+        sidebar.focusInput();
+      }
+    });
+    app.commands.addCommand(CommandIDs.askCell, {
+      label: 'Ask Mistral about the active cell',
+      isEnabled: () => tracker.currentWidget?.content.activeCell !== null,
+      execute: () => {
+        open();
+        void sidebar.ask(CELL_PROMPT, { panel: tracker.currentWidget });
+      }
+    });
+    app.commands.addCommand(CommandIDs.explainError, {
+      label: 'Explain the error in the active cell with Mistral',
+      isEnabled: () => activeErrorCell() !== null,
+      execute: () => {
+        const found = activeErrorCell();
+        if (found) {
+          askAboutError(found[0], found[1], false);
+        }
+      }
+    });
+    app.commands.addCommand(CommandIDs.fixError, {
+      label: 'Fix the error in the active cell with Mistral',
+      isEnabled: () => activeErrorCell() !== null,
+      execute: () => {
+        const found = activeErrorCell();
+        if (found) {
+          askAboutError(found[0], found[1], true);
+        }
+      }
+    });
+    if (palette) {
+      for (const command of Object.values(CommandIDs)) {
+        palette.addItem({ command, category: 'Mistral' });
+      }
+    }
+  }
+};
+
+export default plugin;

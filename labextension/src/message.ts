@@ -1,0 +1,190 @@
+/** One message in the sidebar: Markdown rendered by JupyterLab's rendermime (code highlighted,
+ * theme-aware), code blocks with Insert below / Replace active cell / Copy, and a footer with
+ * model, tokens and cost, or a one-paragraph error under whatever arrived before it. */
+
+import { Clipboard } from '@jupyterlab/apputils';
+import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
+import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
+import { Widget } from '@lumino/widgets';
+
+import { IUsage } from './types';
+
+export interface ICodeActions {
+  insertBelow(code: string): void;
+  replaceActive(code: string): void;
+}
+
+export class MessageView extends Widget {
+  constructor(
+    private readonly role: 'user' | 'assistant',
+    rendermime: IRenderMimeRegistry,
+    private readonly actions: ICodeActions | null
+  ) {
+    super();
+    this.addClass('mm-Message');
+    this.addClass(role === 'user' ? 'mm-Message-user' : 'mm-Message-assistant');
+    this.body = document.createElement('div');
+    this.body.className = 'mm-Message-body';
+    this.footer = document.createElement('div');
+    this.footer.className = 'mm-Message-footer';
+    this.node.append(this.body, this.footer);
+    if (role === 'assistant') {
+      this.renderer = rendermime.createRenderer('text/markdown');
+      this.renderer.addClass('mm-Message-markdown');
+      this.body.appendChild(this.renderer.node);
+    }
+  }
+
+  /** The whole text so far; rendering is coalesced to one per animation frame. */
+  get text(): string {
+    return this._text;
+  }
+
+  set text(value: string) {
+    this._text = value;
+    if (this.role === 'user') {
+      this.body.textContent = value;
+      return;
+    }
+    this.scheduleRender();
+  }
+
+  append(delta: string): void {
+    this.text = this._text + delta;
+  }
+
+  set streaming(value: boolean) {
+    this.toggleClass('mm-mod-streaming', value);
+    if (!value) {
+      this.scheduleRender();
+    }
+  }
+
+  setChips(labels: string[]): void {
+    if (!labels.length) {
+      return;
+    }
+    const chips = document.createElement('div');
+    chips.className = 'mm-Message-context';
+    chips.textContent = `with ${labels.join(', ')}`;
+    this.node.insertBefore(chips, this.body);
+  }
+
+  setUsage(usage: IUsage): void {
+    const parts = [usage.model];
+    if (
+      usage.prompt_tokens !== undefined &&
+      usage.completion_tokens !== undefined
+    ) {
+      parts.push(
+        `${usage.prompt_tokens.toLocaleString()} → ${usage.completion_tokens.toLocaleString()} tokens`
+      );
+    }
+    parts.push(usage.cost_text);
+    this.footer.textContent = parts.join(' · ');
+  }
+
+  setNote(text: string): void {
+    const note = document.createElement('div');
+    note.className = 'mm-Message-note';
+    note.textContent = text;
+    this.node.appendChild(note);
+  }
+
+  setError(message: string): void {
+    const error = document.createElement('div');
+    error.className = 'mm-Message-error jp-RenderedText';
+    error.setAttribute('role', 'alert');
+    error.textContent = message;
+    this.node.appendChild(error);
+  }
+
+  /** Resolves when the latest text is on screen. */
+  get rendered(): Promise<void> {
+    return this._rendered ?? Promise.resolve();
+  }
+
+  private scheduleRender(): void {
+    if (this._frame) {
+      return;
+    }
+    this._rendered = new Promise<void>(resolve => {
+      this._frame = requestAnimationFrame(() => {
+        this._frame = 0;
+        void this.render().then(resolve, resolve);
+      });
+    });
+  }
+
+  private async render(): Promise<void> {
+    if (!this.renderer) {
+      return;
+    }
+    const model = new MimeModel({
+      data: { 'text/markdown': this._text },
+      trusted: false
+    });
+    await this.renderer.renderModel(model);
+    this.decorateCode();
+  }
+
+  private decorateCode(): void {
+    for (const pre of Array.from(this.renderer!.node.querySelectorAll('pre'))) {
+      if (pre.parentElement?.classList.contains('mm-Code')) {
+        continue;
+      }
+      const wrapper = document.createElement('div');
+      wrapper.className = 'mm-Code';
+      pre.replaceWith(wrapper);
+      const bar = document.createElement('div');
+      bar.className = 'mm-Code-actions';
+      const code = () => (pre.textContent ?? '').replace(/\n$/, '');
+      if (this.actions) {
+        bar.append(
+          button(
+            'Insert below',
+            'Insert as a new cell below the active cell (not run)',
+            () => this.actions!.insertBelow(code())
+          ),
+          button(
+            'Replace active cell',
+            'Replace the active cell’s source (not run)',
+            () => this.actions!.replaceActive(code())
+          )
+        );
+      }
+      bar.append(
+        button('Copy', 'Copy the code', () => Clipboard.copyToSystem(code()))
+      );
+      wrapper.append(bar, pre);
+    }
+  }
+
+  private body: HTMLDivElement;
+  private footer: HTMLDivElement;
+  private renderer: IRenderMime.IRenderer | null = null;
+  private _text = '';
+  private _frame = 0;
+  private _rendered: Promise<void> | null = null;
+}
+
+function button(
+  label: string,
+  title: string,
+  onClick: () => void
+): HTMLButtonElement {
+  const element = document.createElement('button');
+  element.type = 'button';
+  element.className = 'jp-Button jp-mod-minimal mm-Code-action';
+  element.textContent = label;
+  element.title = title;
+  element.addEventListener('click', event => {
+    event.preventDefault();
+    try {
+      onClick();
+    } catch (error) {
+      element.title = String(error);
+    }
+  });
+  return element;
+}

@@ -1,0 +1,73 @@
+/** Shapes exchanged with the server extension (mistral_magic/server). */
+
+export interface IChip {
+  id: string;
+  label: string;
+  kind: string;
+  items: string[];
+  state: 'included' | 'partial' | 'omitted';
+}
+
+export interface IServerConfig {
+  model: string;
+  server?: string;
+  dialect?: string;
+  api_key_configured: boolean;
+  error?: string;
+}
+
+export interface IUsage {
+  model: string;
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  cost_text: string;
+}
+
+export interface IHistoryEntry {
+  role: 'user' | 'assistant';
+  text: string;
+  chips?: string[];
+  notebook?: string;
+  model?: string;
+  usage?: IUsage;
+  error?: string;
+  stopped?: boolean;
+}
+
+export interface IVariableItem {
+  kind: string;
+  key: string;
+  label: string;
+  text: string;
+}
+
+/** The body of `POST chat` and `POST context`. */
+export interface IChatRequest {
+  prompt: string;
+  request_id?: string;
+  notebook?: { cells: any[] };
+  notebook_path?: string;
+  active_cell?: number | null;
+  selection?: string;
+  error_cell?: number | null;
+  sources: string[];
+  variables?: IVariableItem[];
+  exclude?: string[];
+  model?: string | null;
+  temperature?: number | null;
+  context_budget?: number | null;
+}
+
+export interface IStreamHandlers {
+  context?: (data: {
+    chips: IChip[];
+    model: string;
+    prompt_tokens: number;
+    note: string;
+  }) => void;
+  delta?: (text: string) => void;
+  toolCall?: (data: { name: string; arguments: string }) => void;
+  usage?: (usage: IUsage) => void;
+  error?: (data: { message: string; type: string; partial: boolean }) => void;
+  done?: (data: { finish_reason: string | null }) => void;
+}

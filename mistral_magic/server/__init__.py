@@ -1,0 +1,77 @@
+"""jupyter_server extension: the back end of the JupyterLab sidebar.
+
+Routes, all under ``{base_url}mistral-magic/`` (protocol notes in :mod:`.handlers`):
+
+=====================  =======  ============================================================
+``config``             GET      model, server host, dialect, whether a key is set (never it)
+``context``            POST     the context chips a question would carry
+``chat``               POST     ask; the answer streams back as server-sent events
+``chat/cancel``        POST     stop a running answer by ``request_id``
+``history``            GET      this user's chat (survives a page reload)
+``history``            DELETE   clear it (New chat)
+=====================  =======  ============================================================
+
+Settings are the ``Mistral`` traitlets (``c.Mistral.model = ...`` in jupyter_server_config.py);
+the key comes from ``MISTRAL_API_KEY`` in the server's environment only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.utils import url_path_join
+
+from mistral_magic.config import Mistral
+from mistral_magic.server.handlers import (
+    CancelHandler,
+    ChatHandler,
+    ConfigHandler,
+    ContextHandler,
+    HistoryHandler,
+)
+from mistral_magic.server.history import HistoryStore
+from mistral_magic.server.service import MistralService
+
+NAMESPACE = "mistral-magic"
+
+
+def setup_handlers(serverapp: Any) -> MistralService:
+    web_app = serverapp.web_app
+    settings = Mistral(parent=serverapp)
+    service = MistralService(settings)
+    history_dir = Path(serverapp.data_dir) / "mistral_magic" / "history"
+    web_app.settings["mistral_magic_service"] = service
+    web_app.settings["mistral_magic_history"] = HistoryStore(history_dir)
+    base = url_path_join(web_app.settings["base_url"], NAMESPACE)
+    web_app.add_handlers(
+        ".*$",
+        [
+            (url_path_join(base, "config"), ConfigHandler),
+            (url_path_join(base, "context"), ContextHandler),
+            (url_path_join(base, "chat"), ChatHandler),
+            (url_path_join(base, "chat", "cancel"), CancelHandler),
+            (url_path_join(base, "history"), HistoryHandler),
+        ],
+    )
+    return service
+
+
+def _warm_up() -> None:
+    """Load the tokenizer in the background, so the first question does not wait for it."""
+    from mistral_magic.context.budget import warm_up
+
+    with contextlib.suppress(Exception):  # a failure only makes the first request slower
+        warm_up()
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    setup_handlers(serverapp)
+    threading.Thread(target=_warm_up, name="mistral-magic-warm-up", daemon=True).start()
+    serverapp.log.info("mistral-magic: server extension loaded at /%s/", NAMESPACE)
+
+
+# jupyter_server < 2 name
+load_jupyter_server_extension = _load_jupyter_server_extension

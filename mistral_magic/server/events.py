@@ -1,0 +1,38 @@
+"""Server-sent-events framing for the chat stream (pure functions, no I/O).
+
+Events, in order: ``context`` (what is being sent: chips, token counts, model), any number of
+``delta`` (``{"text"}``) and ``tool_call`` (``{"id", "name", "arguments"}``), then ``usage``
+and ``done`` on success, or ``error`` (``{"message", "type", "partial"}``) and ``done`` on
+failure. Every ``data:`` line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+EVENT_TYPES = ("context", "delta", "tool_call", "usage", "error", "done")
+
+
+def encode_event(name: str, data: dict[str, Any]) -> bytes:
+    """One SSE event. JSON never contains a raw newline, so ``data:`` is a single line."""
+    if name not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {name!r}")
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {name}\ndata: {payload}\n\n".encode()
+
+
+def decode_events(raw: bytes | str) -> list[tuple[str, dict[str, Any]]]:
+    """Parse a whole SSE body back into ``(event, data)`` pairs (tests and benchmarks)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    events: list[tuple[str, dict[str, Any]]] = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        name, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip())
+        if data:
+            events.append((name, json.loads("\n".join(data))))
+    return events

@@ -1,0 +1,259 @@
+"""HTTP handlers under ``{base_url}mistral-magic/``.
+
+Streaming protocol: server-sent events in the response to a POSTed ``fetch``
+--------------------------------------------------------------------------------
+``POST /mistral-magic/chat`` answers ``text/event-stream`` (events: :mod:`.events`). Why this
+and not the alternatives:
+
+* **EventSource (GET SSE)** cannot send a body (the notebook, the chosen context) nor the
+  headers jupyter_server authenticates with; a POSTed ``fetch`` streams the same SSE framing
+  through JupyterLab's ``ServerConnection``, which adds the token and XSRF header for us.
+* **NDJSON** would work the same; SSE adds named events (delta / usage / error / done) at
+  no cost, is the framing Mistral itself streams, and is readable in the browser devtools.
+* **A websocket** needs its own origin / auth checks, a message protocol for request ids and
+  cancellation, and reconnection logic; one question is one request, so plain HTTP fits.
+
+Stop: the browser aborts the fetch (and, to be sure, ``POST chat/cancel``); the server sees the
+connection close (``on_connection_close``) or the write fail, cancels the relay task, and
+that closes the upstream request to Mistral. Every handler is authenticated
+(``@web.authenticated``) and authorized (``@authorized``, resource ``mistral-magic``) through
+jupyter_server; POSTs go through its XSRF check; no CORS header is ever added here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from mistral_magic.server.events import encode_event
+from mistral_magic.server.history import HistoryStore, conversation_from
+from mistral_magic.server.payload import PayloadError, parse_payload
+from mistral_magic.server.service import MistralService
+
+AUTH_RESOURCE = "mistral-magic"
+_ANONYMOUS = re.compile(r"[0-9a-f]{32}")
+
+
+class _Base(APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def service(self) -> MistralService:
+        return self.settings["mistral_magic_service"]
+
+    @property
+    def history(self) -> HistoryStore:
+        return self.settings["mistral_magic_history"]
+
+    @property
+    def user_name(self) -> str:
+        """Whose history: the user's name, or "anonymous" for jupyter_server's generated
+        anonymous users (a random name per browser cookie on a single-user server, where
+        everyone holding the token is the same person)."""
+        user = self.current_user
+        name = getattr(user, "username", None) or str(user)
+        if _ANONYMOUS.fullmatch(name) and str(getattr(user, "name", "")).startswith("Anonymous"):
+            return "anonymous"
+        return name
+
+    def body_json(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "The request body is not valid JSON.") from None
+
+
+class ConfigHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        try:
+            config = self.service.public_config()
+        except ValueError as exc:  # a malformed MISTRAL_BASE_URL
+            config = {"model": self.service.settings.model, "error": str(exc)}
+            config["api_key_configured"] = self.service.key_configured()
+        self.finish(json.dumps(config))
+
+
+class HistoryHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(json.dumps({"entries": self.history.load(self.user_name)}))
+
+    @web.authenticated
+    @authorized
+    async def delete(self) -> None:
+        self.history.clear(self.user_name)
+        self.set_status(204)
+        self.finish()
+
+
+class ContextHandler(_Base):
+    """``POST context``: the chips a question would carry, without asking anything."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            payload = parse_payload(self.body_json(), require_prompt=False)
+        except PayloadError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        conversation = conversation_from(self.history.load(self.user_name))
+        prepared, chips = self.service.prepare(payload, conversation)
+        self.finish(
+            json.dumps(
+                {
+                    "chips": [c.to_json() for c in chips],
+                    "model": prepared.model,
+                    "prompt_tokens": prepared.prompt_tokens,
+                    "note": prepared.context_note,
+                }
+            )
+        )
+
+
+class CancelHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.body_json()
+        request_id = body.get("request_id") if isinstance(body, dict) else None
+        task = self.service.running.get(f"{self.user_name}:{request_id}")
+        if task is not None and not task.done():
+            task.cancel()
+        self.finish(json.dumps({"cancelled": task is not None}))
+
+
+class ChatHandler(_Base):
+    """``POST chat``: ask, and stream the answer back as server-sent events."""
+
+    _task: asyncio.Task[Any] | None = None
+    _closed = False
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            payload = parse_payload(self.body_json())
+        except PayloadError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        user = self.user_name
+        request_id = payload.request_id or uuid.uuid4().hex
+        conversation = conversation_from(self.history.load(user))
+        prepared, chips = self.service.prepare(payload, conversation)
+
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache, no-store")
+        self.set_header("X-Accel-Buffering", "no")
+        await self._send(
+            "context",
+            {
+                "request_id": request_id,
+                "model": prepared.model,
+                "prompt_tokens": prepared.prompt_tokens,
+                "chips": [c.to_json() for c in chips],
+                "note": prepared.context_note,
+            },
+        )
+        user_entry = {
+            "role": "user",
+            "text": prepared.prompt,
+            "chips": [c.label for c in chips if c.state != "omitted"],
+            "notebook": payload.notebook_path,
+        }
+        registry_key = f"{user}:{request_id}"
+        self._task = asyncio.ensure_future(self._relay(prepared, user_entry, payload.remember))
+        self.service.running[registry_key] = self._task
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.service.running.pop(registry_key, None)
+        if not self._closed:
+            self.finish(set_content_type="text/event-stream; charset=utf-8")
+
+    def on_connection_close(self) -> None:
+        self._closed = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def _send(self, name: str, data: dict[str, Any]) -> None:
+        if self._closed:
+            raise asyncio.CancelledError()
+        self.write(encode_event(name, data))
+        try:
+            await self.flush()
+        except StreamClosedError:
+            self._closed = True
+            raise asyncio.CancelledError() from None
+
+    async def _relay(self, prepared: Any, user_entry: dict[str, Any], remember: bool) -> None:
+        from mistral_magic.api.errors import MistralError
+
+        started = time.monotonic()
+        text = ""
+        reply: dict[str, Any] = {"role": "assistant", "text": "", "model": prepared.model}
+        deltas = None
+        try:
+            stream = self.service.client.stream(
+                prepared.messages, model=prepared.model, **prepared.params
+            )
+            deltas = stream.__aiter__()
+            async for delta in deltas:
+                if delta.text and delta.index == 0:
+                    text += delta.text
+                    await self._send("delta", {"text": delta.text})
+                for call in delta.tool_calls:
+                    await self._send(
+                        "tool_call",
+                        {"id": call.id, "name": call.name, "arguments": call.raw_arguments},
+                    )
+            completion = stream.completion
+            model = completion.model or prepared.model
+            usage = self.service.usage_json(model, completion.usage)
+            reply.update(text=text, model=model, usage=usage)
+            await self._send("usage", usage)
+            await self._send(
+                "done",
+                {"finish_reason": completion.finish_reason, "seconds": time.monotonic() - started},
+            )
+        except MistralError as exc:
+            message = str(exc)
+            reply.update(text=text, error=message)
+            self.log.info("mistral-magic: %s", type(exc).__name__)
+            await self._send(
+                "error", {"message": message, "type": type(exc).__name__, "partial": bool(text)}
+            )
+            await self._send("done", {"finish_reason": "error"})
+        except asyncio.CancelledError:
+            reply.update(text=text, stopped=True)
+            raise
+        except Exception as exc:  # a bug here: tell the user in one paragraph, log the rest
+            redacted = self.service.redactor().redact(f"{type(exc).__name__}: {exc}")
+            logging.getLogger("mistral_magic").exception("mistral-magic chat failed")
+            reply.update(text=text, error=redacted)
+            message = (
+                f"The mistral-magic server extension failed while answering ({redacted}). "
+                "The part received so far is kept; the Jupyter server log has the details."
+            )
+            await self._send(
+                "error", {"message": message, "type": "InternalError", "partial": bool(text)}
+            )
+            await self._send("done", {"finish_reason": "error"})
+        finally:
+            if deltas is not None:
+                await deltas.aclose()
+            if remember:
+                self.history.append(self.user_name, user_entry, reply)

@@ -1,0 +1,116 @@
+"""Chat history, per user, bounded, kept on the server so it survives a page reload.
+
+One JSON file per user under the history directory (``<jupyter data dir>/mistral_magic/
+history`` by default); file names are a hash of the user name. Entries are
+``{"role": "user" | "assistant", "text": ..., ...}`` dicts; only the newest ``max_entries``
+are kept and each text is clipped to ``max_chars``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from mistral_magic.conversation import Conversation
+
+MAX_ENTRIES = 100
+MAX_CHARS = 50_000
+
+
+class HistoryStore:
+    def __init__(
+        self,
+        directory: Path | str | None,
+        *,
+        max_entries: int = MAX_ENTRIES,
+        max_chars: int = MAX_CHARS,
+    ) -> None:
+        self.directory = Path(directory) if directory else None
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+        self._cache: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _path(self, user: str) -> Path | None:
+        if self.directory is None:
+            return None
+        digest = hashlib.sha256(user.encode("utf-8")).hexdigest()[:24]
+        return self.directory / f"{digest}.json"
+
+    def load(self, user: str) -> list[dict[str, Any]]:
+        with self._lock:
+            if user not in self._cache:
+                self._cache[user] = self._read(user)
+            return [dict(entry) for entry in self._cache[user]]
+
+    def _read(self, user: str) -> list[dict[str, Any]]:
+        path = self._path(user)
+        if path is None or not path.is_file():
+            return []
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        entries = data.get("entries") if isinstance(data, dict) else None
+        return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+    def append(self, user: str, *entries: dict[str, Any]) -> None:
+        with self._lock:
+            current = self._cache.get(user)
+            if current is None:
+                current = self._read(user)
+            for entry in entries:
+                entry = dict(entry)
+                entry.setdefault("time", time.time())
+                text = entry.get("text")
+                if isinstance(text, str) and len(text) > self.max_chars:
+                    entry["text"] = text[: self.max_chars] + "\n[… clipped]"
+                current.append(entry)
+            self._cache[user] = current[-self.max_entries :]
+            self._write(user, self._cache[user])
+
+    def clear(self, user: str) -> None:
+        with self._lock:
+            self._cache[user] = []
+            path = self._path(user)
+            if path is not None and path.exists():
+                path.unlink()
+
+    def _write(self, user: str, entries: list[dict[str, Any]]) -> None:
+        path = self._path(user)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".history-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"version": 1, "entries": entries}, handle, ensure_ascii=False)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def conversation_from(entries: list[dict[str, Any]]) -> Conversation:
+    """Earlier turns for the model: each user entry with the assistant text that follows it
+    (failed or stopped replies count with what was received; empty ones are skipped)."""
+    conversation = Conversation()
+    pending: str | None = None
+    for entry in entries:
+        role, text = entry.get("role"), entry.get("text")
+        if not isinstance(text, str):
+            continue
+        if role == "user":
+            pending = text
+        elif role == "assistant" and pending is not None:
+            if text.strip():
+                conversation.add(pending, text)
+            pending = None
+    return conversation

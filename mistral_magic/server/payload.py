@@ -1,0 +1,111 @@
+"""The JSON body of a chat / context request, checked.
+
+Everything from the browser is untrusted input: types are checked, sizes bounded, and a bad
+field gives a one-sentence :class:`PayloadError` (sent back as HTTP 400).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mistral_magic.api.defaults import CONTEXT_WINDOW
+
+MAX_PROMPT_CHARS = 100_000
+SOURCES = frozenset({"cells", "active", "error", "vars"})
+DEFAULT_SOURCES = ("cells", "active", "error", "vars")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class PayloadError(ValueError):
+    """A request body the server cannot use; ``str()`` says which field and why."""
+
+
+@dataclass
+class ChatPayload:
+    prompt: str
+    request_id: str | None = None
+    notebook: dict[str, Any] = field(default_factory=dict)
+    notebook_path: str = ""
+    active_cell: int | None = None
+    selection: str = ""
+    error_cell: int | None = None
+    sources: tuple[str, ...] = DEFAULT_SOURCES
+    variables: list[dict[str, Any]] = field(default_factory=list)
+    exclude: frozenset[str] = frozenset()
+    model: str | None = None
+    temperature: float | None = None
+    context_budget: int | None = None
+    remember: bool = True
+
+
+def _optional_int(body: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise PayloadError(f"`{name}` must be a whole number from {low} to {high}.")
+    return value
+
+
+def _string(body: Mapping[str, Any], name: str, limit: int) -> str:
+    value = body.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PayloadError(f"`{name}` must be a string.")
+    if len(value) > limit:
+        raise PayloadError(f"`{name}` is longer than {limit:,} characters.")
+    return value
+
+
+def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
+    if not isinstance(body, Mapping):
+        raise PayloadError("The request body must be a JSON object.")
+    prompt = _string(body, "prompt", MAX_PROMPT_CHARS).strip()
+    if require_prompt and not prompt:
+        raise PayloadError("The question is empty: type something to ask.")
+    request_id = body.get("request_id")
+    if request_id is not None and (
+        not isinstance(request_id, str) or not _REQUEST_ID.match(request_id)
+    ):
+        raise PayloadError("`request_id` must be 1 to 64 letters, digits, '-' or '_'.")
+    notebook = body.get("notebook") or {}
+    if not isinstance(notebook, Mapping) or not isinstance(notebook.get("cells", []), list):
+        raise PayloadError("`notebook` must be a notebook JSON object with a `cells` list.")
+    sources = body.get("sources")
+    if sources is None:
+        sources = DEFAULT_SOURCES
+    if not isinstance(sources, list | tuple) or not set(sources) <= SOURCES:
+        raise PayloadError(f"`sources` must be a list of {', '.join(sorted(SOURCES))}.")
+    variables = body.get("variables") or []
+    if not isinstance(variables, list):
+        raise PayloadError("`variables` must be a list.")
+    exclude = body.get("exclude") or []
+    if not isinstance(exclude, list) or not all(isinstance(e, str) for e in exclude):
+        raise PayloadError("`exclude` must be a list of chip ids.")
+    model = _string(body, "model", 200).strip() or None
+    temperature = body.get("temperature")
+    if temperature is not None:
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+            raise PayloadError("`temperature` must be a number from 0 to 1.5.")
+        if not 0 <= temperature <= 1.5:
+            raise PayloadError("`temperature` must be a number from 0 to 1.5.")
+    return ChatPayload(
+        prompt=prompt,
+        request_id=request_id,
+        notebook=dict(notebook),
+        notebook_path=_string(body, "notebook_path", 4096),
+        active_cell=_optional_int(body, "active_cell", 0, 1_000_000),
+        selection=_string(body, "selection", MAX_PROMPT_CHARS),
+        error_cell=_optional_int(body, "error_cell", 0, 1_000_000),
+        sources=tuple(dict.fromkeys(sources)),
+        variables=[v for v in variables if isinstance(v, Mapping)],
+        exclude=frozenset(exclude),
+        model=model,
+        temperature=None if temperature is None else float(temperature),
+        context_budget=_optional_int(body, "context_budget", 0, CONTEXT_WINDOW),
+        remember=body.get("remember", True) is not False,
+    )

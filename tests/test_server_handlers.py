@@ -1,0 +1,470 @@
+"""The jupyter_server extension's handlers, against the Mistral stub (pytest-jupyter)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+from mistral_magic.server.events import decode_events
+from mistral_magic.server.history import HistoryStore
+from tests.stub import Drop, Fault, Reply, StubServer
+
+SECRET_KEY = "sk-server-test-key-0123456789abcdef"
+
+NOTEBOOK = {
+    "cells": [
+        {"cell_type": "markdown", "source": "# Sales analysis", "metadata": {}},
+        {
+            "cell_type": "code",
+            "execution_count": 1,
+            "source": "import math\nprint('loaded')",
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "loaded\n"}],
+            "metadata": {},
+        },
+        {
+            "cell_type": "code",
+            "execution_count": 2,
+            "source": "total = revenue / 0",
+            "outputs": [
+                {
+                    "output_type": "error",
+                    "ename": "ZeroDivisionError",
+                    "evalue": "division by zero",
+                    "traceback": [
+                        "\x1b[0;31m---------\x1b[0m",
+                        "\x1b[0;31mZeroDivisionError\x1b[0m: division by zero",
+                    ],
+                }
+            ],
+            "metadata": {},
+        },
+    ]
+}
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    return {"ServerApp": {"jpserver_extensions": {"mistral_magic": True}}}
+
+
+@pytest.fixture
+def lab_stub(stub_env: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
+    """The stub as the model, configured before the server extension reads its settings."""
+    monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
+    return stub_env
+
+
+def _body(**fields: Any) -> str:
+    payload = {"prompt": "Why does this fail?", "notebook": NOTEBOOK, "active_cell": 2}
+    payload.update(fields)
+    return json.dumps(payload)
+
+
+async def _chat(jp_fetch: Any, **fields: Any) -> list[tuple[str, dict[str, Any]]]:
+    response = await jp_fetch("mistral-magic", "chat", method="POST", body=_body(**fields))
+    assert response.code == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    return decode_events(response.body)
+
+
+def _names(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return [name for name, _ in events]
+
+
+# ------------------------------------------------------------------ auth, XSRF, config
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "config", None),
+        ("GET", "history", None),
+        ("DELETE", "history", None),
+        ("POST", "chat", _body()),
+        ("POST", "context", _body()),
+        ("POST", "chat/cancel", "{}"),
+    ],
+)
+async def test_requests_without_token_are_refused(
+    lab_stub: StubServer, jp_fetch: Any, method: str, path: str, body: str | None
+) -> None:
+    with pytest.raises(HTTPClientError) as failure:
+        await jp_fetch(
+            "mistral-magic",
+            *path.split("/"),
+            method=method,
+            body=body,
+            headers={"Authorization": ""},
+        )
+    assert failure.value.code == 403
+    assert lab_stub.chat_requests == []
+
+
+async def test_post_with_cookie_login_needs_the_xsrf_token(
+    lab_stub: StubServer, jp_serverapp: Any, jp_base_url: str, http_server_client: Any
+) -> None:
+    client = AsyncHTTPClient()
+    root = http_server_client.get_url(jp_base_url)
+    login = await client.fetch(root + "login", raise_error=False)
+    xsrf = _cookie(login.headers.get_list("Set-Cookie"), "_xsrf")
+    response = await client.fetch(
+        root + "login",
+        method="POST",
+        body=f"password={jp_serverapp.identity_provider.token}&_xsrf={xsrf}",
+        headers={"Cookie": f"_xsrf={xsrf}"},
+        follow_redirects=False,
+        raise_error=False,
+    )
+    assert response.code == 302
+    cookies = "; ".join(c.split(";")[0] for c in response.headers.get_list("Set-Cookie"))
+    cookies += f"; _xsrf={xsrf}"
+    url = root + "mistral-magic/chat"
+    refused = await client.fetch(
+        url, method="POST", body=_body(), headers={"Cookie": cookies}, raise_error=False
+    )
+    assert refused.code == 403
+    assert lab_stub.chat_requests == []
+    accepted = await client.fetch(
+        url,
+        method="POST",
+        body=_body(),
+        headers={"Cookie": cookies, "X-XSRFToken": xsrf},
+        raise_error=False,
+    )
+    assert accepted.code == 200
+    assert "done" in _names(decode_events(accepted.body))
+    # No CORS opening: a page on another origin gets no Access-Control-Allow-Origin.
+    config = await client.fetch(
+        root + "mistral-magic/config",
+        headers={"Cookie": cookies, "Origin": "https://evil.example"},
+        raise_error=False,
+    )
+    assert "Access-Control-Allow-Origin" not in config.headers
+
+
+def _cookie(set_cookies: list[str], name: str) -> str:
+    for header in set_cookies:
+        key, _, rest = header.partition("=")
+        if key.strip() == name:
+            return rest.split(";")[0]
+    raise AssertionError(f"no {name} cookie in {set_cookies}")
+
+
+async def test_config_tells_whether_a_key_is_set_but_never_the_key(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MISTRAL_API_KEY", SECRET_KEY)
+    monkeypatch.setenv("MISTRAL_BASE_URL", "https://user:pw@api.example.com/v1")
+    monkeypatch.setenv("MISTRAL_MODEL", "mistral-large-2407")
+    response = await jp_fetch("mistral-magic", "config")
+    text = response.body.decode()
+    config = json.loads(text)
+    assert config["api_key_configured"] is True
+    assert config["model"] == "mistral-large-2407"
+    assert config["server"] == "https://api.example.com"
+    assert SECRET_KEY not in text and SECRET_KEY[-6:] not in text and "pw" not in text
+
+
+async def test_config_without_key(jp_fetch: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    config = json.loads((await jp_fetch("mistral-magic", "config")).body)
+    assert config["api_key_configured"] is False
+
+
+async def test_server_config_file_sets_the_model(
+    jp_configurable_serverapp: Any, stub_env: StubServer
+) -> None:
+    from traitlets.config import Config
+
+    from mistral_magic.server import setup_handlers
+
+    config = Config({"Mistral": {"model": "mistral-small-latest", "temperature": 0.1}})
+    app = jp_configurable_serverapp(config=config)
+    service = setup_handlers(app)
+    assert service.settings.model == "mistral-small-latest"
+    assert service.public_config()["temperature"] == 0.1
+
+
+# ------------------------------------------------------------------ streaming
+
+
+async def test_chat_streams_context_deltas_usage_done(lab_stub: StubServer, jp_fetch: Any) -> None:
+    lab_stub.queue(Reply(chunks=["Divide by ", "`len(x)`", " instead."]))
+    events = await _chat(jp_fetch)
+    assert _names(events) == ["context", "delta", "delta", "delta", "usage", "done"], events
+    context, usage = events[0][1], events[-2][1]
+    assert context["model"] == "mistral-large-2407"
+    assert "".join(d["text"] for n, d in events if n == "delta") == "Divide by `len(x)` instead."
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+    assert usage["cost_text"].startswith("$")
+    sent = lab_stub.chat_requests[-1].body
+    assert sent["stream"] is True
+    system = sent["messages"][0]["content"]
+    assert "ZeroDivisionError" in system and "total = revenue / 0" in system
+    assert "\x1b[" not in system
+    assert sent["messages"][-1] == {"role": "user", "content": "Why does this fail?"}
+
+
+async def test_chips_name_what_the_model_receives(lab_stub: StubServer, jp_fetch: Any) -> None:
+    events = await _chat(jp_fetch)
+    chips = events[0][1]["chips"]
+    labels = [chip["label"] for chip in chips]
+    assert labels == ["active cell [2]", "error in [2]", "notebook · 2 cells"]
+    system = lab_stub.chat_requests[-1].body["messages"][0]["content"]
+    for chip in chips:
+        for item_label in chip["items"]:
+            assert f"### {item_label}\n" in system
+
+
+async def test_context_preview_and_exclusions(lab_stub: StubServer, jp_fetch: Any) -> None:
+    preview = await jp_fetch(
+        "mistral-magic", "context", method="POST", body=_body(prompt="", exclude=["error"])
+    )
+    chips = json.loads(preview.body)["chips"]
+    assert [c["id"] for c in chips] == ["active", "notebook"]
+    assert lab_stub.chat_requests == []
+    await _chat(jp_fetch, exclude=["error", "notebook"], active_cell=1)
+    system = lab_stub.chat_requests[-1].body["messages"][0]["content"]
+    assert "ZeroDivisionError" not in system and "Sales analysis" not in system
+    assert "print('loaded')" in system
+
+
+async def test_variables_from_the_kernel_are_checked_again(
+    lab_stub: StubServer, jp_fetch: Any
+) -> None:
+    variables = [
+        {
+            "kind": "dataframe",
+            "key": "var:sales",
+            "label": "sales · DataFrame 3×2",
+            "text": "sales: DataFrame 3 rows × 2 columns",
+        },
+        {
+            "kind": "variable",
+            "key": "var:api_key",
+            "label": "api_key · str",
+            "text": "api_key = 'hunter2hunter2'",
+        },
+        {
+            "kind": "variable",
+            "key": "var:note",
+            "label": "note · str",
+            "text": f"note = 'use {SECRET_KEY} here'",
+        },
+        {"kind": "named", "key": "var:forged", "label": "forged", "text": "forged"},
+    ]
+    events = await _chat(jp_fetch, variables=variables)
+    ids = [chip["id"] for chip in events[0][1]["chips"]]
+    assert "var:sales" in ids and "var:note" in ids
+    assert "var:api_key" not in ids and "var:forged" not in ids
+    system = lab_stub.chat_requests[-1].body["messages"][0]["content"]
+    assert "hunter2" not in system and SECRET_KEY not in system
+    assert "sales: DataFrame 3 rows" in system
+
+
+# ------------------------------------------------------------------ errors
+
+
+async def test_upstream_errors_become_one_paragraph_messages(
+    lab_stub: StubServer, jp_fetch: Any
+) -> None:
+    lab_stub.queue(Fault(401))
+    events = await _chat(jp_fetch)
+    assert _names(events) == ["context", "error", "done"]
+    error = events[1][1]
+    assert error["type"] == "AuthenticationError" and error["partial"] is False
+    assert "MISTRAL_API_KEY" in error["message"] and "\n" not in error["message"].strip()
+    assert "test-key" not in json.dumps(events)
+
+
+async def test_a_broken_stream_keeps_the_partial_answer(
+    lab_stub: StubServer, jp_fetch: Any
+) -> None:
+    lab_stub.queue(Drop(after_chunks=3, reply=Reply(chunks=["one ", "two ", "three ", "four"])))
+    events = await _chat(jp_fetch)
+    names = _names(events)
+    assert names[0] == "context" and names[-2:] == ["error", "done"]
+    assert "delta" in names
+    error = events[-2][1]
+    assert error["partial"] is True and error["type"] == "StreamError"
+    history = json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"]
+    assert history[-1]["role"] == "assistant" and history[-1]["text"].startswith("one ")
+    assert history[-1]["error"] == error["message"]
+
+
+async def test_missing_key_is_explained(
+    lab_stub: StubServer, jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MISTRAL_API_KEY")
+    monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
+    events = await _chat(jp_fetch)
+    assert events[1][0] == "error" and events[1][1]["type"] == "MissingAPIKeyError"
+    assert "console.mistral.ai" in events[1][1]["message"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"prompt": "   "}, "empty"),
+        ({"temperature": 3}, "temperature"),
+        ({"sources": ["everything"]}, "sources"),
+        ({"notebook": {"cells": "no"}}, "notebook"),
+        ({"request_id": "../../etc"}, "request_id"),
+    ],
+)
+async def test_bad_requests_get_a_400_with_a_reason(
+    lab_stub: StubServer, jp_fetch: Any, fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(HTTPClientError) as failure:
+        await jp_fetch("mistral-magic", "chat", method="POST", body=_body(**fields))
+    assert failure.value.code == 400
+    assert message in json.loads(failure.value.response.body)["message"]
+    assert lab_stub.chat_requests == []
+
+
+# ------------------------------------------------------------------ cancel
+
+
+def _stub_connections(stub: StubServer) -> int:
+    server = stub._http._server
+    assert server is not None
+    with server._connections_lock:
+        return len(server._connections)
+
+
+async def _wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+SLOW_REPLY = Reply(chunks=[f"word{i} " for i in range(40)])
+
+
+async def test_cancel_stops_the_upstream_request(
+    lab_stub: StubServer,
+    jp_fetch: Any,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    lab_stub.token_delay = 0.1  # 40 chunks: 4 s when not cancelled
+    lab_stub.queue(SLOW_REPLY)
+    received: list[bytes] = []
+    started = time.monotonic()
+    chat = asyncio.ensure_future(
+        http_server_client.fetch(
+            f"{jp_base_url}mistral-magic/chat",
+            method="POST",
+            body=_body(request_id="req-1"),
+            headers=jp_auth_header,
+            streaming_callback=received.append,
+            request_timeout=20,
+        )
+    )
+    await _wait_for(lambda: b"event: delta" in b"".join(received))
+    cancel = await jp_fetch(
+        "mistral-magic", "chat", "cancel", method="POST", body=json.dumps({"request_id": "req-1"})
+    )
+    assert json.loads(cancel.body) == {"cancelled": True}
+    await chat
+    assert time.monotonic() - started < 3
+    events = decode_events(b"".join(received))
+    assert "done" not in _names(events) and "usage" not in _names(events)
+    await _wait_for(lambda: _stub_connections(lab_stub) == 0)
+    history = json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"]
+    assert history[-1]["stopped"] is True and history[-1]["text"].startswith("word0")
+
+
+async def test_browser_disconnect_stops_the_upstream_request(
+    lab_stub: StubServer,
+    jp_fetch: Any,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    import httpx
+
+    lab_stub.token_delay = 0.1
+    lab_stub.queue(SLOW_REPLY)
+    url = http_server_client.get_url(f"{jp_base_url}mistral-magic/chat")
+    started = time.monotonic()
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("POST", url, content=_body(), headers=jp_auth_header) as response,
+    ):
+        async for line in response.aiter_lines():
+            if line.startswith("event: delta"):
+                break
+    await _wait_for(lambda: _stub_connections(lab_stub) == 0)
+    assert time.monotonic() - started < 3
+
+    for _ in range(100):
+        history = json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"]
+        if history:
+            break
+        await asyncio.sleep(0.05)
+    assert history[-1].get("stopped") is True and history[-1]["text"].startswith("word0")
+
+
+# ------------------------------------------------------------------ history
+
+
+async def test_history_is_kept_sent_back_and_cleared(
+    lab_stub: StubServer, jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    lab_stub.queue(Reply("First answer."), Reply("Second answer."))
+    await _chat(jp_fetch, prompt="First question?")
+    await _chat(jp_fetch, prompt="Second question?")
+    messages = lab_stub.chat_requests[-1].body["messages"]
+    assert [m["content"] for m in messages[1:]] == [
+        "First question?",
+        "First answer.",
+        "Second question?",
+    ]
+    entries = json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"]
+    assert [(e["role"], e["text"]) for e in entries] == [
+        ("user", "First question?"),
+        ("assistant", "First answer."),
+        ("user", "Second question?"),
+        ("assistant", "Second answer."),
+    ]
+    assert entries[1]["usage"]["completion_tokens"] > 0
+    assert "active cell [2]" in entries[0]["chips"]
+
+    # A new store on the same directory (a server restart) sees the same history.
+    store = jp_serverapp.web_app.settings["mistral_magic_history"]
+    reloaded = HistoryStore(store.directory)
+    user = next(iter(store._cache))
+    assert reloaded.load(user) == store.load(user)
+
+    response = await jp_fetch("mistral-magic", "history", method="DELETE")
+    assert response.code == 204
+    assert json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"] == []
+    assert HistoryStore(store.directory).load(user) == []
+
+
+async def test_remember_false_keeps_the_question_out_of_history(
+    lab_stub: StubServer, jp_fetch: Any
+) -> None:
+    await _chat(jp_fetch, remember=False)
+    assert json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"] == []
+
+
+def test_history_is_bounded(tmp_path: Any) -> None:
+    store = HistoryStore(tmp_path, max_entries=4, max_chars=10)
+    for i in range(5):
+        store.append(
+            "alice", {"role": "user", "text": f"q{i}"}, {"role": "assistant", "text": "x" * 20}
+        )
+    entries = HistoryStore(tmp_path).load("alice")
+    assert len(entries) == 4 and entries[0]["text"] == "q3"
+    assert entries[1]["text"].startswith("x" * 10) and "clipped" in entries[1]["text"]
+    assert HistoryStore(tmp_path).load("bob") == []
