@@ -75,8 +75,8 @@ def type_name(value: object) -> str:
     cls = type(value)
     module = getattr(cls, "__module__", "") or ""
     if module in ("builtins", "__main__", ""):
-        return cls.__qualname__
-    return f"{module.split('.')[0]}.{cls.__qualname__}"
+        return cls.__name__
+    return f"{module.split('.')[0]}.{cls.__name__}"
 
 
 def _human_bytes(n: float) -> str:
@@ -507,6 +507,12 @@ def _describer_for(value: object) -> _Describer:
     if isinstance(value, type):
         return _describe_class
     return _describe_other
+
+
+def runs_user_code(value: object) -> bool:
+    """Whether describing ``value`` may call user-defined ``__repr__`` code."""
+    describer = _describer_for(value)
+    return describer in (_describe_other, _describe_container)
 
 
 def describe(value: object, name: str, *, max_chars: int = 1500) -> str:

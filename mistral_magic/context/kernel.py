@@ -34,6 +34,7 @@ from mistral_magic.context.describe import (
     could_not_describe,
     describe,
     describe_brief,
+    runs_user_code,
     short_label,
 )
 from mistral_magic.context.guard import Deadline, DescribeTimeout, time_limit
@@ -439,11 +440,17 @@ def error_info(shell: Any, value: BaseException) -> ErrorInfo | None:
         source = "".join(linecache.getlines(value.filename)) or None
     return ErrorInfo(
         etype=_qualified_type(type(value)),
-        message=clip(message, ERROR_MESSAGE_CHARS),
-        traceback=_clip_middle(_ANSI.sub("", text), TRACEBACK_CHARS),
+        message=clip(_printable(message), ERROR_MESSAGE_CHARS),
+        traceback=_clip_middle(_printable(_ANSI.sub("", text)), TRACEBACK_CHARS),
         cell_source=source,
         execution_count=count,
     )
+
+
+def _printable(text: str) -> str:
+    """Lone surrogates (undecodable bytes of file names, ``surrogateescape`` text) written as
+    ``\\udcff`` escapes, so the text encodes as UTF-8 in a request."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _error_item(info: ErrorInfo, redactor: Redactor) -> ContextItem:
@@ -506,6 +513,12 @@ def _full_redactor(shell: Any, redactor: Redactor | None) -> Redactor:
     return base.with_secrets(_secret_values(shell))
 
 
+def shell_redactor(shell: Any, redactor: Redactor | None = None) -> Redactor:
+    """``redactor`` plus the secrets the shell knows: secret-named environment variables and
+    the values of secret-named user variables (what :func:`collect` redacts with)."""
+    return _full_redactor(shell, redactor)
+
+
 def _is_frame_like(value: object) -> bool:
     return any(
         _is_lib_type(value, package, kind)
@@ -536,7 +549,7 @@ class _Describer:
         limit = min(self.value_time_limit, max(self.deadline.remaining(), 0.05))
         started = time.perf_counter()
         try:
-            with time_limit(limit):
+            with time_limit(limit, allow_tracing=runs_user_code(value)):
                 if brief:
                     return describe_brief(value, name, max_chars=max_chars)
                 return describe(value, name, max_chars=max_chars)
