@@ -79,6 +79,22 @@ def type_name(value: object) -> str:
     return f"{module.split('.')[0]}.{cls.__name__}"
 
 
+_DTYPE_TEXT: dict[object, str] = {}
+
+
+def _dtype_text(dtype: object) -> str:
+    """``str(dtype)``, cached: numpy's dtype ``__str__`` is Python code and adds up."""
+    try:
+        text = _DTYPE_TEXT.get(dtype)
+    except TypeError:  # unhashable
+        return str(dtype)
+    if text is None:
+        text = str(dtype)
+        if len(_DTYPE_TEXT) < 1000:
+            _DTYPE_TEXT[dtype] = text
+    return text
+
+
 def _human_bytes(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
@@ -284,7 +300,8 @@ def _describe_pandas_frame(frame: Any, name: str, max_chars: int) -> str:
         nulls, rows_used = _pandas_null_counts(frame, listed)
         null_header = "nulls" if rows_used == rows else f"nulls in first {rows_used:,} rows"
         table_rows = [
-            [clip(col, 40), str(dtypes[i]), f"{nulls[i]:,}"] for i, col in enumerate(column_names)
+            [clip(col, 40), _dtype_text(dtypes[i]), f"{nulls[i]:,}"]
+            for i, col in enumerate(column_names)
         ]
         lines.append("columns:")
         lines.extend(_table(["name", "dtype", null_header], table_rows))
@@ -340,7 +357,7 @@ def _describe_polars_frame(frame: Any, name: str, max_chars: int) -> str:
         nulls = [int(sample.get_column(col).null_count()) for col, _ in schema]
         null_header = "nulls" if rows_used == rows else f"nulls in first {rows_used:,} rows"
         table_rows = [
-            [clip(str(col), 40), str(dtype), f"{nulls[i]:,}"]
+            [clip(str(col), 40), _dtype_text(dtype), f"{nulls[i]:,}"]
             for i, (col, dtype) in enumerate(schema)
         ]
         lines.append("columns:")
@@ -553,7 +570,7 @@ def _brief_frame(frame: Any, name: str) -> str:
                 strict=True,
             )
         )
-    listing = ", ".join(f"{clip(str(col), 40)} ({dtype})" for col, dtype in pairs)
+    listing = ", ".join(f"{clip(str(col), 40)} ({_dtype_text(dtype)})" for col, dtype in pairs)
     more = f", {ELLIPSIS} {cols - len(pairs):,} more" if cols > len(pairs) else ""
     return (
         f"{name}: {library} DataFrame, {_plural(rows, 'row')} × {_plural(cols, 'column')}; "

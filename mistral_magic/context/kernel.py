@@ -23,7 +23,7 @@ import sys
 import time
 import traceback
 import types
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -172,14 +172,17 @@ def is_mistral_invocation(source: str) -> bool:
     return bool(_MISTRAL_MAGIC.match(source or ""))
 
 
-def _executed_counts(shell: Any, inputs: list[str]) -> list[int]:
-    """Counts of finished cells, oldest first, without %mistral invocations."""
+def _executed_counts(shell: Any, inputs: list[str], limit: int) -> list[int]:
+    """The last ``limit`` finished cells, oldest first, without %mistral invocations."""
     running = _running_count(shell)
-    return [
-        n
-        for n in range(1, len(inputs))
-        if n != running and inputs[n].strip() and not is_mistral_invocation(inputs[n])
-    ]
+    found: list[int] = []
+    for n in range(len(inputs) - 1, 0, -1):
+        if len(found) >= limit:
+            break
+        if n != running and inputs[n].strip() and not is_mistral_invocation(inputs[n]):
+            found.append(n)
+    found.reverse()
+    return found
 
 
 def _history_outputs(shell: Any, count: int) -> Iterator[tuple[str, str]]:
@@ -627,7 +630,7 @@ def collect(
     want_cells, want_vars = "cells" in sources, "vars" in sources
 
     inputs = _raw_inputs(shell)
-    executed = _executed_counts(shell, inputs)
+    executed = _executed_counts(shell, inputs, max(max_cells * 3, 30, RECENT_ERROR_CELLS))
     variables = user_variables(shell) if want_vars else {}
     references = prompt_references(prompt or "")
     items: list[ContextItem] = []
@@ -637,7 +640,8 @@ def collect(
         if item.key in taken:
             return
         taken.add(item.key)
-        items.append(item if redacted else replace(item, text=redactor.redact(item.text)))
+        text = item.text if redacted else redactor.redact(item.text)
+        items.append(replace(item, text=_printable(text)))  # outputs may hold lone surrogates
 
     # 1. What the prompt names.
     named_rank = 0
@@ -669,7 +673,7 @@ def collect(
             add(_error_item(info, redactor), redacted=True)
 
     # 3. Data frames and series; 5. other variables (ranked by recent use).
-    mentioned = _mention_order(inputs, executed[-max(max_cells * 3, 30) :])
+    mentioned = _mention_order(inputs, executed)
     order = list(variables)
     definition_rank = {name: len(order) - i for i, name in enumerate(order)}
     ranked = sorted(order, key=lambda n: (mentioned.get(n, len(inputs) + 1), definition_rank[n]))
@@ -720,18 +724,3 @@ def _var_item(kind: str, name: str, value: object, text: str, rank: int) -> Cont
     return ContextItem(
         kind, f"var:{name}", short_label(value, name), text, priority_for(kind, rank)
     )
-
-
-def describe_names(
-    shell: Any, names: Iterable[str], redactor: Redactor | None = None
-) -> list[ContextItem]:
-    """Named items for explicit ``names`` (e.g. chips the user picked), skipping secrets."""
-    variables = user_variables(shell)
-    redactor = _full_redactor(shell, redactor)
-    describer = _Describer(Deadline(1.0), 0.5)
-    items = []
-    for rank, name in enumerate(n for n in names if n in variables):
-        value = variables[name]
-        text = describer(value, name, NAMED_CHARS) or short_label(value, name)
-        items.append(_var_item(KIND_NAMED, name, value, redactor.redact(text), rank))
-    return items

@@ -38,6 +38,7 @@ the value patterns of :class:`Redactor`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -274,6 +275,7 @@ def _token_is_data(parts: list[str], part_set: set[str]) -> bool:
     return followed_by_id or bool(part_set & _DATA_WORDS_FOR_TOKEN)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True if a variable called ``name`` probably holds a credential (rules: module doc)."""
     parts = _name_parts(name)
