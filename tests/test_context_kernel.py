@@ -61,6 +61,11 @@ def _forget_last_error() -> None:
             delattr(sys, name)
 
 
+def found_first_frame_before_cells(items: list[ContextItem]) -> bool:
+    first_cell = next(i for i, item in enumerate(items) if item.kind == "cell")
+    return any(item.kind == "dataframe" for item in items[:first_cell])
+
+
 def run(shell: Any, *cells: str) -> None:
     for cell in cells:
         shell.run_cell(cell, store_history=True)
@@ -91,6 +96,7 @@ def test_collect_items_priorities_and_exclusions(shell):
     assert [i.kind for i in items[:4]] == ["named", "named", "named", "error"]
     kinds = [item.kind for item in items]
     assert kinds == sorted(kinds, key=["named", "error", "dataframe", "cell", "variable"].index)
+    assert found_first_frame_before_cells(items)
     found = by_key(items)
     assert found["var:customers"].kind == "dataframe"
     assert found["var:customers"].label == "customers · DataFrame 3×1"
@@ -235,10 +241,14 @@ def test_limits_on_cells_outputs_and_frames(shell):
     assert [item.key for item in items if item.kind == "cell"] == ["cell:7", "cell:6", "cell:5"]
     assert len(found["cell:7"].text) < 700 and "[… clipped …]" in found["cell:7"].text
     frames = [item for item in items if item.kind == "dataframe"]
-    # most recently used first; the first two described in full, the rest briefly
-    assert [item.key for item in frames][:2] == ["var:frame_4", "var:frame_3"]
+    # most recently used first; the first two described in full, the rest briefly and
+    # packed after the recent cells
+    assert [item.key for item in frames] == [f"var:frame_{i}" for i in (4, 3, 2, 1, 0)]
     assert all("first " in item.text for item in frames[:2])
     assert all("columns: v (int64)" in item.text for item in frames[2:])
+    last_cell = max(item.priority for item in items if item.kind == "cell")
+    assert frames[1].priority < found["cell:7"].priority
+    assert all(item.priority > last_cell for item in frames[2:])
 
 
 def test_running_cell_is_skipped(shell):

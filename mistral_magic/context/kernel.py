@@ -39,6 +39,7 @@ from mistral_magic.context.describe import (
 )
 from mistral_magic.context.guard import Deadline, DescribeTimeout, time_limit
 from mistral_magic.context.items import (
+    BAND_WIDTH,
     KIND_CELL,
     KIND_DATAFRAME,
     KIND_ERROR,
@@ -602,7 +603,7 @@ def collect(
     redactor: Redactor | None = None,
     max_cells: int = 20,
     cell_output_chars: int = 2000,
-    max_described_frames: int = 10,
+    max_described_frames: int = 8,
     max_variables: int = 40,
     time_budget: float = 1.0,
     value_time_limit: float = 0.5,
@@ -612,13 +613,16 @@ def collect(
     1. ``named``: variables the prompt names (needs "vars" in ``sources``) and cells it names
        (``In[7]``, ``cell 7``; needs "cells"), in prompt order;
     2. ``error``: the last error if raised in one of the last 3 executed cells ("error");
-    3. ``dataframe``: pandas / polars frames and series, most recently used first; the first
-       ``max_described_frames`` in full, the rest by shape and columns only ("vars");
+    3. ``dataframe``: pandas / polars frames and series, most recently used first (by the
+       newest recent cell that mentions them), the first ``max_described_frames`` described
+       in full ("vars");
     4. ``cell``: up to ``max_cells`` recent cells, newest first, with their text outputs
        (clipped to ``cell_output_chars``); %mistral cells and the running cell are skipped
        ("cells");
-    5. ``variable``: other user variables, most recently used first; after ``max_variables``
-       one item lists the rest by label ("vars").
+    5. ``variable``: first the remaining frames, described by shape and column dtypes only
+       (kind still ``dataframe``: many idle frames must not crowd out the recent cells), then
+       other user variables, most recently used first; after ``max_variables`` one item
+       lists the rest by label ("vars").
 
     Secret-named variables are never described. All text goes through ``redactor`` extended
     with the values of secret-named environment variables (:meth:`Redactor.from_environment`)
@@ -650,7 +654,8 @@ def collect(
             if name in variables:
                 value = variables[name]
                 text = describer(value, name, NAMED_CHARS) or short_label(value, name)
-                add(_var_item(KIND_NAMED, name, value, text, named_rank))
+                priority = priority_for(KIND_NAMED, named_rank)
+                add(_var_item(KIND_NAMED, name, value, text, priority))
                 named_rank += 1
     if want_cells:
         for count in references.cells:
@@ -677,13 +682,13 @@ def collect(
     order = list(variables)
     definition_rank = {name: len(order) - i for i, name in enumerate(order)}
     ranked = sorted(order, key=lambda n: (mentioned.get(n, len(inputs) + 1), definition_rank[n]))
-    frames = [n for n in ranked if _is_frame_like(variables[n])]
+    frames = [n for n in ranked if _is_frame_like(variables[n]) and f"var:{n}" not in taken]
     others = [n for n in ranked if not _is_frame_like(variables[n])]
-    for rank, name in enumerate(frames):
+    full_frames, brief_frames = frames[:max_described_frames], frames[max_described_frames:]
+    for rank, name in enumerate(full_frames):
         value = variables[name]
-        full = rank < max_described_frames
-        text = describer(value, name, FRAME_CHARS if full else BRIEF_FRAME_CHARS, brief=not full)
-        add(_var_item(KIND_DATAFRAME, name, value, text or short_label(value, name), rank))
+        text = describer(value, name, FRAME_CHARS) or short_label(value, name)
+        add(_var_item(KIND_DATAFRAME, name, value, text, priority_for(KIND_DATAFRAME, rank)))
 
     # 4. Recent cells, newest first.
     if want_cells:
@@ -698,6 +703,11 @@ def collect(
                 redacted=True,
             )
 
+    # 5. Idle frames briefly, then other variables.
+    for rank, name in enumerate(brief_frames):
+        value = variables[name]
+        text = describer(value, name, BRIEF_FRAME_CHARS, brief=True) or short_label(value, name)
+        add(_var_item(KIND_DATAFRAME, name, value, text, priority_for(KIND_VARIABLE, rank)))
     left_over: list[str] = []
     described = 0
     for name in others:
@@ -708,19 +718,18 @@ def collect(
         if text is None:
             left_over.append(short_label(value, name))
             continue
-        add(_var_item(KIND_VARIABLE, name, value, text, described))
+        priority = priority_for(KIND_VARIABLE, len(brief_frames) + described)
+        add(_var_item(KIND_VARIABLE, name, value, text, priority))
         described += 1
     if left_over:
         listing = "Other variables: " + "; ".join(left_over)
         label = f"{len(left_over)} more variables"
-        priority = priority_for(KIND_VARIABLE, 999)
+        priority = priority_for(KIND_VARIABLE, BAND_WIDTH - 1)
         add(ContextItem(KIND_VARIABLE, "vars:more", label, clip(listing, 3000), priority))
 
     items.sort(key=lambda item: item.priority)
     return items
 
 
-def _var_item(kind: str, name: str, value: object, text: str, rank: int) -> ContextItem:
-    return ContextItem(
-        kind, f"var:{name}", short_label(value, name), text, priority_for(kind, rank)
-    )
+def _var_item(kind: str, name: str, value: object, text: str, priority: int) -> ContextItem:
+    return ContextItem(kind, f"var:{name}", short_label(value, name), text, priority)
