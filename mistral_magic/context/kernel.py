@@ -173,12 +173,13 @@ def is_mistral_invocation(source: str) -> bool:
     return bool(_MISTRAL_MAGIC.match(source or ""))
 
 
-def _executed_counts(shell: Any, inputs: list[str], limit: int) -> list[int]:
-    """The last ``limit`` finished cells, oldest first, without %mistral invocations."""
+def _executed_counts(shell: Any, inputs: list[str], limit: int | None = None) -> list[int]:
+    """The last ``limit`` (default: all) finished cells, oldest first, without %mistral
+    invocations. (Also used by :mod:`mistral_magic.notebook_tools`.)"""
     running = _running_count(shell)
     found: list[int] = []
     for n in range(len(inputs) - 1, 0, -1):
-        if len(found) >= limit:
+        if limit is not None and len(found) >= limit:
             break
         if n != running and inputs[n].strip() and not is_mistral_invocation(inputs[n]):
             found.append(n)
