@@ -190,6 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many clients connecting at once (socketserver's default is 5)
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
