@@ -58,6 +58,22 @@ class Mistral(Configurable):
     prices = Dict(
         help="USD per 1M tokens per model, as [input, output]; used for cost estimates."
     ).tag(config=True)
+    cache_dir = Unicode(
+        help="Folder of the response cache (default $XDG_CACHE_HOME/mistral-magic, else "
+        "~/.cache/mistral-magic)."
+    ).tag(config=True)
+    cache_max_mb = Float(512.0, help="Largest size of the response cache, in MB.").tag(config=True)
+    confirm_cost_above = Float(
+        1.0, allow_none=True, help="apply(): ask before a job estimated above this many USD."
+    ).tag(config=True)
+    batch_price_factor = Float(
+        0.5, help="Batch API price as a fraction of the normal one (50% since 2025-07)."
+    ).tag(config=True)
+
+    @default("cache_dir")
+    def _cache_dir_default(self) -> str:
+        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(root, "mistral-magic")
 
     @default("model")
     def _model_default(self) -> str:
