@@ -338,7 +338,7 @@ def conversations(draw) -> tuple[list[dict], list[dict] | None]:
     return messages, tools
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conversation=conversations())
 def test_generated_conversations_match_mistral_common(reference, conversation):
     messages, tools = conversation

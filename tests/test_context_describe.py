@@ -256,3 +256,31 @@ def test_polars_frames_and_series():
     series = pl.Series("s", [1.5, None])
     assert describe(series, "s").startswith("s: polars Series 's', 2 values, dtype Float64")
     assert "nulls: 1" in describe(series, "s")
+
+
+ODD_FRAMES = {
+    "duplicate columns": lambda: pd.DataFrame([[1, 2]], columns=["a", "a"]),
+    "multiindex columns": lambda: pd.DataFrame(
+        np.zeros((2, 2)), columns=pd.MultiIndex.from_tuples([("x", "a"), ("x", "b")])
+    ),
+    "integer column labels": lambda: pd.DataFrame(np.zeros((2, 2))),
+    "rows without columns": lambda: pd.DataFrame(index=range(5)),
+    "object cells": lambda: pd.DataFrame({"o": [object(), {"a": 1}]}),
+    "sparse": lambda: pd.DataFrame({"s": pd.arrays.SparseArray([0, 0, 1])}),
+    "intervals": lambda: pd.DataFrame({"i": pd.interval_range(0, 3)}),
+    "period index": lambda: pd.DataFrame(
+        {"v": [1, 2]}, index=pd.period_range("2024-01", periods=2, freq="M")
+    ),
+    "categorical index": lambda: pd.DataFrame({"v": [1, 2]}, index=pd.CategoricalIndex(["a", "b"])),
+    "time zones": lambda: pd.DataFrame({"t": pd.date_range("2024", periods=2, tz="Europe/Paris")}),
+    "series with multiindex": lambda: pd.Series(
+        [1, 2], index=pd.MultiIndex.from_tuples([(1, 2), (3, 4)])
+    ),
+}
+
+
+@pytest.mark.parametrize("make", ODD_FRAMES.values(), ids=ODD_FRAMES.keys())
+def test_odd_frames_are_described(make):
+    text = describe(make(), "odd")
+    assert text.startswith("odd: pandas ")
+    assert "could not describe" not in text

@@ -45,6 +45,7 @@ def shell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                 os.environ["IPYTHONDIR"] = previous
     instance = InteractiveShell.instance()
     instance.reset(new_session=True)
+    instance.InteractiveTB.set_mode(mode="Minimal")  # IPython's own display only; faster
     _forget_last_error()
 
     def mistral(line: str, cell: str | None = None) -> str:  # stands in for the real magic

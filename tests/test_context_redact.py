@@ -222,17 +222,17 @@ def test_with_secrets_and_environment():
 @pytest.mark.parametrize(
     "text",
     [
-        "a" * 2_000_000,
-        "sk-" * 700_000,
-        "-sk-abcdefghij" * 150_000,
-        "eyJ" * 700_000 + ".",
-        "-eyJabcdefghij" * 150_000 + ".",
-        "x://" * 500_000,
-        "-----BEGIN RSA PRIVATE KEY-----\n" * 50_000,
-        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4\n" * 50_000,
-        "password=" * 200_000,
-        "api_key = " * 200_000,
-        ("word " * 10 + "\n") * 40_000,
+        "a" * 1_000_000,
+        "sk-" * 350_000,
+        "-sk-abcdefghij" * 75_000,
+        "eyJ" * 350_000 + ".",
+        "-eyJabcdefghij" * 75_000 + ".",
+        "x://" * 250_000,
+        "-----BEGIN RSA PRIVATE KEY-----\n" * 30_000,
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4\n" * 25_000,
+        "password=" * 100_000,
+        "api_key = " * 100_000,
+        ("word " * 10 + "\n") * 20_000,
     ],
     ids=[
         "letters",
@@ -251,4 +251,4 @@ def test_with_secrets_and_environment():
 def test_huge_adversarial_text_is_linear(text):
     started = time.perf_counter()
     Redactor(["some-configured-secret"]).redact(text)
-    assert time.perf_counter() - started < 3.0  # quadratic behaviour would take minutes
+    assert time.perf_counter() - started < 2.0  # quadratic behaviour would take minutes

@@ -1,0 +1,103 @@
+"""apply() benchmark: many rows through the concurrent pool, then the same run from the cache.
+
+    python benchmarks/bench_apply.py [--quick] [--rows N] [--latency S] [--concurrency C]
+
+The stub runs in its own process (``python -m tests.stub --latency S``), so its work does
+not share this process's GIL. Ideal time = rows x latency / concurrency; target (issue #7):
+2,000 rows at 100 ms with concurrency 16 within 15% of the ideal 12.5 s, and the cached
+re-run under 1 s. Figures are printed, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_stub(latency: float) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    command = [sys.executable, "-m", "tests.stub", "--port", str(port), "--api-key", "bench-key"]
+    proc = subprocess.Popen(
+        [*command, "--latency", str(latency)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("stub did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="200 rows (a CI smoke run)")
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.1)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    rows = 200 if args.quick else args.rows
+
+    proc, base_url = start_stub(args.latency)
+    cache_home = tempfile.mkdtemp(prefix="bench-apply-")
+    os.environ.update(
+        MISTRAL_API_KEY="bench-key",
+        MISTRAL_BASE_URL=base_url,
+        MISTRAL_MODEL="mistral-large-2407",
+        MISTRAL_DIALECT="mistral",
+        XDG_CACHE_HOME=cache_home,
+    )
+    try:
+        import mistral_magic
+        from mistral_magic.context.budget import warm_up
+
+        warm_up()  # the tokenizer loads once per process; not part of the figure
+        items = [f"Support ticket #{i}: the app crashes when I export a report." for i in range(rows)]
+        ideal = rows * args.latency / args.concurrency
+
+        started = time.perf_counter()
+        first = mistral_magic.apply(
+            items, "Classify: {}", concurrency=args.concurrency, progress=False, confirm=False
+        )
+        took = time.perf_counter() - started
+        failed = sum(1 for v in first if isinstance(v, mistral_magic.ApplyError))
+        print(
+            f"{rows:,} rows, latency {args.latency * 1000:.0f} ms, concurrency "
+            f"{args.concurrency}: {took:.2f} s (ideal {ideal:.2f} s, "
+            f"{(took / ideal - 1) * 100:+.1f}%; target within +15%), {failed} failed"
+        )
+
+        started = time.perf_counter()
+        again = mistral_magic.apply(
+            items, "Classify: {}", concurrency=args.concurrency, progress=False, confirm=False
+        )
+        cached = time.perf_counter() - started
+        same = "identical" if again == first else "DIFFERENT"
+        print(f"cached re-run: {cached:.3f} s (target < 1 s), results {same}")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    main()

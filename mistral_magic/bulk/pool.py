@@ -1,0 +1,249 @@
+"""The concurrent runner: up to ``concurrency`` requests in flight, adapting to 429s.
+
+* One 429 pauses the whole pool (for Retry-After when the server sends it, else an
+  exponential backoff) and halves the number of requests allowed in flight; each success
+  then raises it again by about one per round trip of the pool, up to ``concurrency``
+  (additive increase, multiplicative decrease).
+* Per item: 5xx and connection errors are retried with backoff (``max_retries``); a 400/422
+  fails only that item; errors that would fail every item (no key, key refused, unknown
+  model, wrong URL) stop the run at once.
+* The asyncio loop runs in a worker thread, so this works inside Jupyter (whose own loop is
+  already running) and Ctrl-C reaches the caller's thread; see :func:`run_in_thread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..api.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    InvalidRequestError,
+    MissingAPIKeyError,
+    MistralError,
+    ModelNotFoundError,
+    RateLimitError,
+    ServerError,
+    StreamError,
+)
+from ..api.wire import ResponseFormatError
+
+if TYPE_CHECKING:
+    from ..api.client import AsyncMistralClient
+    from ..api.types import Completion
+    from ..cache import ResponseCache
+    from .outcomes import Outcomes, RunStats
+    from .requests import PlannedRequest
+
+MAX_RATE_LIMITED_TRIES = 10  # per item: 429s are the pool's problem, but not forever
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 20.0
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before try ``attempt`` + 1 (full jitter over an exponential ceiling)."""
+    ceiling = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(attempt - 1, 0))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def is_fatal(error: MistralError) -> bool:
+    """Errors that every other request would get too: stop instead of failing each row."""
+    if isinstance(error, (MissingAPIKeyError, AuthenticationError, ModelNotFoundError)):
+        return True
+    return isinstance(error, InvalidRequestError) and error.status == 404
+
+
+class Throttle:
+    """How many requests may be in flight, and until when everyone waits."""
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = max(1, ceiling)
+        self.limit = float(self.ceiling)
+        self.active = 0
+        self.resume_at = 0.0
+        self._last_cut = float("-inf")
+        self._strikes = 0  # consecutive rate-limit events without a success in between
+        self._changed = asyncio.Condition()
+
+    @property
+    def allowed(self) -> int:
+        return max(1, int(self.limit))
+
+    async def acquire(self) -> float:
+        """Wait for a slot; returns the start time to pass to :meth:`release`."""
+        while True:
+            pause = self.resume_at - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+                continue
+            async with self._changed:
+                if time.monotonic() < self.resume_at:
+                    continue
+                if self.active < self.allowed:
+                    self.active += 1
+                    return time.monotonic()
+                await self._changed.wait()
+
+    async def release(self, started: float, *, ok: bool, retry_after: float | None = None,
+                      rate_limited: bool = False) -> None:  # fmt: skip
+        async with self._changed:
+            self.active -= 1
+            if rate_limited:
+                self._throttled(started, retry_after)
+            elif ok:
+                self._strikes = 0
+                self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
+            self._changed.notify_all()
+
+    def _throttled(self, started: float, retry_after: float | None) -> None:
+        now = time.monotonic()
+        if started >= self._last_cut:  # one cut per congestion event, not one per reply
+            self.limit = max(1.0, self.limit / 2)
+            self._last_cut = now
+            self._strikes += 1
+        wait = retry_after if retry_after is not None else backoff(self._strikes)
+        self.resume_at = max(self.resume_at, now + wait)
+
+
+@dataclass
+class Pool:
+    client: AsyncMistralClient
+    outcomes: Outcomes
+    stats: RunStats
+    concurrency: int
+    max_retries: int
+    cache: ResponseCache | None = None
+
+    async def run(self, requests: Iterable[PlannedRequest]) -> None:
+        queue: asyncio.Queue[PlannedRequest] = asyncio.Queue()
+        for request in requests:
+            queue.put_nowait(request)
+        if queue.empty():
+            return
+        throttle = Throttle(self.concurrency)
+        workers = [
+            asyncio.ensure_future(self._worker(queue, throttle))
+            for _ in range(min(self.concurrency, queue.qsize()))
+        ]
+        finished = asyncio.ensure_future(queue.join())
+        try:
+            done, _ = await asyncio.wait([finished, *workers], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not finished and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in [finished, *workers]:
+                task.cancel()
+            await asyncio.gather(finished, *workers, return_exceptions=True)
+
+    async def _worker(self, queue: asyncio.Queue[PlannedRequest], throttle: Throttle) -> None:
+        while True:
+            request = await queue.get()
+            try:
+                follow_up = await self._handle(request, throttle)
+                if follow_up is not None:
+                    queue.put_nowait(follow_up)
+            finally:
+                queue.task_done()
+
+    async def _handle(self, request: PlannedRequest, throttle: Throttle) -> PlannedRequest | None:
+        cached = self._cached(request)
+        if cached is not None:
+            return self.outcomes.accept(request, cached, from_cache=True)
+        failures = rate_limited = 0
+        while True:
+            started = await throttle.acquire()
+            try:
+                completion = await self.client.complete(request.messages, **request.params)
+            except RateLimitError as error:
+                self.stats.rate_limited += 1
+                await throttle.release(
+                    started, ok=False, retry_after=error.retry_after, rate_limited=True
+                )
+                rate_limited += 1
+                if rate_limited >= MAX_RATE_LIMITED_TRIES:
+                    self.outcomes.reject(request, error)
+                    return None
+                continue
+            except (ServerError, APIConnectionError, StreamError, ResponseFormatError) as error:
+                await throttle.release(started, ok=False)
+                failures += 1
+                if failures > self.max_retries:
+                    self.outcomes.reject(request, error)
+                    return None
+                await asyncio.sleep(backoff(failures))
+                continue
+            except MistralError as error:
+                await throttle.release(started, ok=False)
+                if is_fatal(error):
+                    raise
+                self.outcomes.reject(request, error)
+                return None
+            except BaseException:
+                await throttle.release(started, ok=False)
+                raise
+            await throttle.release(started, ok=True)
+            self.stats.requests_sent += 1
+            return self.outcomes.accept(request, completion)
+
+    def _cached(self, request: PlannedRequest) -> Completion | None:
+        if self.cache is None:
+            return None
+        try:
+            return self.cache.get(request.key)
+        except Exception:
+            return None
+
+
+def run_in_thread(
+    work: Callable[[], Awaitable[Any]],
+    *,
+    tick: Callable[[], None],
+    interval: float = 0.1,
+) -> None:
+    """Run the coroutine ``work()`` on a fresh event loop in a worker thread, calling
+    ``tick()`` every ``interval`` seconds here. Ctrl-C here cancels the work (in-flight
+    requests are dropped) and re-raises KeyboardInterrupt once the thread has stopped."""
+    state: dict[str, Any] = {}
+    ready = threading.Event()
+
+    async def main() -> None:
+        state["loop"] = asyncio.get_running_loop()
+        state["task"] = asyncio.current_task()
+        ready.set()
+        await work()
+
+    def target() -> None:
+        try:
+            asyncio.run(main())
+        except asyncio.CancelledError:
+            state["cancelled"] = True
+        except BaseException as exc:
+            state["error"] = exc
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=target, name="mistral-magic-apply", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(interval)
+            tick()
+    except KeyboardInterrupt:
+        ready.wait(5)
+        loop, task = state.get("loop"), state.get("task")
+        if loop is not None and task is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed: the work is done
+                loop.call_soon_threadsafe(task.cancel)
+        thread.join(10)
+        tick()
+        raise
+    if "error" in state:
+        raise state["error"]

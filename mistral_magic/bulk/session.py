@@ -1,0 +1,64 @@
+"""Settings and clients for a run: the notebook's ``Mistral`` settings when the extension is
+loaded (so ``%config Mistral.…`` applies), else the defaults and the environment."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..config import Mistral
+
+if TYPE_CHECKING:
+    from ..api.client import AsyncMistralClient, MistralClient
+
+
+def current_settings() -> Mistral:
+    shell = _shell()
+    if shell is not None:
+        for configurable in getattr(shell, "configurables", []):
+            if isinstance(configurable, Mistral):
+                return configurable
+        return Mistral(parent=shell)
+    return Mistral()
+
+
+def _shell() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    return get_ipython()
+
+
+def sync_client(settings: Mistral, model: str) -> MistralClient:
+    """For files and batch jobs: the client's own retries on 429/5xx."""
+    from ..api.client import MistralClient
+
+    return MistralClient(
+        base_url=settings.base_url,
+        model=model,
+        timeout=settings.timeout,
+        max_retries=settings.max_retries,
+        dialect=settings.dialect,
+    )
+
+
+def async_client(settings: Mistral, model: str) -> AsyncMistralClient:
+    """For the concurrent pool: no retries of its own, the pool backs off as a whole."""
+    from ..api.client import AsyncMistralClient
+
+    return AsyncMistralClient(
+        base_url=settings.base_url,
+        model=model,
+        timeout=settings.timeout,
+        max_retries=0,
+        dialect=settings.dialect,
+    )
+
+
+def check_credentials(client: MistralClient | AsyncMistralClient) -> None:
+    """Raise the client's MissingAPIKeyError now, before any estimate or confirmation."""
+    client._headers("application/json")
+
+
+def in_notebook() -> bool:
+    return getattr(_shell(), "kernel", None) is not None
