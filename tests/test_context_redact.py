@@ -214,7 +214,12 @@ def test_with_secrets_and_environment():
     extended = base.with_secrets(["user-secret-22"])
     assert extended.redact("configured-key-1 user-secret-22") == f"{REDACTED} {REDACTED}"
     assert base.redact("user-secret-22") == "user-secret-22"
-    env = {"MISTRAL_API_KEY": "env-mistral-key", "HOME": "/home/someone-long", "DB_PASSWORD": "pw"}
+    env = {
+        "MISTRAL_API_KEY": "env-mistral-key",
+        "HOME": "/home/someone-long",
+        "DB_PASSWORD": "pw",  # too short to be a literal secret
+        "PWD": "/home/someone-long/project",  # the working directory, not a password
+    }
     from_env = Redactor.from_environment(["configured-key-1"], environ=env)
     assert from_env.secrets == frozenset({"configured-key-1", "env-mistral-key"})
 

@@ -455,6 +455,11 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
 )
 
 
+#: Environment variables whose names match the rules but which hold no secret: the shell's
+#: working directories (redacting those would hide every path in tracebacks) and sockets.
+_ENVIRONMENT_NOT_SECRET = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "GPG_AGENT_INFO"})
+
+
 def _occurs(prefilter: str | tuple[str, ...], lowered: str) -> bool:
     if isinstance(prefilter, str):
         return prefilter in lowered
@@ -502,7 +507,11 @@ class Redactor:
         """A redactor for ``secrets`` plus the values of secret-named environment variables
         (``MISTRAL_API_KEY``, ``AWS_SECRET_ACCESS_KEY``, ``DB_PASSWORD``, …)."""
         env = os.environ if environ is None else environ
-        from_env = [value for name, value in env.items() if is_secret_name(name)]
+        from_env = [
+            value
+            for name, value in env.items()
+            if is_secret_name(name) and name.upper() not in _ENVIRONMENT_NOT_SECRET
+        ]
         return cls([*secrets, *from_env])
 
     def redact(self, text: str) -> str:
