@@ -72,7 +72,8 @@ def main() -> None:
         from mistral_magic.context.budget import warm_up
 
         warm_up()  # the tokenizer loads once per process; not part of the figure
-        items = [f"Support ticket #{i}: the app crashes when I export a report." for i in range(rows)]
+        ticket = "Support ticket #{}: the app crashes when I export a report."
+        items = [ticket.format(i) for i in range(rows)]
         ideal = rows * args.latency / args.concurrency
 
         started = time.perf_counter()
