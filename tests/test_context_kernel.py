@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -27,33 +26,34 @@ CONFIGURED_KEY = "configured-mistral-key-0123456789"
 
 
 @pytest.fixture
-def shell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from IPython.core.interactiveshell import InteractiveShell
-    from traitlets.config import Config
+def shell() -> Iterator[Any]:
+    """IPython's global test shell (shared with the other kernel-level tests in this process),
+    reset, with a stand-in ``%%mistral`` magic; the previous magic and traceback mode come back
+    afterwards."""
+    from IPython.testing.globalipapp import get_ipython, start_ipython
 
-    if not InteractiveShell.initialized():
-        previous = os.environ.get("IPYTHONDIR")
-        os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
-        try:
-            config = Config()
-            config.HistoryManager.hist_file = ":memory:"
-            InteractiveShell.instance(config=config)
-        finally:
-            if previous is None:
-                os.environ.pop("IPYTHONDIR", None)
-            else:
-                os.environ["IPYTHONDIR"] = previous
-    instance = InteractiveShell.instance()
+    instance = start_ipython() or get_ipython()
     instance.reset(new_session=True)
-    instance.InteractiveTB.set_mode(mode="Minimal")  # IPython's own display only; faster
     _forget_last_error()
+    magics = instance.magics_manager.magics
+    previous = {kind: magics[kind].get("mistral") for kind in ("line", "cell")}
+    previous_mode = instance.InteractiveTB.mode
+    instance.InteractiveTB.set_mode(mode="Minimal")  # IPython's own display only; faster
 
     def mistral(line: str, cell: str | None = None) -> str:  # stands in for the real magic
         return "answer"
 
     instance.register_magic_function(mistral, magic_kind="line_cell", magic_name="mistral")
-    yield instance
-    _forget_last_error()
+    try:
+        yield instance
+    finally:
+        for kind, function in previous.items():
+            if function is None:
+                magics[kind].pop("mistral", None)
+            else:
+                magics[kind]["mistral"] = function
+        instance.InteractiveTB.set_mode(mode=previous_mode)
+        _forget_last_error()
 
 
 def _forget_last_error() -> None:
