@@ -188,3 +188,10 @@ def test_a_server_without_batch_api_says_so(env):
     env.dialect = "vllm"
     with pytest.raises(BatchUnavailableError, match="without batch=True"):
         run(["a"])
+
+
+def test_job_records_and_cache_never_hold_the_key(env, tmp_path):
+    run(["a", "b"])
+    stored = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".json" for p in stored)  # the job record
+    assert all(env.api_key.encode() not in p.read_bytes() for p in stored)
