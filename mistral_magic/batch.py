@@ -120,7 +120,8 @@ def find_resumable(settings: Mistral, base_url: str, fingerprint: str) -> JobRec
 
 
 def fingerprint_of(base_url: str, requests: Iterable[PlannedRequest]) -> str:
-    material = "\n".join([base_url, *sorted(r.key for r in requests)])
+    """Same server, same requests under the same custom ids: the same job."""
+    material = "\n".join([base_url, *(f"{r.batch_id} {r.key}" for r in requests)])
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -228,8 +229,9 @@ def _line_outcome(
     return Failure("request", f"In batch job {job.id}: {message}", status=status)
 
 
-def apply_results(client: MistralClient, run: BulkRun, job: BatchJob,
-                  requests: dict[str, PlannedRequest]) -> list[PlannedRequest]:  # fmt: skip
+def apply_results(
+    client: MistralClient, run: BulkRun, job: BatchJob, requests: dict[str, PlannedRequest]
+) -> list[PlannedRequest]:
     """Record every request's result; the corrections still to run."""
     replies, failures = read_results(client, job)
     problems = "; ".join(str(e.get("message")) for e in job.errors if e.get("message"))
@@ -264,13 +266,13 @@ def run_as_batch(run: BulkRun, pending: list[PlannedRequest]) -> Interruption | 
     with sync_client(run.settings, run.model) as client:
         jobs = BatchJobs(client)
         record = find_resumable(run.settings, run.base_url, fingerprint)
-        job = jobs.get(record.job_id) if record is not None else None
-        if job is not None and job.status in ("FAILED", "CANCELLED", "TIMEOUT_EXCEEDED"):
-            job = None
+        job = _resumable_job(jobs, record)
         if job is not None:
             if run.show_progress:
-                print(f"Picking up batch job {job.id} ({job.status}), submitted earlier for "
-                      "exactly these requests, instead of paying for them twice.")  # fmt: skip
+                print(
+                    f"Picking up batch job {job.id} ({job.status}), submitted earlier for "
+                    "exactly these requests, instead of paying for them twice."
+                )
         else:
             job = submit(client, run, pending)
             record = _record(run, job.id, fingerprint)
@@ -299,6 +301,18 @@ def run_as_batch(run: BulkRun, pending: list[PlannedRequest]) -> Interruption | 
         finally:
             bar.close()
     return None
+
+
+def _resumable_job(jobs: BatchJobs, record: JobRecord | None) -> BatchJob | None:
+    from .api.batch import BatchJobNotFoundError
+
+    if record is None:
+        return None
+    try:
+        job = jobs.get(record.job_id)
+    except BatchJobNotFoundError:  # another workspace (key), or gone
+        return None
+    return None if job.status in ("FAILED", "CANCELLED", "TIMEOUT_EXCEEDED") else job
 
 
 def _record(run: BulkRun, job_id: str, fingerprint: str) -> JobRecord:
@@ -347,7 +361,8 @@ def batch_results(
     progress: bool = True,
 ) -> Any:
     """The results of a batch job, in input order, in any process (after a kernel restart
-    too): a list, or a Series on the input's index when ``apply`` got pandas data.
+    too): a list, or a Series on the input's index when ``apply`` got pandas data (and the
+    index could be saved as JSON: a RangeIndex, strings or numbers; else a list in order).
 
     Jobs submitted by ``apply(..., batch=True)`` on this machine come back exactly as apply
     would have returned them (JSON modes parsed and validated; pass ``json_schema=`` again to

@@ -91,8 +91,14 @@ class Throttle:
                     return time.monotonic()
                 await self._changed.wait()
 
-    async def release(self, started: float, *, ok: bool, retry_after: float | None = None,
-                      rate_limited: bool = False) -> None:  # fmt: skip
+    async def release(
+        self,
+        started: float,
+        *,
+        ok: bool,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+    ) -> None:
         async with self._changed:
             self.active -= 1
             if rate_limited:
