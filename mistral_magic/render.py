@@ -85,6 +85,7 @@ class StreamingDisplay:
         self._printed = 0
         self._out = out or sys.stdout
         self.renders = 0
+        self.at_line_start = True  # terminal: whether the printed text ended a line
 
     def update(self, text: str) -> None:
         if not self.notebook:
@@ -107,6 +108,8 @@ class StreamingDisplay:
     def _print_new(self, text: str) -> None:
         self._out.write(text[self._printed :])
         self._out.flush()
+        if len(text) > self._printed:
+            self.at_line_start = text.endswith("\n")
         self._printed = len(text)
 
     def _show(self, markdown: str) -> None:
@@ -117,6 +120,89 @@ class StreamingDisplay:
             self._handle = display(Markdown(markdown), display_id=True)
         else:
             self._handle.update(Markdown(markdown))
+
+
+class ToolCallDisplay:
+    """Tool calls as they happen (``on_tool`` of :meth:`Assistant.answer`): in a notebook one
+    Markdown line per call, updated in place, its result folded in a ``<details>``; in a
+    terminal one plain line per finished call."""
+
+    def __init__(
+        self,
+        *,
+        notebook: bool,
+        text_display: StreamingDisplay | None = None,
+        out: TextIO | None = None,
+    ) -> None:
+        self.notebook = notebook
+        self._text_display = text_display
+        self._out = out or sys.stdout
+        self._handles: dict[tuple[int, str], Any] = {}
+
+    def __call__(self, event: Any) -> None:
+        if self.notebook:
+            self._show(event)
+        elif event.done:
+            if self._text_display is not None and not self._text_display.at_line_start:
+                self._out.write("\n")
+                self._text_display.at_line_start = True
+            self._out.write(tool_call_line(event) + "\n")
+            self._out.flush()
+
+    def _show(self, event: Any) -> None:
+        from IPython.display import Markdown, display
+
+        key = (event.round, event.call_id)
+        markdown = Markdown(tool_call_markdown(event))
+        handle = self._handles.get(key)
+        if handle is None:
+            self._handles[key] = display(markdown, display_id=True)
+        else:
+            handle.update(markdown)
+
+
+_TOOL_STATUS = {
+    "running": "…",
+    "ok": "",
+    "error": "⚠️ error",
+    "declined": "declined",
+    "skipped": "skipped (tool time limit)",
+}
+
+
+def tool_call_markdown(event: Any) -> str:
+    """``🔧 describe_variable(name="df")`` with the result folded underneath."""
+    import html
+
+    status = _TOOL_STATUS.get(event.status, event.status)
+    facts = [f for f in (status, f"{event.seconds:.2f} s" if event.seconds >= 0.01 else "") if f]
+    tail = f" · {' · '.join(facts)}" if facts else ""
+    summary = f"🔧 <code>{html.escape(event.signature, quote=False)}</code>{tail}"
+    if not event.done or not event.result:
+        return summary
+    fence = "`" * max(3, _longest_backtick_run(event.result) + 1)
+    return (
+        f"<details><summary>{summary}</summary>\n\n{fence}text\n{event.result}\n{fence}\n\n"
+        "</details>"
+    )
+
+
+def tool_call_line(event: Any) -> str:
+    """``🔧 describe_variable(name="df") → 12 lines, 0.02 s`` for a terminal."""
+    if event.status == "ok":
+        lines = event.result.count("\n") + 1
+        outcome = f"{lines} line{'s' if lines != 1 else ''}, {event.seconds:.2f} s"
+    elif event.status == "error":
+        first = event.result.splitlines()[0] if event.result else ""
+        outcome = first[:200]
+    else:
+        outcome = _TOOL_STATUS.get(event.status, event.status)
+    return f"🔧 {event.signature} → {outcome}"
+
+
+def _longest_backtick_run(text: str) -> int:
+    runs = re.findall(r"`+", text)
+    return max((len(r) for r in runs), default=0)
 
 
 def show_markdown(shell: Any, markdown: str) -> None:
