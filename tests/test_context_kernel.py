@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -25,14 +26,41 @@ from mistral_magic.context.redact import REDACTED, Redactor
 CONFIGURED_KEY = "configured-mistral-key-0123456789"
 
 
-@pytest.fixture
-def shell() -> Iterator[Any]:
-    """IPython's global test shell (shared with the other kernel-level tests in this process),
-    reset, with a stand-in ``%%mistral`` magic; the previous magic and traceback mode come back
-    afterwards."""
-    from IPython.testing.globalipapp import get_ipython, start_ipython
+@pytest.fixture(scope="module")
+def module_shell(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """An in-process shell for this module. If another test already started IPython's global
+    test shell, that one is used; otherwise a plain ``InteractiveShell`` singleton is created
+    (in-memory history, temporary IPYTHONDIR) and cleared again when the module is done, with
+    the interpreter globals IPython touches restored, so later tests can start their own."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
 
-    instance = start_ipython() or get_ipython()
+    if InteractiveShell.initialized():
+        yield InteractiveShell.instance()
+        return
+    saved = (sys.modules.get("__main__"), sys.displayhook, sys.excepthook)
+    saved_dir = os.environ.get("IPYTHONDIR")
+    os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    instance = InteractiveShell.instance(config=config)
+    try:
+        yield instance
+    finally:
+        instance.history_manager.end_session()
+        InteractiveShell.clear_instance()
+        sys.modules["__main__"], sys.displayhook, sys.excepthook = saved
+        if saved_dir is None:
+            os.environ.pop("IPYTHONDIR", None)
+        else:
+            os.environ["IPYTHONDIR"] = saved_dir
+
+
+@pytest.fixture
+def shell(module_shell: Any) -> Iterator[Any]:
+    """The module's shell, reset, with a stand-in ``%%mistral`` magic; the previous magic and
+    traceback mode come back afterwards."""
+    instance = module_shell
     instance.reset(new_session=True)
     _forget_last_error()
     magics = instance.magics_manager.magics
