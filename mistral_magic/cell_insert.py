@@ -1,0 +1,150 @@
+"""Putting code into a new notebook cell from a widget button.
+
+The kernel's own way, ``shell.set_next_input``, only works as part of an execute reply, so
+not from a widget callback. Two routes instead:
+
+* **The JupyterLab extension's comm** (any time). Protocol, comm target ``mistral_magic``:
+
+  - the kernel opens a comm to target ``mistral_magic``; the labextension, if installed,
+    accepts it and sends ``{"action": "ready"}``. (A front end without that target closes the
+    comm at once, which is how its absence shows.) The labextension may also open a comm to the
+    kernel-side target ``mistral_magic`` itself; that counts as ready too.
+  - to insert, the kernel sends ``{"action": "insert_cell", "code": "..."}``; the front end
+    adds a code cell below the active cell of the notebook this kernel belongs to, unrun.
+
+* **Queued for the next execution** (every front end that honours ``set_next_input``:
+  JupyterLab, Notebook 7, VS Code): the code waits until the user runs any cell; a
+  ``post_run_cell`` hook then hands it to ``set_next_input``, so it appears as a new cell
+  below that cell. If that cell already offers a cell itself (e.g. a ``%%mistral`` answer),
+  the queued code waits for the next one: a reply holds only one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+COMM_TARGET = "mistral_magic"
+INSERTED = "inserted"
+QUEUED = "queued"
+
+
+class CellInserter:
+    """Inserts code as a new cell for one shell: through the labextension when it answered,
+    otherwise by queueing it for the next executed cell."""
+
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.queue: list[str] = []
+        self._lock = threading.Lock()
+        self._comm: Any = None
+        self._ready = False
+        self._hooked = False
+        self._asked = False
+
+    # -- the labextension ------------------------------------------------------------------
+    @property
+    def frontend_ready(self) -> bool:
+        return self._ready and self._comm is not None
+
+    def ask_frontend(self) -> None:
+        """Open the comm once (best effort): a front end with the labextension answers."""
+        if self._asked or getattr(self.shell, "kernel", None) is None:
+            return
+        self._asked = True
+        try:
+            from comm import create_comm, get_comm_manager
+
+            get_comm_manager().register_target(COMM_TARGET, self._frontend_opened)
+            self._attach(create_comm(target_name=COMM_TARGET, data={"action": "hello"}))
+        except Exception:  # no comm support: the queue still works
+            self._comm = None
+
+    def _frontend_opened(self, comm: Any, open_msg: dict[str, Any]) -> None:
+        self._attach(comm)
+        self._ready = True
+
+    def _attach(self, comm: Any) -> None:
+        self._comm = comm
+        comm.on_msg(self._on_message)
+        comm.on_close(self._on_close)
+
+    def _on_message(self, msg: dict[str, Any]) -> None:
+        data = (msg.get("content") or {}).get("data") or {}
+        if data.get("action") == "ready":
+            self._ready = True
+
+    def _on_close(self, msg: dict[str, Any]) -> None:
+        self._ready = False
+        self._comm = None
+
+    # -- inserting -------------------------------------------------------------------------
+    def insert(self, code: str) -> str:
+        """Insert ``code`` now (``INSERTED``) or at the next executed cell (``QUEUED``)."""
+        if self.frontend_ready:
+            try:
+                self._comm.send({"action": "insert_cell", "code": code})
+                return INSERTED
+            except Exception:
+                self._ready = False
+        with self._lock:
+            self.queue.append(code)
+        self._hook()
+        return QUEUED
+
+    def _hook(self) -> None:
+        if not self._hooked:
+            self.shell.events.register("post_run_cell", self.post_run_cell)
+            self._hooked = True
+
+    def post_run_cell(self, result: Any = None) -> None:
+        if not self.queue or _offers_a_cell_already(self.shell):
+            return
+        with self._lock:
+            code = queued_cell(self.queue)
+            self.queue.clear()
+        self.shell.set_next_input(code, replace=False)
+
+    def close(self) -> None:
+        if self._hooked:
+            with contextlib.suppress(ValueError):
+                self.shell.events.unregister("post_run_cell", self.post_run_cell)
+            self._hooked = False
+        if self._comm is not None:
+            with contextlib.suppress(Exception):
+                self._comm.close()
+            self._comm = None
+        self._ready = False
+
+
+def queued_cell(codes: list[str]) -> str:
+    """One cell for every queued block, each labelled when there are several."""
+    if len(codes) == 1:
+        return codes[0]
+    return "\n\n".join(
+        f"# --- inserted block {i} of {len(codes)} ---\n{code}" for i, code in enumerate(codes, 1)
+    )
+
+
+def _offers_a_cell_already(shell: Any) -> bool:
+    payloads = getattr(getattr(shell, "payload_manager", None), "_payload", None) or []
+    return any(p.get("source") == "set_next_input" for p in payloads if isinstance(p, dict))
+
+
+_INSERTERS: dict[int, CellInserter] = {}
+
+
+def inserter_for(shell: Any) -> CellInserter:
+    """The shell's inserter (created on first use)."""
+    inserter = _INSERTERS.get(id(shell))
+    if inserter is None:
+        inserter = _INSERTERS[id(shell)] = CellInserter(shell)
+    return inserter
+
+
+def close_inserter(shell: Any) -> None:
+    """Drop the hook and the comm (on ``%unload_ext``); queued code is discarded."""
+    inserter = _INSERTERS.pop(id(shell), None)
+    if inserter is not None:
+        inserter.close()
