@@ -1,0 +1,539 @@
+"""Errors: capturing them, and ``%mistral explain [n]`` / ``%mistral fix [n]``.
+
+Capture uses IPython's documented ``post_run_cell`` event and reads the error from the
+``ExecutionResult`` (``error_in_exec``, or ``error_before_exec`` for SyntaxError and
+IndentationError). IPython has already shown the traceback by then, exactly as it always does:
+nothing here formats, replaces or delays it. The hook only remembers the exception (for the
+last :data:`REMEMBERED_ERRORS` failing cells) and, when ``Mistral.error_help`` is on, shows
+small Explain / Fix buttons under the traceback (:func:`widgets.show_error_help`).
+
+Not offered: KeyboardInterrupt, and errors of cells that invoke ``%mistral`` / ``%%mistral``
+or raised inside mistral-magic itself.
+
+The context of an explanation is built here: the failing line, the condensed traceback
+(chained exceptions included), the failing cell's source, descriptions of the variables the
+failing line names (the frame's locals first, then the notebook's), and the versions of the
+packages whose frames are in the traceback. All of it is redacted, made valid UTF-8, and packed
+to the context budget with the rest of the notebook context.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import keyword
+import linecache
+import re
+import sys
+import types
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+
+from .context.items import KIND_ERROR, KIND_NAMED, ContextItem, priority_for
+
+if TYPE_CHECKING:
+    from .assistant import Assistant
+    from .conversation import PreparedRequest
+    from .magics import MistralMagics
+
+REMEMBERED_ERRORS = 8
+FAILING_VARIABLE_CHARS = 1500
+MAX_FAILING_VARIABLES = 8
+MAX_PACKAGES = 12
+VERSIONS_CHARS = 600
+CELL_SOURCE_CHARS = 6000
+
+#: Packages whose frames sit above the cell's own (IPython running the cell).
+_SHELL_PACKAGES = frozenset({"IPython", "ipykernel"})
+
+EXPLAIN = "explain"
+FIX = "fix"
+
+_MISTRAL_LINE = re.compile(
+    r"^\s*(?:%%?mistral\b|get_ipython\(\)\.run_(?:cell|line)_magic\(\s*['\"]mistral['\"])",
+    re.MULTILINE,
+)
+_IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PACKAGE_DIR = str(__file__).rsplit("/", 1)[0].rsplit("\\", 1)[0]
+
+
+@dataclass(frozen=True)
+class CapturedError:
+    """An exception shown under cell ``count``, with the cell's source as typed."""
+
+    count: int | None
+    error: BaseException
+    source: str
+
+
+def clean_text(text: str) -> str:
+    """Text safe to send and show: no ANSI codes or control characters, valid UTF-8
+    (undecodable bytes kept as ``\\xNN`` / ``\\udcNN`` escapes), ``\\r`` as line breaks."""
+    text = _ANSI.sub("", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def is_offered(error: BaseException | None, source: str) -> bool:
+    """Whether an error gets help: not an interrupt, not from mistral-magic itself."""
+    if error is None or isinstance(error, KeyboardInterrupt):
+        return False
+    if _MISTRAL_LINE.search(source or ""):
+        return False
+    return not _raised_inside_package(error)
+
+
+def _raised_inside_package(error: BaseException) -> bool:
+    tb = error.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    return last is not None and last.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+
+
+# --------------------------------------------------------------------------------------------
+# Capture
+
+
+class ErrorCapture:
+    """The ``post_run_cell`` hook of one shell: remembers errors, offers help under them."""
+
+    def __init__(self, shell: Any, settings: Any) -> None:
+        self.shell = shell
+        self.settings = settings
+        self.errors: OrderedDict[int | None, CapturedError] = OrderedDict()
+
+    def post_run_cell(self, result: Any) -> None:
+        error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
+        if error is None:
+            return
+        info = getattr(result, "info", None)
+        source = getattr(info, "raw_cell", None) or ""
+        if not is_offered(error, source):
+            return
+        count = getattr(result, "execution_count", None)
+        captured = CapturedError(count, error, source)
+        self.errors.pop(count, None)
+        self.errors[count] = captured
+        while len(self.errors) > REMEMBERED_ERRORS:
+            self.errors.popitem(last=False)
+        if self.settings.error_help:
+            self.offer_help(captured)
+
+    def offer_help(self, captured: CapturedError) -> None:
+        from .render import in_notebook
+
+        if in_notebook(self.shell):
+            try:
+                from .widgets import show_error_help
+
+                show_error_help(self.shell, captured)
+                return
+            except Exception:  # no ipywidgets, or a widget failure: never a second traceback
+                pass
+        print(hint_line(captured.count))
+
+    def find(self, count: int | None = None) -> CapturedError | None:
+        """The error of cell ``count``, or the most recent one. Falls back on the error IPython
+        last showed (``sys.last_value``) for errors from before the extension was loaded."""
+        if count is not None and count in self.errors:
+            return self.errors[count]
+        if count is None and self.errors:
+            return next(reversed(self.errors.values()))
+        value = getattr(sys, "last_value", None)
+        if not isinstance(value, BaseException):
+            return None
+        if any(value is c.error for c in self.errors.values()):
+            return None  # a remembered error of another cell
+        from .context.errors import error_info
+
+        info = error_info(self.shell, value)
+        if info is None or (count is not None and info.execution_count != count):
+            return None
+        captured = CapturedError(info.execution_count, value, info.cell_source or "")
+        return captured if is_offered(value, captured.source) else None
+
+
+def hint_line(count: int | None) -> str:
+    """The one line shown where the Explain / Fix buttons cannot be."""
+    n = f" {count}" if count is not None else ""
+    return f"Mistral can explain this error: run %mistral explain{n} (or %mistral fix{n})."
+
+
+_CAPTURES: dict[int, ErrorCapture] = {}
+
+
+def install(shell: Any, settings: Any) -> ErrorCapture:
+    """Register the error hook on ``shell`` (idempotent)."""
+    capture = _CAPTURES.get(id(shell))
+    if capture is None:
+        capture = _CAPTURES[id(shell)] = ErrorCapture(shell, settings)
+        shell.events.register("post_run_cell", capture.post_run_cell)
+    return capture
+
+
+def uninstall(shell: Any) -> None:
+    """Remove the error hook (``%unload_ext``)."""
+    capture = _CAPTURES.pop(id(shell), None)
+    if capture is not None:
+        with contextlib.suppress(ValueError):
+            shell.events.unregister("post_run_cell", capture.post_run_cell)
+
+
+def capture_for(shell: Any) -> ErrorCapture | None:
+    return _CAPTURES.get(id(shell))
+
+
+# --------------------------------------------------------------------------------------------
+# The context of an error
+
+
+def _frames(tb: types.TracebackType | None) -> list[types.TracebackType]:
+    frames = []
+    while tb is not None:
+        frames.append(tb)
+        tb = tb.tb_next
+    return frames
+
+
+def _chain(error: BaseException, limit: int = 8) -> list[BaseException]:
+    """The error and the exceptions it was raised from / during, newest first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain and len(chain) < limit:
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return chain
+
+
+@dataclass(frozen=True)
+class FailingLine:
+    count: int | None
+    lineno: int | None
+    text: str
+    frame: types.FrameType | None
+
+
+def failing_line(shell: Any, captured: CapturedError) -> FailingLine | None:
+    """The line of the user's own code where the error surfaced: the innermost frame in a
+    notebook cell (not inside a library); for a SyntaxError, the line it points at."""
+    from .context.errors import cell_count_for_filename
+
+    error = captured.error
+    if isinstance(error, SyntaxError):
+        text = (error.text or "").rstrip("\n")
+        return FailingLine(captured.count, error.lineno, text, None)
+    for tb in reversed(_frames(error.__traceback__)):
+        count = cell_count_for_filename(shell, tb.tb_frame.f_code.co_filename)
+        if count is None:
+            continue
+        lineno = tb.tb_lineno
+        # IPython registers every cell's compiled source with linecache.
+        text = linecache.getline(tb.tb_frame.f_code.co_filename, lineno)
+        if not text and count == captured.count:
+            lines = captured.source.splitlines()
+            text = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+        return FailingLine(count, lineno, text.rstrip("\n"), tb.tb_frame)
+    return None
+
+
+def _named_values(shell: Any, line: FailingLine) -> dict[str, object]:
+    """Values the failing line names: the frame's locals first, then the notebook's."""
+    from .context.redact import is_secret_name
+
+    namespace = getattr(shell, "user_ns", {}) or {}
+    local = line.frame.f_locals if line.frame is not None else {}
+    found: dict[str, object] = {}
+    missing = object()
+    for name in _IDENTIFIER.findall(line.text):
+        if name in found or keyword.iskeyword(name) or is_secret_name(name):
+            continue
+        value = local.get(name, missing) if local is not namespace else missing
+        if value is missing:
+            value = namespace.get(name, missing)
+        if value is missing or _is_library_object(value):
+            continue
+        if value is getattr(builtins, name, missing):
+            continue
+        found[name] = value
+        if len(found) >= MAX_FAILING_VARIABLES:
+            break
+    return found
+
+
+def _is_library_object(value: object) -> bool:
+    if isinstance(value, types.ModuleType):
+        return True
+    if isinstance(value, type) or callable(value):
+        return getattr(value, "__module__", None) not in ("__main__", None)
+    return False
+
+
+def package_versions(error: BaseException) -> list[str]:
+    """``name version`` of the packages whose code is in the traceback (chain included)."""
+    from importlib import metadata
+
+    names: list[str] = []
+    for exc in _chain(error):
+        modules = [tb.tb_frame.f_globals.get("__name__") or "" for tb in _frames(exc.__traceback__)]
+        while modules and modules[0].split(".")[0] in _SHELL_PACKAGES:
+            modules.pop(0)  # the shell running the cell, above the user's code
+        candidates = [type(exc).__module__ or "", *modules]
+        for module in candidates:
+            top = module.split(".")[0]
+            if top and top not in names and _is_package_name(top):
+                names.append(top)
+    found = []
+    for top in names[:MAX_PACKAGES]:
+        version = _version_of(top, metadata)
+        if version:
+            found.append(f"{top} {version}")
+    return found
+
+
+def _is_package_name(top: str) -> bool:
+    """A third-party top-level module (not the standard library, not the notebook)."""
+    return top not in sys.stdlib_module_names and top != "__main__" and not top.startswith("_")
+
+
+def _version_of(top: str, metadata: Any) -> str | None:
+    try:
+        return metadata.version(top)
+    except metadata.PackageNotFoundError:
+        pass
+    for dist in _distributions(metadata).get(top, []):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    module = sys.modules.get(top)
+    version = getattr(module, "__version__", None)
+    return version if isinstance(version, str) else None
+
+
+_DISTRIBUTIONS: dict[str, list[str]] | None = None
+
+
+def _distributions(metadata: Any) -> dict[str, list[str]]:
+    global _DISTRIBUTIONS
+    if _DISTRIBUTIONS is None:
+        try:
+            _DISTRIBUTIONS = dict(metadata.packages_distributions())
+        except Exception:
+            _DISTRIBUTIONS = {}
+    return _DISTRIBUTIONS
+
+
+def error_items(shell: Any, captured: CapturedError, redactor: Any = None) -> list[ContextItem]:
+    """The context of one error, most important first (kept ahead of the notebook context)."""
+    from .context.describe import clip, describe, short_label
+    from .context.errors import error_info
+    from .context.guard import DescribeTimeout, time_limit
+    from .context.kernel import shell_redactor
+
+    redactor = shell_redactor(shell, redactor)
+    info = error_info(shell, captured.error)
+    count = captured.count if captured.count is not None else getattr(info, "execution_count", None)
+    where = f" in In[{count}]" if count is not None else ""
+    line = failing_line(shell, captured)
+
+    def redacted(text: str, limit: int) -> str:
+        return redactor.redact(clean_text(clip(text, 4 * limit)))[: 2 * limit]
+
+    etype = info.etype if info else type(captured.error).__name__
+    message = info.message if info else ""
+    head = [f"{etype}{where}: {message}"]
+    if line is not None and line.text.strip():
+        at = f"In[{line.count}], line {line.lineno}" if line.count is not None else "the cell"
+        head.append(f"Failing line ({at}):\n    {line.text.strip()}")
+    if info is not None and info.traceback:
+        head.append(f"Traceback (library frames condensed):\n{info.traceback}")
+    label = f"error in [{count}]" if count is not None else "error"
+    items = [
+        ContextItem(
+            KIND_ERROR, "error", label, redacted("\n".join(head), 8000), priority_for(KIND_NAMED, 0)
+        )
+    ]
+    source = captured.source or (info.cell_source if info else "") or ""
+    if source.strip():
+        text = f"Source of the failing cell:\n```python\n{source.rstrip()}\n```"
+        key = f"cell:{count}" if count is not None else "cell:failing"
+        items.append(
+            ContextItem(
+                KIND_NAMED,
+                key,
+                f"In[{count}]",
+                redacted(text, CELL_SOURCE_CHARS),
+                priority_for(KIND_NAMED, 1),
+            )
+        )
+    versions = package_versions(captured.error)
+    python = f"Python {sys.version.split()[0]}"
+    items.append(
+        ContextItem(
+            KIND_NAMED,
+            "versions",
+            "versions",
+            clip("Versions: " + "; ".join([python, *versions]), VERSIONS_CHARS),
+            priority_for(KIND_NAMED, 2),
+        )
+    )
+    if line is not None:
+        for rank, (name, value) in enumerate(_named_values(shell, line).items(), start=3):
+            try:
+                with time_limit(0.5):
+                    text = describe(value, name, max_chars=FAILING_VARIABLE_CHARS)
+            except DescribeTimeout:
+                text = short_label(value, name) + " (describing it took too long)"
+            except Exception as exc:  # a describer must never break the explanation
+                text = f"{short_label(value, name)} (could not describe: {type(exc).__name__})"
+            items.append(
+                ContextItem(
+                    KIND_NAMED,
+                    f"var:{name}",
+                    short_label(value, name),
+                    redacted(text, FAILING_VARIABLE_CHARS),
+                    priority_for(KIND_NAMED, rank),
+                )
+            )
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# Prompts and requests
+
+
+def help_prompt(mode: str, count: int | None) -> str:
+    where = f" in In[{count}]" if count is not None else ""
+    if mode == FIX:
+        return (
+            f"Fix the error{where}. In two or three sentences say what went wrong, in which "
+            "line of my code, and why. Then end your answer with the corrected code of the "
+            "whole failing cell as ONE ```python block, complete and ready to run in its place "
+            "(keep everything that already worked)."
+        )
+    return (
+        f"Explain the error{where}: what went wrong, in which line of my code (not inside "
+        "a library), why, and how to fix it. Be brief and concrete; show a short corrected "
+        "snippet only if it helps."
+    )
+
+
+def prepare_help(
+    assistant: Assistant, shell: Any, captured: CapturedError, mode: str
+) -> PreparedRequest:
+    """The request explaining or fixing ``captured``: its context first, then the notebook's."""
+    items = error_items(shell, captured, assistant.redactor())
+    return assistant.prepare(
+        help_prompt(mode, captured.count), sources=("cells", "vars"), extra_items=items
+    )
+
+
+def fixed_code(reply: str) -> str | None:
+    """The corrected code a fix ends with: its last Python block."""
+    from .render import extract_code_blocks
+
+    blocks = [b for b in extract_code_blocks(reply) if b.is_python and b.code.strip()]
+    return blocks[-1].code.strip("\n") if blocks else None
+
+
+# --------------------------------------------------------------------------------------------
+# The subcommands
+
+
+def parse_cell_number(rest: list[str]) -> int | None:
+    if not rest:
+        return None
+    text = rest[0].strip().removeprefix("In[").removesuffix("]")
+    if len(rest) > 1 or not text.isdigit():
+        raise UsageError(
+            f"Expected a cell number such as `%mistral explain 12`, not {' '.join(rest)!r}."
+        )
+    return int(text)
+
+
+def run_subcommand(magics: MistralMagics, name: str, rest: list[str]) -> None:
+    """``%mistral explain [n]``, ``%mistral fix [n]``, ``%mistral errors [on|off]``."""
+    if name == "errors":
+        return set_error_help(magics, rest)
+    from .render import show_problem
+
+    count = parse_cell_number(rest)
+    capture = capture_for(magics.shell) or install(magics.shell, magics.settings)
+    captured = capture.find(count)
+    if captured is None:
+        which = f"In[{count}] raised no error" if count is not None else "No error"
+        show_problem(
+            f"{which} that mistral-magic can explain (it remembers the last "
+            f"{REMEMBERED_ERRORS} failing cells; interrupts and %mistral's own errors are "
+            "not explained)."
+        )
+        return None
+    prepared = prepare_help(magics.assistant, magics.shell, captured, name)
+    answer_in_cell(magics, prepared, offer_fix=name == FIX)
+    return None
+
+
+def answer_in_cell(magics: MistralMagics, prepared: PreparedRequest, *, offer_fix: bool) -> None:
+    """Stream the answer under the running cell; a fix's code goes to a new cell below."""
+    from .api.errors import MistralError
+    from .render import StreamingDisplay, in_notebook, show_problem
+
+    display = StreamingDisplay(notebook=in_notebook(magics.shell))
+    text = ""
+
+    def show(so_far: str) -> None:
+        nonlocal text
+        text = so_far
+        display.update(so_far)
+
+    try:
+        completion = magics.assistant.answer(prepared, on_text=show)
+    except KeyboardInterrupt:
+        display.finish(text, "⏹ interrupted: the partial answer above is kept")
+        return
+    except MistralError as error:
+        if text:
+            display.finish(text, "the answer above is incomplete")
+        show_problem(str(error))
+        return
+    magics.assistant.record(prepared, completion, remember=True)
+    footer = magics.assistant.footer(prepared, completion)
+    code = fixed_code(completion.content) if offer_fix and magics.settings.insert_code else None
+    if code:
+        magics.shell.set_next_input(code, replace=False)
+        footer += " · corrected code added as a new cell below (not run)"
+    display.finish(completion.content, footer)
+
+
+def set_error_help(magics: MistralMagics, rest: list[str]) -> None:
+    from .render import show_markdown
+
+    if len(rest) > 1 or (rest and rest[0].lower() not in ("on", "off")):
+        raise UsageError("Use `%mistral errors on` or `%mistral errors off`.")
+    if rest:
+        magics.settings.error_help = rest[0].lower() == "on"
+    install(magics.shell, magics.settings)
+    if magics.settings.error_help:
+        with contextlib.suppress(ImportError):  # pay the import now, not under a traceback
+            import ipywidgets  # noqa: F401
+        show_markdown(
+            magics.shell,
+            "Error help is **on**: new tracebacks get **Explain** and **Fix** buttons "
+            "(`%mistral errors off` to stop).",
+        )
+    else:
+        show_markdown(
+            magics.shell,
+            "Error help is **off**; `%mistral explain` and `%mistral fix` still work "
+            "(`%mistral errors on` adds buttons under new tracebacks).",
+        )
