@@ -1,0 +1,235 @@
+"""The chat panel and the error buttons in a real JupyterLab, in Debian's Chromium (Playwright):
+Enter sends, Shift+Enter makes a new line, the reply renders, Copy reaches the clipboard,
+Insert as new cell is queued for the next run cell (no labextension comm target yet).
+
+One ``jupyter lab`` and one page for the module; the tests run in file order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stub import Reply, StubServer
+
+pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
+from playwright.sync_api import Page, expect, sync_playwright
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+TOKEN = "widget-test-token"
+TIMEOUT_MS = 60_000
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+pytestmark = pytest.mark.timeout(300)
+expect.set_options(timeout=TIMEOUT_MS)
+
+REPLY = """Rows per region:
+
+```python
+sales.groupby("region").size()
+```
+
+Done."""
+
+
+def _cell(source: str) -> dict:
+    return {
+        "cell_type": "code",
+        "metadata": {},
+        "execution_count": None,
+        "outputs": [],
+        "source": source,
+    }
+
+
+NOTEBOOK = {
+    "nbformat": 4,
+    "nbformat_minor": 4,
+    "metadata": {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    },
+    "cells": [
+        _cell(
+            "import mistral_magic, pandas as pd\n"
+            "sales = pd.DataFrame({'region': ['north', 'south', 'north']})\n"
+            "panel = mistral_magic.chat()"
+        ),
+        _cell("x = 1"),
+        _cell("%load_ext mistral_magic\n%mistral errors on"),
+        _cell("values = [1, 2]\nvalues[5]"),
+    ],
+}
+
+
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    """Overrides pytest-jupyter's autouse loop fixture: it would close the event loop that
+    Playwright's sync API runs in this thread."""
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    """Overrides pytest-jupyter's autouse cleanup (it needs the loop above)."""
+    yield None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[StubServer]:
+    with StubServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def lab(stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("widgets-lab")
+    root = home / "notebooks"
+    root.mkdir()
+    (root / "chat.ipynb").write_text(json.dumps(NOTEBOOK), encoding="utf-8")
+    env = {
+        **os.environ,
+        "MISTRAL_API_KEY": stub.api_key or "",
+        "MISTRAL_BASE_URL": stub.base_url,
+        "MISTRAL_MODEL": "mistral-large-2407",
+        "MISTRAL_DIALECT": "mistral",
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "IPYTHONDIR": str(home / "ipython"),
+    }
+    port = _free_port()
+    log = home / "lab.log"
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"jupyter lab did not start:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}api/status?token={TOKEN}", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def page(lab: str) -> Iterator[Page]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium", pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1300, "height": 1000})
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.rstrip("/"))
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        page.goto(f"{lab}lab/tree/chat.ipynb?token={TOKEN}")
+        expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(
+            len(NOTEBOOK["cells"]), timeout=TIMEOUT_MS
+        )
+        idle = page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first
+        expect(idle).to_be_visible(timeout=TIMEOUT_MS)
+        try:
+            yield page
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "chat-panel.png"), full_page=True)
+            browser.close()
+
+
+def _run_cell(page: Page, index: int) -> None:
+    page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputPrompt").click()
+    page.keyboard.press("Control+Enter")
+
+
+def test_enter_sends_and_shift_enter_makes_a_new_line(page: Page, stub: StubServer) -> None:
+    _run_cell(page, 0)
+    box = page.locator(".mm-chat .mm-input textarea")
+    expect(box).to_be_visible()
+    expect(box).to_have_attribute(
+        "placeholder", "Message Mistral · Enter sends, Shift+Enter new line"
+    )
+    stub.queue(Reply(text=REPLY))
+    stub.token_delay = 0.02
+    box.click()
+    box.type("first line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    box.press("Enter")
+    reply = page.locator(".mm-chat .mm-reply").last
+    expect(reply).to_contain_text("Done.", timeout=TIMEOUT_MS)
+    expect(reply).to_contain_text("mistral-large-2407")  # the footer line
+    assert stub.chat_requests[-1].body["messages"][-1]["content"] == "first line\nsecond line"
+    user = page.locator(".mm-chat .mm-user").last
+    assert user.inner_text() == "first line\nsecond line"
+    expect(box).to_have_value("")
+    expect(reply.locator(".mm-code pre span").first).to_be_visible()  # highlighted code
+
+
+def test_copy_puts_the_code_on_the_clipboard(page: Page) -> None:
+    reply = page.locator(".mm-chat .mm-reply").last
+    reply.locator("button.mm-copy").click()
+    expect(reply.locator("button.mm-copy")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == 'sales.groupby("region").size()'
+
+
+def test_insert_is_queued_until_the_next_cell_runs(page: Page) -> None:
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    before = cells.count()
+    page.locator(".mm-chat .mm-reply").last.get_by_role("button", name="Insert as new cell").click()
+    expect(page.locator(".mm-chat")).to_contain_text("Queued")
+    _run_cell(page, 1)
+    expect(cells).to_have_count(before + 1)
+    expect(cells.nth(2).locator(".jp-InputArea-editor")).to_contain_text("groupby")
+
+
+def test_error_buttons_render_under_the_traceback(page: Page, stub: StubServer) -> None:
+    _run_cell(page, 3)  # the %mistral errors on cell (index shifted by the inserted cell)
+    _run_cell(page, 4)
+    failing = page.locator(".jp-Notebook .jp-Cell").nth(4)
+    explain = failing.locator(".mm-error-help button", has_text="Explain")
+    expect(explain).to_be_visible(timeout=TIMEOUT_MS)
+    expect(failing.locator(".jp-OutputArea")).to_contain_text("IndexError")
+    stub.queue(Reply(text="Index 5 is past the end of a 2-item list."))
+    explain.click()
+    expect(failing.locator(".mm-reply")).to_contain_text("past the end", timeout=TIMEOUT_MS)

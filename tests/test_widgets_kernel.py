@@ -1,0 +1,217 @@
+"""The chat panel through a real ipykernel, against the stub."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.kernel import Kernel
+from tests.stub import Reply, StubServer
+from tests.widget_comm import click_widget, send_comm, widget_displays, widget_values
+
+CODE_REPLY = """Count the rows per region:
+
+```python
+sales.groupby("region").size()
+```
+
+That is all."""
+
+
+@pytest.fixture(scope="module")
+def stub():
+    with StubServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kernel(stub):
+    k = Kernel(
+        {
+            "MISTRAL_API_KEY": stub.api_key,
+            "MISTRAL_BASE_URL": stub.base_url,
+            "MISTRAL_MODEL": "mistral-large-2407",
+            "MISTRAL_DIALECT": "mistral",
+        }
+    )
+    setup = k.execute(
+        "import mistral_magic, pandas as pd\n"
+        "sales = pd.DataFrame({'region': ['north', 'south', 'north'], 'revenue': [1, 2, 3]})"
+    )
+    assert setup.status == "ok", setup.reply
+    yield k
+    k.shutdown()
+
+
+@pytest.fixture
+def panel(stub, kernel):
+    """A fresh panel in variable ``panel`` (the shared conversation reset)."""
+    stub.reset()
+    run = kernel.execute("panel = mistral_magic.chat()\npanel.assistant.conversation.reset()")
+    assert run.status == "ok", run.reply
+    return run
+
+
+def ask(kernel: Kernel, text: str) -> str:
+    """Type ``text``, click Send, wait for the reply; returns what the kernel printed."""
+    run = kernel.execute(
+        f"panel.input.value = {text!r}\n"
+        "panel.send_button.click()\n"
+        "assert panel.wait(30)\n"
+        "print(json.dumps([panel.current.status, panel.messages[-1]['text']]))",
+    )
+    assert run.status == "ok", run.reply
+    return run
+
+
+def test_chat_shows_one_panel_with_a_text_fallback(kernel, panel):
+    (bundle,) = widget_displays(panel.messages)
+    assert "chat panel" in bundle["text/plain"]  # what a front end without widgets shows
+    again = kernel.execute("mistral_magic.chat()")  # the returned panel is not shown twice
+    assert len(widget_displays(again.messages)) == 1
+    assert again.result is None
+
+
+def test_a_streamed_reply_ends_up_whole_in_the_widgets(stub, kernel, panel):
+    kernel.execute("import json")
+    stub.queue(Reply(text=CODE_REPLY))
+    stub.token_delay = 0.01
+    try:
+        run = ask(kernel, "How many rows per region in sales?")
+    finally:
+        stub.token_delay = 0
+    status, text = json.loads(run.stdout)
+    assert (status, text) == ("done", CODE_REPLY)
+    values = widget_values(run.messages)
+    # it streamed: the reply's HTML grew in place before the final view was built
+    streaming = [v for v in values if "▌" in v]
+    assert len(streaming) >= 2
+    # the final widgets hold the whole text: prose, highlighted code with Copy, prose
+    final = "".join(v for v in values if "▌" not in v)
+    assert "Count the rows per region" in final and "That is all." in final
+    assert "groupby" in final and "mm-copy" in final
+    assert "mistral-large-2407" in final and "tokens" in final  # the footer line
+    # the kernel side agrees
+    html = kernel.execute(
+        "print(''.join(c.value for c in panel.current.children if hasattr(c, 'value')))"
+    ).stdout
+    assert "That is all." in html
+    # the request carried the notebook's context, like the magic's
+    (request,) = stub.chat_requests
+    system = request.body["messages"][0]["content"]
+    assert "region" in system and "revenue" in system
+    assert request.body["messages"][-1]["content"] == "How many rows per region in sales?"
+
+
+def test_the_panel_and_the_magic_share_one_conversation(stub, kernel, panel):
+    kernel.execute("import json")
+    stub.queue(Reply(text="Three rows."), Reply(text="North has two."))
+    ask(kernel, "How many rows?")
+    kernel.execute("%%mistral --no-context\nAnd in the north?")
+    messages = stub.chat_requests[1].body["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[2]["content"] == "Three rows."
+    kernel.execute("panel.new_button.click()")
+    stub.queue(Reply(text="Hello."))
+    ask(kernel, "Hi")
+    assert len(stub.chat_requests[2].body["messages"]) == 2
+
+
+def test_enter_mark_sends_and_a_second_send_while_streaming_is_refused(stub, kernel, panel):
+    stub.queue(Reply(text=" ".join(f"w{i}" for i in range(300))))
+    stub.token_delay = 0.02
+    try:
+        run = kernel.execute(
+            "import time\n"
+            "panel.input.value = 'First question\\u2063'\n"  # what Enter does in the browser
+            "time.sleep(0.3)\n"
+            "panel.input.value = 'Second question'\n"
+            "refused = panel.send()\n"
+            "print(refused is None, panel.input.value)\n"
+            "print(panel.status.value)\n"
+            "panel.stop_button.click()\n"
+            "print(panel.current.status, len(panel.current.text) > 0)\n"
+        )
+    finally:
+        stub.token_delay = 0
+    lines = run.stdout.splitlines()
+    assert lines[0] == "True Second question"  # refused, and the text stays in the box
+    assert "still streaming" in lines[1]
+    assert lines[2] == "stopped True"  # Stop keeps the partial answer
+    assert len(stub.chat_requests) == 1
+    assert stub.chat_requests[0].body["messages"][-1]["content"] == "First question"
+    after = kernel.execute("print(panel.send_button.disabled, panel.status.value)")
+    assert after.stdout.startswith("False") and "Stopped" in after.stdout
+
+
+def test_insert_as_new_cell_is_queued_for_the_next_cell(stub, kernel, panel):
+    kernel.execute("import json")
+    stub.queue(Reply(text=CODE_REPLY))
+    ask(kernel, "Rows per region?")
+    button = kernel.execute(
+        "rows = [c for c in panel.current.children if hasattr(c, 'children')]\n"
+        "print(rows[0].children[0].model_id)"
+    )
+    click_widget(kernel, button.stdout.strip())  # a real click: outside any execution
+    nxt = kernel.execute("print(panel.status.value)")  # the next cell the user runs
+    assert "queued" in nxt.stdout and "next cell you run" in nxt.stdout
+    assert nxt.next_input == 'sales.groupby("region").size()'
+    assert kernel.execute("pass").next_input is None
+
+
+def test_insert_goes_through_the_labextension_comm_when_it_answers(stub, kernel, panel):
+    opened = [
+        m["content"]
+        for m in panel.messages
+        if m["msg_type"] == "comm_open" and m["content"]["target_name"] == "mistral_magic"
+    ]
+    comm_id = (
+        opened[0]["comm_id"]
+        if opened
+        else kernel.execute("print(panel.inserter._comm.comm_id)").stdout.strip()
+    )
+    send_comm(kernel, comm_id, {"action": "ready"})  # the labextension says hello back
+    kernel.execute("import json")
+    stub.queue(Reply(text=CODE_REPLY))
+    ask(kernel, "Rows per region?")
+    button = kernel.execute(
+        "rows = [c for c in panel.current.children if hasattr(c, 'children')]\n"
+        "print(rows[0].children[0].model_id)"
+    ).stdout.strip()
+    sent: list[dict] = []
+    original = kernel.client.get_iopub_msg
+
+    def recording(*args, **kwargs):
+        msg = original(*args, **kwargs)
+        if msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == comm_id:
+            sent.append(msg["content"]["data"])
+        return msg
+
+    kernel.client.get_iopub_msg = recording
+    try:
+        click_widget(kernel, button)
+    finally:
+        kernel.client.get_iopub_msg = original
+    assert sent == [{"action": "insert_cell", "code": 'sales.groupby("region").size()'}]
+    assert kernel.execute("pass").next_input is None  # nothing queued
+    kernel.execute("panel.inserter._ready = False")  # back to the queue for other tests
+
+
+def test_the_context_toggle_shows_what_goes_with_the_next_message(kernel, panel):
+    run = kernel.execute(
+        "panel.input.value = 'total revenue of sales?'\n"
+        "panel.context_toggle.value = True\n"
+        "print(panel.context_view.value)"
+    )
+    shown = run.stdout
+    assert "With your next message" in shown
+    assert "Notebook context" in shown and "revenue" in shown and "prompt tokens" in shown
+    kernel.execute("panel.context_toggle.value = False")
+
+
+def test_percent_mistral_chat_shows_the_panel(kernel):
+    kernel.execute("%load_ext mistral_magic")
+    run = kernel.execute("%mistral chat")
+    assert run.status == "ok"
+    assert len(widget_displays(run.messages)) == 1
