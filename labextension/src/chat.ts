@@ -2,7 +2,7 @@
 
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { addIcon, Toolbar, ToolbarButton } from '@jupyterlab/ui-components';
+import { addIcon } from '@jupyterlab/ui-components';
 import { UUID } from '@lumino/coreutils';
 import { Panel, Widget } from '@lumino/widgets';
 
@@ -65,25 +65,23 @@ export class ChatSidebar extends Panel {
     this.title.icon = mistralIcon;
     this.title.caption = 'Mistral chat';
 
-    const toolbar = new Toolbar();
-    toolbar.addClass('mm-Toolbar');
+    const header = document.createElement('div');
+    header.className = 'mm-Header';
     this.modelLabel = document.createElement('span');
     this.modelLabel.className = 'mm-Model';
-    const title = new Widget();
-    title.addClass('mm-Title');
-    title.node.append('Mistral ', this.modelLabel);
-    toolbar.addItem('title', title);
-    toolbar.addItem('spacer', Toolbar.createSpacerItem());
-    toolbar.addItem(
-      'new',
-      new ToolbarButton({
-        icon: addIcon,
-        label: 'New chat',
-        tooltip: 'Start a new chat (clears the history)',
-        className: 'mm-NewChat',
-        onClick: () => void this.newChat()
-      })
+    const title = document.createElement('span');
+    title.className = 'mm-Title';
+    title.append('Mistral ', this.modelLabel);
+    const newChat = document.createElement('button');
+    newChat.type = 'button';
+    newChat.className = 'jp-Button jp-mod-minimal mm-NewChat';
+    newChat.title = 'Start a new chat (clears the history)';
+    newChat.append(
+      addIcon.element({ tag: 'span', className: 'mm-NewChat-icon' }),
+      'New chat'
     );
+    newChat.addEventListener('click', () => void this.newChat());
+    header.append(title, newChat);
 
     this.notice = document.createElement('div');
     this.notice.className = 'mm-Notice';
@@ -132,7 +130,7 @@ export class ChatSidebar extends Panel {
       }
     });
 
-    this.addWidget(toolbar);
+    this.addWidget(new Widget({ node: header }));
     this.addWidget(new Widget({ node: this.notice }));
     this.addWidget(this.messages);
     this.addWidget(new Widget({ node: this.chips }));

@@ -11,11 +11,15 @@ export type ErrorAction = (
 
 const ACTIONS_CLASS = 'mm-ErrorActions';
 
-/** Keep the buttons on the error outputs of `panel`, as cells run and outputs change. */
-export function watchErrors(panel: NotebookPanel, act: ErrorAction): void {
+/** Keep the buttons on the error outputs of `panel`, as cells run and outputs change.
+ * Returns a function that schedules a check (call it when a cell finished running). */
+export function watchErrors(
+  panel: NotebookPanel,
+  act: ErrorAction
+): () => void {
   let frame = 0;
   const schedule = () => {
-    if (!frame) {
+    if (!frame && !panel.isDisposed) {
       frame = requestAnimationFrame(() => {
         frame = 0;
         decorate(panel, act);
@@ -23,8 +27,10 @@ export function watchErrors(panel: NotebookPanel, act: ErrorAction): void {
     }
   };
   panel.content.modelContentChanged.connect(schedule);
+  void panel.context.ready.then(schedule);
   void panel.revealed.then(schedule);
   panel.disposed.connect(() => cancelAnimationFrame(frame));
+  return schedule;
 }
 
 function decorate(panel: NotebookPanel, act: ErrorAction): void {

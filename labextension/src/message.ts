@@ -147,7 +147,7 @@ export class MessageView extends Widget {
             () => this.actions!.insertBelow(code())
           ),
           button(
-            'Replace active cell',
+            'Replace cell',
             'Replace the active cell’s source (not run)',
             () => this.actions!.replaceActive(code())
           )
