@@ -105,6 +105,10 @@ class RunStats:
     warnings: list[str] = field(default_factory=list)
 
 
+SAVE_EVERY_REPLIES = 64  # replies are written to the cache in batches: one transaction each
+SAVE_EVERY_SECONDS = 0.5
+
+
 class Outcomes:
     """Replies and failures per request id; corrections for invalid JSON are planned here."""
 
@@ -122,6 +126,8 @@ class Outcomes:
         self.failures: dict[int, Failure] = {}
         self.texts: dict[int, str] = {}  # the reply text behind each value
         self._lock = threading.Lock()
+        self._unsaved: list[tuple[str, Completion]] = []  # replies not in the cache yet
+        self._saved_at = time.monotonic()
 
     def is_resolved(self, request_id: int) -> bool:
         return request_id in self.values or request_id in self.failures
@@ -167,8 +173,24 @@ class Outcomes:
                 self.stats.completion_tokens += usage.completion_tokens
         if self.cache is None:
             return
+        with self._lock:
+            self._unsaved.append((request.key, completion))
+            due = (
+                len(self._unsaved) >= SAVE_EVERY_REPLIES
+                or time.monotonic() - self._saved_at > SAVE_EVERY_SECONDS
+            )
+        if due:
+            self.save()
+
+    def save(self) -> None:
+        """Write the replies not yet in the cache (one transaction); safe to call any time."""
+        with self._lock:
+            batch, self._unsaved = self._unsaved, []
+            self._saved_at = time.monotonic()
+        if not batch or self.cache is None:
+            return
         try:
-            self.cache.put(request.key, completion)
+            self.cache.put_many(batch)
         except Exception as exc:  # a full disk or a damaged file must not lose the reply
             self.cache = None
             self.stats.warnings.append(

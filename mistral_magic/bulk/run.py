@@ -171,7 +171,10 @@ class BulkRun:
             finally:
                 await client.aclose()
 
-        run_in_thread(work, tick=bar.tick)
+        try:
+            run_in_thread(work, tick=bar.tick)
+        finally:
+            self.outcomes.save()  # what finished is in the cache, also after Ctrl-C
 
     # -- after ----------------------------------------------------------------------------
     def results(self, unfinished: Failure = NOT_RUN) -> tuple[Any, list[ApplyError]]:
@@ -212,6 +215,7 @@ class BulkRun:
         )
 
     def close(self) -> None:
+        self.outcomes.save()
         if self.cache is not None and self.own_cache:
             self.cache.close()
 
@@ -225,6 +229,7 @@ class BulkRun:
     ) -> Any:
         """Warnings, the summary, and the output (or ApplyFailed with errors="raise").
         ``note``: the run was interrupted; say so instead of the summary."""
+        self.outcomes.save()
         output, failed = self.results(unfinished)
         for warning in self.stats.warnings:
             print(warning, file=sys.stderr)
