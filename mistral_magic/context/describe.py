@@ -275,7 +275,8 @@ def _shallow_frame_bytes(frame: Any, dtypes: list[Any]) -> int:
 def _pandas_null_counts(frame: Any, columns: int) -> tuple[list[int], int]:
     """Null counts of the first ``columns`` columns over at most NULL_SAMPLE_ROWS rows."""
     rows_used = min(frame.shape[0], NULL_SAMPLE_ROWS)
-    head = frame.head(rows_used)
+    # iloc slices are views; DataFrame.head() copies the rows (pandas 3).
+    head = frame.iloc[:rows_used]
     if frame.shape[1] > columns:
         head = head.iloc[:, :columns]
     counts = head.isna().to_numpy().sum(axis=0).tolist()
@@ -563,13 +564,8 @@ def _brief_frame(frame: Any, name: str) -> str:
     if library == "polars":
         pairs = list(itertools.islice(frame.schema.items(), MAX_COLUMNS_LISTED))
     else:
-        pairs = list(
-            zip(
-                frame.columns[:MAX_COLUMNS_LISTED],
-                frame.dtypes.iloc[:MAX_COLUMNS_LISTED],
-                strict=True,
-            )
-        )
+        names = frame.columns[:MAX_COLUMNS_LISTED].tolist()
+        pairs = list(zip(names, frame.dtypes.tolist()[: len(names)], strict=True))
     listing = ", ".join(f"{clip(str(col), 40)} ({_dtype_text(dtype)})" for col, dtype in pairs)
     more = f", {ELLIPSIS} {cols - len(pairs):,} more" if cols > len(pairs) else ""
     return (
