@@ -19,6 +19,8 @@ _LAZY = {
     "ApplyFailed": "mistral_magic.bulk.outcomes",
     "batch_results": "mistral_magic.batch",
     "cancel_batch": "mistral_magic.batch",
+    "tool": "mistral_magic.tools",
+    "chat": "mistral_magic.widgets",
 }
 
 __all__ = [
@@ -27,8 +29,10 @@ __all__ = [
     "apply",
     "batch_results",
     "cancel_batch",
+    "chat",
     "load_ipython_extension",
     "map",
+    "tool",
     "unload_ipython_extension",
 ]
 
@@ -36,6 +40,8 @@ if TYPE_CHECKING:
     from .batch import batch_results, cancel_batch
     from .bulk.apply import apply, map
     from .bulk.outcomes import ApplyError, ApplyFailed
+    from .tools import tool
+    from .widgets import chat
 
 
 def __getattr__(name: str) -> Any:

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .config import Mistral
-from .conversation import Conversation, PreparedRequest, build_request, expand_placeholders
+from .conversation import (
+    SYSTEM_PROMPT,
+    TOOLS_PROMPT,
+    Conversation,
+    PreparedRequest,
+    build_request,
+    expand_placeholders,
+)
 from .usage import UsageLedger, estimate_cost, format_cost
 
 if TYPE_CHECKING:
@@ -17,6 +24,9 @@ if TYPE_CHECKING:
     from .api.types import Completion
     from .context.items import ContextItem
     from .context.redact import Redactor
+    from .notebook_tools import NotebookTools
+    from .tool_loop import Confirm, OnTool
+    from .tools import Toolbox
 
 ALL_SOURCES = ("cells", "vars", "error")
 TextCallback = Callable[[str], None]
@@ -31,6 +41,7 @@ class Assistant:
         self._client: MistralClient | None = None
         self._client_key: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
+        self._notebook_tools: NotebookTools | None = None
 
     # -- the HTTP client, built once and rebuilt only when its settings change --------------
     def _client_settings(self) -> tuple[Any, ...]:
@@ -107,8 +118,14 @@ class Assistant:
         model: str | None = None,
         params: dict[str, Any] | None = None,
         remember: bool = True,
+        extra_items: Collection[ContextItem] = (),
+        tools: str | Sequence[str] | None = None,
     ) -> PreparedRequest:
-        """Build the request for ``prompt``: expand ``{name}``, collect and pack context."""
+        """Build the request for ``prompt``: expand ``{name}``, collect and pack context.
+
+        ``extra_items`` (e.g. an error's context from :mod:`tracebacks`) are packed together
+        with what ``sources`` collects, by priority; they replace collected items with the
+        same key."""
         from .context.describe import describe
         from .context.redact import is_secret_name
 
@@ -124,26 +141,115 @@ class Assistant:
             "max_tokens": self.settings.max_tokens,
         }
         merged.update(params or {})
+        toolbox = self._offer_tools(self.settings.tools if tools is None else tools, merged)
+        if toolbox and budget is None:
+            budget = min(self.settings.context_budget, self.settings.tools_context_budget)
         prepared = build_request(
             text,
             model=model,
-            items=self.collect(prompt, sources),
+            items=_merged(extra_items, self.collect(prompt, sources)),
             conversation=self.conversation if remember else None,
             params={k: v for k, v in merged.items() if v is not None},
             context_budget=self.settings.context_budget if budget is None else budget,
             history_budget=self.settings.history_budget,
+            system_prompt=SYSTEM_PROMPT + TOOLS_PROMPT if toolbox else SYSTEM_PROMPT,
         )
         prepared.expanded = expanded
+        prepared.toolbox = toolbox
         return prepared
 
-    def answer(self, prepared: PreparedRequest, on_text: TextCallback) -> Completion:
+    # -- tools ---------------------------------------------------------------------------
+    def notebook_tools(self) -> NotebookTools:
+        """The built-in notebook tools bound to this shell (made once)."""
+        if self._notebook_tools is None:
+            from .notebook_tools import NotebookTools
+
+            self._notebook_tools = NotebookTools(self.shell, self.redactor())
+        return self._notebook_tools
+
+    def toolbox(self, names: str | Sequence[str] | None) -> Toolbox:
+        """The tools named by ``--tools`` words: tool names, ``notebook``, ``all``, ``none``."""
+        from .tools import Toolbox, select, split_names
+
+        if not split_names(names):
+            return Toolbox()
+        builtins = self.notebook_tools().tools() if self.shell is not None else []
+        return select(names, builtins)
+
+    def _offer_tools(
+        self, names: str | Sequence[str] | None, params: dict[str, Any]
+    ) -> Toolbox | None:
+        """Resolve the tools and put their specs (and a checked tool_choice) in ``params``."""
+        choice = params.get("tool_choice")
+        if not names and choice is None:
+            return None
+        from .tools import ToolSelectionError, check_tool_choice
+
+        toolbox = self.toolbox(names)
+        if not toolbox:
+            if choice is not None:
+                raise ToolSelectionError(
+                    f"--tool-choice {choice} needs tools to choose from: add --tools."
+                )
+            return None
+        params["tools"] = toolbox.to_wire()
+        params["tool_choice"] = check_tool_choice(choice, toolbox)
+        return toolbox
+
+    def answer(
+        self,
+        prepared: PreparedRequest,
+        on_text: TextCallback,
+        on_tool: OnTool | None = None,
+        confirm: Confirm | None = None,
+    ) -> Completion:
         """Send ``prepared`` and stream the reply, calling ``on_text`` with the text so far.
+
+        With tools (``prepared.toolbox``), runs the tools the model calls, reporting each to
+        ``on_tool`` as it starts and ends, asking ``confirm`` (default: ``input()``) before
+        tools marked ``confirm=True``, until the model answers in text; the completion then
+        holds the text of every round and the usage summed over them, and
+        ``prepared.tool_events`` the calls.
 
         Raises a ``MistralError`` (its ``.partial`` holds what arrived) or lets
         ``KeyboardInterrupt`` through; either way ``on_text`` has shown the partial text.
         """
-        stream = self.client.stream(prepared.messages, model=prepared.model, **prepared.params)
-        text = ""
+        if not prepared.toolbox:
+            return self._stream(prepared.messages, prepared.model, prepared.params, on_text)
+        from .notebook_tools import tool_redactor
+        from .tool_loop import ToolLimits, run_tool_loop
+
+        limits = ToolLimits(
+            max_rounds=self.settings.max_tool_rounds,
+            max_seconds=self.settings.max_tool_seconds,
+            result_chars=self.settings.tool_result_chars,
+        )
+        result = run_tool_loop(
+            lambda messages, params, lead: self._stream(
+                messages, prepared.model, params, on_text, lead
+            ),
+            prepared.messages,
+            prepared.toolbox,
+            params=prepared.params,
+            limits=limits,
+            on_tool=on_tool,
+            confirm=confirm,
+            redactor=tool_redactor(self.shell, self.redactor()),
+        )
+        prepared.tool_events = result.events
+        prepared.tool_note = result.note
+        return result.completion
+
+    def _stream(
+        self,
+        messages: list[dict[str, Any]],
+        model: str,
+        params: dict[str, Any],
+        on_text: TextCallback,
+        lead: str = "",
+    ) -> Completion:
+        stream = self.client.stream(messages, model=model, **params)
+        text = lead
         for delta in stream:
             if delta.text and delta.index == 0:
                 text += delta.text
@@ -163,6 +269,11 @@ class Assistant:
             parts.append(format_cost(cost))
         if completion.finish_reason == "length":
             parts.append("reply cut at max_tokens")
+        if prepared.tool_events:
+            count = len(prepared.tool_events)
+            parts.append(f"{count} tool call{'s' if count != 1 else ''}")
+        if prepared.tool_note:
+            parts.append(prepared.tool_note)
         if prepared.context_note:
             parts.append(prepared.context_note)
         return " · ".join(parts)
@@ -171,3 +282,8 @@ class Assistant:
         self.ledger.record(completion.model or prepared.model, completion.usage)
         if remember and completion.content:
             self.conversation.add(prepared.prompt, completion.content)
+
+
+def _merged(extra: Collection[ContextItem], collected: list[ContextItem]) -> list[ContextItem]:
+    keys = {item.key for item in extra}
+    return [*extra, *(item for item in collected if item.key not in keys)]

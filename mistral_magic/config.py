@@ -55,6 +55,28 @@ class Mistral(Configurable):
     insert_code = Bool(True, help="Offer generated Python code as a new cell below.").tag(
         config=True
     )
+    error_help = Bool(
+        False, help="Show Explain / Fix buttons under new tracebacks (%mistral errors on|off)."
+    ).tag(config=True)
+    tools = Unicode(
+        "",
+        help="Tools offered with every question unless --tools says otherwise: '' (none), "
+        "'notebook' (the built-in notebook tools), 'all', or comma-separated names.",
+    ).tag(config=True)
+    tools_context_budget = Int(
+        3000,
+        help="Tokens of up-front notebook context when tools are on (the model pulls the "
+        "rest with the tools); the smaller of this and context_budget is used.",
+    ).tag(config=True)
+    max_tool_rounds = Int(
+        8, help="Rounds of tool calls per question before the model must answer."
+    ).tag(config=True)
+    max_tool_seconds = Float(
+        60.0, help="Seconds of tool run time per question before the model must answer."
+    ).tag(config=True)
+    tool_result_chars = Int(
+        4000, help="Longest tool result the model gets, in characters (the rest is cut)."
+    ).tag(config=True)
     prices = Dict(
         help="USD per 1M tokens per model, as [input, output]; used for cost estimates."
     ).tag(config=True)
@@ -99,7 +121,14 @@ class Mistral(Configurable):
             raise ValueError(f"temperature must be between 0 and 1.5, not {value}")
         return value
 
-    @validate("context_budget", "history_budget")
+    @validate("max_tool_rounds", "tool_result_chars", "max_tool_seconds")
+    def _check_tool_limit(self, proposal: dict[str, Any]) -> Any:
+        value = proposal["value"]
+        if value < 0:
+            raise ValueError(f"{proposal['trait'].name} must be 0 or more, not {value}")
+        return value
+
+    @validate("context_budget", "history_budget", "tools_context_budget")
     def _check_budget(self, proposal: dict[str, Any]) -> int:
         value = proposal["value"]
         if not 0 <= value <= CONTEXT_WINDOW:

@@ -4,6 +4,7 @@ question). Argument parsing -> Assistant -> streamed display -> code offered as 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
 
@@ -15,6 +16,7 @@ from .assistant import ALL_SOURCES, Assistant
 from .config import Mistral
 from .render import (
     StreamingDisplay,
+    ToolCallDisplay,
     extract_code_blocks,
     in_notebook,
     python_cell,
@@ -23,7 +25,28 @@ from .render import (
 )
 from .usage import estimate_cost, format_cost
 
-SUBCOMMANDS = ("help", "config", "models", "reset", "usage")
+SUBCOMMANDS = (
+    "help",
+    "config",
+    "models",
+    "reset",
+    "usage",
+    "tools",
+    "explain",
+    "fix",
+    "errors",
+    "chat",
+)
+#: Subcommands that are also words a question may start with ("%mistral explain this
+#: groupby"): they are subcommands only with the arguments they take.
+_CELL_NUMBER = r"(In\[)?\d+\]?"
+_ARGUMENTS = {
+    "explain": _CELL_NUMBER,
+    "fix": _CELL_NUMBER,
+    "errors": "on|off",
+    "chat": None,
+    "tools": None,
+}
 
 HELP = """\
 **mistral-magic** — ask Mistral about this notebook.
@@ -31,13 +54,19 @@ HELP = """\
 ```
 %%mistral [options]          the rest of the cell is your question
 %mistral [options] question  a one-line question
-%mistral help | config | models | reset | usage
+%mistral help | config | models | reset | usage | tools
+%mistral explain [n] | fix [n]  explain / fix the last error (or cell n's)
+%mistral errors on|off        Explain / Fix buttons under new tracebacks
+%mistral chat                 a chat panel (also mistral_magic.chat())
 ```
 
 Options: `-m/--model ID`, `-t/--temperature T`, `--max-tokens N`, `--top-p P`, `--seed N`,
 `--json` (JSON reply, parsed and returned), `--no-context`, `--context cells,vars,error`,
 `--budget TOKENS`, `-o/--out VAR` (store the reply), `--no-insert`, `--new` (outside the
-conversation), `--dry-run` (show the exact request and its cost; send nothing).
+conversation), `--dry-run` (show the exact request and its cost; send nothing),
+`--tools NAMES` (tools the model may call: names, `notebook` for the built-in notebook tools,
+`all`, `none`; define your own with `from mistral_magic import tool`), `--tool-choice
+auto|any|none|NAME`.
 
 `{name}` in a question inserts a description of variable `name` (`{{name}}` for a literal).
 Settings: `%config Mistral` lists them, e.g. `%config Mistral.temperature = 0.2`.
@@ -66,12 +95,18 @@ class MistralMagics(Magics):
     @argument("--no-insert", action="store_true", help="do not offer code as a new cell")
     @argument("--new", action="store_true", help="ask outside the running conversation")
     @argument("--dry-run", action="store_true", help="show the request; send nothing")
+    @argument(
+        "--tools",
+        metavar="NAMES",
+        help="tools the model may call: names, 'notebook' (built-ins), 'all' or 'none'",
+    )
+    @argument("--tool-choice", metavar="CHOICE", help="auto, any, none or a tool's name")
     @argument("words", nargs="*", help="subcommand, or a one-line question")
     @line_cell_magic
     def mistral(self, line: str, cell: str | None = None) -> Any:
         """Ask Mistral about this notebook. `%mistral help` for details."""
         words = _split(line)
-        if cell is None and words and words[0] in SUBCOMMANDS:
+        if cell is None and words and _is_subcommand(words):
             return self._subcommand(words[0], words[1:])
         args = parse_argstring(self.mistral, line)
         if cell is not None and args.words:
@@ -95,14 +130,20 @@ class MistralMagics(Magics):
         budget = args.budget
         if budget is not None and budget < 0:
             raise UsageError("--budget must be a number of tokens, 0 or more.")
-        prepared = self.assistant.prepare(
-            prompt,
-            sources=sources,
-            budget=budget,
-            model=args.model,
-            params=params,
-            remember=remember,
-        )
+        from .tools import ToolSelectionError
+
+        try:
+            prepared = self.assistant.prepare(
+                prompt,
+                sources=sources,
+                budget=budget,
+                model=args.model,
+                params=params,
+                remember=remember,
+                tools=args.tools,
+            )
+        except ToolSelectionError as error:
+            raise UsageError(str(error)) from None
         if args.dry_run:
             show_markdown(self.shell, self._dry_run_report(prepared))
             return None
@@ -117,7 +158,8 @@ class MistralMagics(Magics):
             display.update(so_far)
 
         try:
-            completion = self.assistant.answer(prepared, on_text=show)
+            on_tool = ToolCallDisplay(notebook=display.notebook, text_display=display)
+            completion = self.assistant.answer(prepared, on_text=show, on_tool=on_tool)
         except KeyboardInterrupt:
             display.finish(text, "⏹ interrupted: the partial answer above is kept")
             return None
@@ -177,6 +219,15 @@ class MistralMagics(Magics):
 
     # -- subcommands ------------------------------------------------------------------
     def _subcommand(self, name: str, rest: list[str]) -> Any:
+        if name in ("explain", "fix", "errors"):
+            from .tracebacks import run_subcommand
+
+            return run_subcommand(self, name, rest)
+        if name == "chat":
+            from .widgets import chat
+
+            chat()
+            return None
         if rest:
             raise UsageError(f"`%mistral {name}` takes no arguments (got {' '.join(rest)!r}).")
         if name == "help":
@@ -192,7 +243,21 @@ class MistralMagics(Magics):
             show_markdown(self.shell, "Started a new conversation.")
         elif name == "usage":
             show_markdown(self.shell, self.assistant.ledger.summary_markdown())
+        elif name == "tools":
+            self._tools()
         return None
+
+    def _tools(self) -> None:
+        from .tools import registry
+
+        rows = ["| tool | kind | description |", "|---|---|---|"]
+        builtins = self.assistant.notebook_tools().tools()
+        for found in [*builtins, *registry.all()]:
+            kind = "notebook" if found.builtin else ("asks first" if found.confirm else "yours")
+            about = found.description.split("\n")[0].replace("|", "\\|")
+            rows.append(f"| `{found.name}` | {kind} | {about} |")
+        rows.append("\nUse them with `%%mistral --tools notebook` (or names, or `all`).")
+        show_markdown(self.shell, "\n".join(rows))
 
     def _models(self) -> None:
         from .api.errors import MistralError
@@ -217,6 +282,16 @@ class MistralMagics(Magics):
         show_markdown(self.shell, "\n".join(rows))
 
 
+def _is_subcommand(words: list[str]) -> bool:
+    name, rest = words[0], words[1:]
+    if name not in SUBCOMMANDS:
+        return False
+    if name not in _ARGUMENTS:
+        return True
+    pattern = _ARGUMENTS[name]
+    return not rest or bool(pattern and len(rest) == 1 and re.fullmatch(pattern, rest[0]))
+
+
 def _split(line: str) -> list[str]:
     try:
         return shlex.split(line)
@@ -236,6 +311,7 @@ def _params(args: Any) -> dict[str, Any]:
         "top_p": args.top_p,
         "max_tokens": args.max_tokens,
         "random_seed": args.seed,
+        "tool_choice": args.tool_choice,
     }
     if args.json:
         params["response_format"] = {"type": "json_object"}
@@ -287,6 +363,9 @@ def load(shell: Any) -> MistralMagics:
     shell.register_magics(magics)
     shell.input_transformers_cleanup.append(keep_question_marks)
     _LOADED[id(shell)] = magics
+    from . import tracebacks
+
+    tracebacks.install(shell, settings)  # remembers errors; buttons only with error_help
     magics.assistant.warm_up()
     return magics
 
@@ -296,6 +375,10 @@ def unload(shell: Any) -> None:
     if magics is None:
         return
     magics.assistant.close()
+    from . import cell_insert, tracebacks
+
+    tracebacks.uninstall(shell)
+    cell_insert.close_inserter(shell)
     if keep_question_marks in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.remove(keep_question_marks)
     if magics.settings in shell.configurables:
