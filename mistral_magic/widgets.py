@@ -97,7 +97,9 @@ class ReplyView(w.VBox):
         fix: bool = False,
     ) -> None:
         self.body = w.HTML(value=_note("Waiting for Mistral…"))
-        super().__init__([self.body])
+        self.tools_view = w.HTML(layout=w.Layout(display="none"))
+        self.tool_calls: dict[tuple[int, str], str] = {}  # (round, call id) -> Markdown
+        super().__init__([self.tools_view, self.body])
         self.add_class("mm-reply")
         self.assistant = assistant
         self.inserter = inserter
@@ -139,7 +141,9 @@ class ReplyView(w.VBox):
                         self.body.value = markdown_to_html(text + " ▌", copy_buttons=False)
 
         try:
-            completion = self.assistant.answer(prepared, on_text=on_text)
+            completion = self.assistant.answer(
+                prepared, on_text=on_text, on_tool=self._on_tool, confirm=_no_confirmation
+            )
         except _Stopped:
             return
         except MistralError as error:
@@ -153,6 +157,19 @@ class ReplyView(w.VBox):
             self.assistant.record(prepared, completion, remember=remember)
             footer = self.assistant.footer(prepared, completion)
             self._finish(DONE, completion.content, footer)
+
+    def _on_tool(self, event: Any) -> None:
+        """Each tool call as a line above the reply, its result folded underneath."""
+        from .render import tool_call_markdown
+
+        if self._stop.is_set():
+            raise _Stopped()
+        self.tool_calls[(event.round, event.call_id)] = tool_call_markdown(event)
+        with self._lock:
+            self.tools_view.value = markdown_to_html(
+                "\n\n".join(self.tool_calls.values()), copy_buttons=False
+            )
+            self.tools_view.layout.display = ""
 
     def stop(self) -> None:
         """Stop now: the partial answer stays; the request is dropped at its next chunk."""
@@ -173,7 +190,8 @@ class ReplyView(w.VBox):
             if self.status != STREAMING:
                 return
             self.status, self.text, self.footer, self.problem = status, text, footer, problem
-            children: list[w.Widget] = self._segment_widgets(text) if text else []
+            children: list[w.Widget] = [self.tools_view] if self.tool_calls else []
+            children += self._segment_widgets(text) if text else []
             notes = (_note(problem, "mm-note mm-problem") if problem else "") + (
                 _note(footer) if footer else ""
             )
@@ -269,8 +287,17 @@ class ChatPanel(w.VBox):
         for button in (self.new_button, self.context_toggle, self.refresh_button):
             button.layout = w.Layout(width="auto", flex="0 0 auto")
         self.refresh_button.layout.display = "none"
+        self.tools_box = w.Text(
+            value=assistant.settings.tools,
+            placeholder="none",
+            description="Tools",
+            tooltip="Tools the model may call: none, notebook, all, or names (like --tools)",
+            layout=w.Layout(width="230px", flex="0 0 auto"),
+        )
         title = w.HTML(value="<b>Mistral</b>", layout=w.Layout(flex="1 1 auto"))
-        header = w.HBox([title, self.context_toggle, self.refresh_button, self.new_button])
+        header = w.HBox(
+            [title, self.tools_box, self.context_toggle, self.refresh_button, self.new_button]
+        )
 
         self.transcript = w.VBox(layout=w.Layout(max_height="480px", overflow_y="auto"))
         self.transcript.add_class("mm-transcript")
@@ -354,8 +381,16 @@ class ChatPanel(w.VBox):
         if not message:
             self.input.value = self.input.value.replace(SEND_MARK, "")
             return None
+        from .tools import ToolSelectionError
+
         try:
-            prepared = self.assistant.prepare(message, model=self.model)
+            prepared = self.assistant.prepare(
+                message, model=self.model, tools=self.tools_box.value.strip() or "none"
+            )
+        except ToolSelectionError as error:
+            self.input.value = self.input.value.replace(SEND_MARK, "")
+            self._status(str(error), problem=True)
+            return None
         except Exception as error:  # e.g. a describer bug: say so, keep the message
             self.input.value = self.input.value.replace(SEND_MARK, "")
             self._status(f"Could not prepare the request: {type(error).__name__}: {error}", True)
@@ -457,6 +492,16 @@ def context_preview_html(prepared: PreparedRequest, draft: str) -> str:
         f"{html.escape(block)}</pre>"
     )
     return '<div class="mm-note" style="opacity:1">' + "<br>".join(lines) + "</div>"
+
+
+def _no_confirmation(tool: Any, event: Any) -> bool:
+    """The panel streams in a background thread, where nobody can be asked: tools marked
+    ``confirm=True`` are declined (the model is told), and the user is pointed to %%mistral."""
+    from .tool_loop import ConfirmationUnavailable
+
+    raise ConfirmationUnavailable(
+        "the chat panel cannot ask for confirmation; use %%mistral --tools for this tool"
+    )
 
 
 def chat(*, model: str | None = None) -> ChatPanel:

@@ -215,3 +215,35 @@ def test_percent_mistral_chat_shows_the_panel(kernel):
     run = kernel.execute("%mistral chat")
     assert run.status == "ok"
     assert len(widget_displays(run.messages)) == 1
+
+
+def test_the_tools_switch_lets_the_model_look_and_shows_each_call(stub, kernel, panel):
+    from tests.stub import ToolCallSpec
+
+    kernel.execute("import json")
+    stub.queue(
+        Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": "sales"})]),
+        Reply(text="sales has two columns."),
+    )
+    kernel.execute("panel.tools_box.value = 'notebook'")
+    run = ask(kernel, "What is in sales?")
+    status, text = json.loads(run.stdout)
+    assert (status, text) == ("done", "sales has two columns.")
+    first, second = stub.chat_requests
+    assert "describe_variable" in {t["function"]["name"] for t in first.body["tools"]}
+    tool_message = second.body["messages"][-1]
+    assert tool_message["role"] == "tool" and "revenue" in tool_message["content"]
+    shown = kernel.execute("print(panel.current.tools_view.value)").stdout
+    assert "describe_variable" in shown and "sales" in shown
+
+
+def test_a_bad_tools_value_is_explained_and_nothing_is_sent(stub, kernel, panel):
+    run = kernel.execute(
+        "panel.tools_box.value = 'no_such_tool'\n"
+        "panel.input.value = 'Hi'\n"
+        "panel.send_button.click()\n"
+        "print(panel.status.value)\n"
+        "panel.tools_box.value = ''"
+    )
+    assert "no_such_tool" in run.stdout
+    assert stub.chat_requests == []
