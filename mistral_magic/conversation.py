@@ -147,5 +147,5 @@ def build_request(
         prompt_tokens=count_request_tokens(messages, model, params.get("tools")),
         exact_count=is_exact(model),
         packed=packed,
-        context_note=omitted_note(packed) if packed and packed.omitted else "",
+        context_note=omitted_note(packed) if packed else "",
     )

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from IPython.testing.globalipapp import start_ipython
+from IPython.testing.globalipapp import get_ipython, start_ipython
 
 from mistral_magic.magics import keep_question_marks
 
 
 @pytest.fixture
 def shell():
-    ip = start_ipython()
+    ip = start_ipython() or get_ipython()  # None once another test module started it
     yield ip
     ip.run_line_magic("unload_ext", "mistral_magic")
 
