@@ -24,7 +24,7 @@ from .context.history import (
     raw_inputs,
     running_count,
 )
-from .context.kernel import NAMED_CHARS, _full_redactor, _is_frame_like, user_variables
+from .context.kernel import NAMED_CHARS, is_frame_like, shell_redactor, user_variables
 from .context.redact import is_secret_name
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def tool_redactor(shell: Any, base: Redactor | None) -> Redactor:
     """What every tool result goes through: ``base`` plus secret-named environment variables
     and, with a shell, the values of secret-named user variables."""
     if shell is not None and hasattr(shell, "user_ns"):
-        return _full_redactor(shell, base)
+        return shell_redactor(shell, base)
     from .context.redact import Redactor
 
     return Redactor.from_environment(base.secrets if base is not None else ())
@@ -84,7 +84,7 @@ class NotebookTools:
 
     # -- helpers -----------------------------------------------------------------------
     def _redactor(self) -> Redactor:
-        return _full_redactor(self.shell, self.base_redactor)
+        return shell_redactor(self.shell, self.base_redactor)
 
     def _variables(self) -> dict[str, object]:
         return user_variables(self.shell)
@@ -254,13 +254,13 @@ def _library(value: object) -> str:
 def _head(value: Any, name: str, rows: int) -> str:
     library = _library(value)
     label = short_label(value, name)
-    if library == "pandas" and _is_frame_like(value):
+    if library == "pandas" and is_frame_like(value):
         if hasattr(value, "columns"):
             body = value.head(rows).to_string(max_cols=40, max_colwidth=60, line_width=200)
         else:
             body = value.head(rows).to_string()
         return f"{label}; first {rows} rows:\n{body}"
-    if library == "polars" and _is_frame_like(value):
+    if library == "polars" and is_frame_like(value):
         return f"{label}; first {rows} rows:\n{value.head(rows)}"
     if library == "numpy" and getattr(value, "ndim", 0) >= 1:
         import numpy as np
@@ -275,7 +275,7 @@ def _head(value: Any, name: str, rows: int) -> str:
 
 def _column_stats(value: Any, name: str, column: str | None) -> str:
     library = _library(value)
-    if not _is_frame_like(value) or library not in ("pandas", "polars"):
+    if not is_frame_like(value) or library not in ("pandas", "polars"):
         return f"{short_label(value, name)} is not a DataFrame or Series."
     is_frame = hasattr(value, "columns")
     if is_frame:

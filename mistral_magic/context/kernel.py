@@ -154,7 +154,7 @@ def shell_redactor(shell: Any, redactor: Redactor | None = None) -> Redactor:
     return _full_redactor(shell, redactor)
 
 
-def _is_frame_like(value: object) -> bool:
+def is_frame_like(value: object) -> bool:
     return any(
         _is_lib_type(value, package, kind)
         for package in ("pandas", "polars")
@@ -313,8 +313,8 @@ def collect(
     order = list(variables)
     definition_rank = {name: len(order) - i for i, name in enumerate(order)}
     ranked = sorted(order, key=lambda n: (mentioned.get(n, len(inputs) + 1), definition_rank[n]))
-    frames = [n for n in ranked if _is_frame_like(variables[n]) and f"var:{n}" not in taken]
-    others = [n for n in ranked if not _is_frame_like(variables[n])]
+    frames = [n for n in ranked if is_frame_like(variables[n]) and f"var:{n}" not in taken]
+    others = [n for n in ranked if not is_frame_like(variables[n])]
     full_frames, brief_frames = frames[:max_described_frames], frames[max_described_frames:]
     for rank, name in enumerate(full_frames):
         value = variables[name]
