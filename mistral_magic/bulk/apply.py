@@ -10,7 +10,7 @@ from .inputs import Rows, rows_from
 from .outcomes import ApplyError, Failure
 from .requests import PlannedRequest
 from .run import NOT_RUN, BulkRun
-from .session import async_client, check_credentials, current_settings
+from .session import check_credentials, current_settings, sync_client
 from .structured import output_spec
 from .template import Template
 
@@ -137,7 +137,7 @@ def apply_rows(
     try:
         pending = run.take_cached()
         if pending:
-            check_credentials(async_client(settings, run.model))
+            check_credentials(sync_client(settings, run.model))
             found = run.estimate(pending)
             if progress:
                 print(found.describe())

@@ -120,7 +120,10 @@ class Throttle:
 
 @dataclass
 class Pool:
-    client: AsyncMistralClient
+    """``concurrency`` workers, each with its own client from ``clients`` (reused round the
+    list when there are fewer clients than workers)."""
+
+    clients: list[AsyncMistralClient]
     outcomes: Outcomes
     stats: RunStats
     concurrency: int
@@ -135,8 +138,10 @@ class Pool:
             return
         throttle = Throttle(self.concurrency)
         workers = [
-            asyncio.ensure_future(self._worker(queue, throttle))
-            for _ in range(min(self.concurrency, queue.qsize()))
+            asyncio.ensure_future(
+                self._worker(queue, throttle, self.clients[k % len(self.clients)])
+            )
+            for k in range(min(self.concurrency, queue.qsize()))
         ]
         finished = asyncio.ensure_future(queue.join())
         try:
@@ -149,17 +154,24 @@ class Pool:
                 task.cancel()
             await asyncio.gather(finished, *workers, return_exceptions=True)
 
-    async def _worker(self, queue: asyncio.Queue[PlannedRequest], throttle: Throttle) -> None:
+    async def _worker(
+        self,
+        queue: asyncio.Queue[PlannedRequest],
+        throttle: Throttle,
+        client: AsyncMistralClient,
+    ) -> None:
         while True:
             request = await queue.get()
             try:
-                follow_up = await self._handle(request, throttle)
+                follow_up = await self._handle(request, throttle, client)
                 if follow_up is not None:
                     queue.put_nowait(follow_up)
             finally:
                 queue.task_done()
 
-    async def _handle(self, request: PlannedRequest, throttle: Throttle) -> PlannedRequest | None:
+    async def _handle(
+        self, request: PlannedRequest, throttle: Throttle, client: AsyncMistralClient
+    ) -> PlannedRequest | None:
         cached = self._cached(request)
         if cached is not None:
             return self.outcomes.accept(request, cached, from_cache=True)
@@ -167,7 +179,7 @@ class Pool:
         while True:
             started = await throttle.acquire()
             try:
-                completion = await self.client.complete(request.messages, **request.params)
+                completion = await client.complete(request.messages, **request.params)
             except RateLimitError as error:
                 self.stats.rate_limited += 1
                 await throttle.release(

@@ -16,7 +16,7 @@ from .pool import Pool, run_in_thread
 from .preflight import Estimate, estimate
 from .progress import Progress
 from .requests import PlannedRequest, RequestFactory
-from .session import async_client
+from .session import async_clients
 
 if TYPE_CHECKING:
     from ..config import Mistral
@@ -155,9 +155,9 @@ class BulkRun:
         finished rows stay recorded)."""
         if not pending:
             return
-        client = async_client(self.settings, self.model)
+        clients = async_clients(self.settings, self.model, min(self.concurrency, len(pending)))
         pool = Pool(
-            client,
+            clients,
             self.outcomes,
             self.stats,
             self.concurrency,
@@ -169,7 +169,8 @@ class BulkRun:
             try:
                 await pool.run(pending)
             finally:
-                await client.aclose()
+                for client in clients:
+                    await client.aclose()
 
         try:
             run_in_thread(work, tick=bar.tick)

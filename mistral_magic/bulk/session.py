@@ -42,11 +42,13 @@ def sync_client(settings: Mistral, model: str) -> MistralClient:
     )
 
 
-def async_client(settings: Mistral, model: str) -> AsyncMistralClient:
-    """For the concurrent pool: no retries of its own, the pool backs off as a whole."""
-    from ..api.client import AsyncMistralClient
+def async_clients(settings: Mistral, model: str, count: int = 1) -> list[AsyncMistralClient]:
+    """For the concurrent pool, one per worker: no retries of their own (the pool backs off
+    as a whole), one connection each."""
+    from ..api.workers import single_connection_clients
 
-    return AsyncMistralClient(
+    return single_connection_clients(
+        count,
         base_url=settings.base_url,
         model=model,
         timeout=settings.timeout,
