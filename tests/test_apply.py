@@ -235,6 +235,8 @@ def test_an_invalid_reply_is_corrected_once(env):
     retry = env.chat_requests[1].body["messages"]
     assert [m["role"] for m in retry] == ["user", "assistant", "user"]
     assert "score" in retry[-1]["content"] and "Field required" in retry[-1]["content"]
+    assert run(["a"], "{}", json_schema=Label) == out  # the correction is cached too
+    assert len(env.chat_requests) == 2
 
 
 def test_a_reply_invalid_twice_is_reported_per_row(env):

@@ -212,7 +212,9 @@ class Pool:
             return self.outcomes.accept(request, completion)
 
     def _cached(self, request: PlannedRequest) -> Completion | None:
-        if self.cache is None:
+        """Corrections may be cached from an earlier run (first attempts were looked up
+        before the run, all at once)."""
+        if self.cache is None or request.attempt == 0:
             return None
         try:
             return self.cache.get(request.key)
