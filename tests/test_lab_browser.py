@@ -8,13 +8,7 @@ reload (history, dark theme) -> console. Screenshots go to ``artifacts/``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,21 +16,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.lab_server import CHROMIUM, CHROMIUM_ARGS, TOKEN, start_lab
 from tests.stub import Reply, StubServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-TOKEN = "browser-test-token"
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.timeout(300)
@@ -98,26 +82,6 @@ def jp_server_cleanup() -> Iterator[None]:
     yield None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_server(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"jupyter lab exited early:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"jupyter lab did not start in 90 s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def lab_stub() -> Iterator[StubServer]:
     with StubServer() as stub:
@@ -127,57 +91,14 @@ def lab_stub() -> Iterator[StubServer]:
 @pytest.fixture(scope="module")
 def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running ``jupyter lab`` whose model is the stub; yields its base URL."""
-    home = tmp_path_factory.mktemp("lab")
-    root = home / "notebooks"
-    root.mkdir()
-    (root / "demo.ipynb").write_text(json.dumps(NOTEBOOK), encoding="utf-8")
-    config_dir = home / "config"
-    (config_dir / "labconfig").mkdir(parents=True)
-    (config_dir / "labconfig" / "page_config.json").write_text(
-        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
-    )
-    port = _free_port()
-    env = {
-        **os.environ,
-        "MISTRAL_API_KEY": lab_stub.api_key or "",
-        "MISTRAL_BASE_URL": lab_stub.base_url,
-        "MISTRAL_MODEL": "mistral-large-2407",
-        "MISTRAL_DIALECT": "mistral",
-        "JUPYTER_CONFIG_DIR": str(config_dir),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-        "IPYTHONDIR": str(home / "ipython"),
-    }
-    log = home / "lab.log"
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--allow-root",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/"
+    server = start_lab(lab_stub, tmp_path_factory.mktemp("lab"), {"demo.ipynb": NOTEBOOK})
     try:
-        _wait_for_server(f"{base}api/status?token={TOKEN}", process, log)
-        yield base
+        yield server.base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server.stop()
         ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(log, ARTIFACTS / "lab-server.log")
-        assert "test-key" not in log.read_text(errors="replace"), "the API key reached the log"
+        shutil.copy(server.log, ARTIFACTS / "lab-server.log")
+        assert "test-key" not in server.log.read_text(errors="replace"), "key in the log"
 
 
 @pytest.fixture(scope="module")

@@ -107,10 +107,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     };
 
-    tracker.widgetAdded.connect((_, panel) =>
-      watchErrors(panel, askAboutError)
-    );
-    NotebookActions.executed.connect(() => sidebar.invalidateVariables());
+    const checks = new WeakMap<NotebookPanel, () => void>();
+    const watch = (panel: NotebookPanel) => {
+      if (!checks.has(panel)) {
+        checks.set(panel, watchErrors(panel, askAboutError));
+      }
+    };
+    tracker.forEach(watch);
+    tracker.widgetAdded.connect((_, panel) => watch(panel));
+    NotebookActions.executed.connect((_, { notebook }) => {
+      const panel = tracker.find(p => p.content === notebook);
+      if (panel) {
+        checks.get(panel)?.();
+      }
+      sidebar.invalidateVariables();
+    });
 
     const activeErrorCell = (): [NotebookPanel, number] | null => {
       const panel = tracker.currentWidget;

@@ -140,10 +140,12 @@ class ChatHandler(_Base):
 
     _task: asyncio.Task[Any] | None = None
     _closed = False
+    _upstream_wait = 0.0  # seconds spent waiting for the model server (for `done` timings)
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        self._started = time.perf_counter()
         try:
             payload = parse_payload(self.body_json())
         except PayloadError as exc:
@@ -153,6 +155,11 @@ class ChatHandler(_Base):
         conversation = conversation_from(self.history.load(user))
         prepared, chips = self.service.prepare(payload, conversation)
 
+        # Each event is a small write: without TCP_NODELAY, Nagle's algorithm and the
+        # browser's delayed ACK would hold many of them back for up to 40 ms.
+        stream = getattr(self.request.connection, "stream", None)
+        if stream is not None:
+            stream.set_nodelay(True)
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache, no-store")
         self.set_header("X-Accel-Buffering", "no")
@@ -211,7 +218,14 @@ class ChatHandler(_Base):
                 prepared.messages, model=prepared.model, **prepared.params
             )
             deltas = stream.__aiter__()
-            async for delta in deltas:
+            while True:
+                waited = time.perf_counter()
+                try:
+                    delta = await deltas.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    self._upstream_wait += time.perf_counter() - waited
                 if delta.text and delta.index == 0:
                     text += delta.text
                     await self._send("delta", {"text": delta.text})
@@ -225,9 +239,15 @@ class ChatHandler(_Base):
             usage = self.service.usage_json(model, completion.usage)
             reply.update(text=text, model=model, usage=usage)
             await self._send("usage", usage)
+            total = time.perf_counter() - self._started
             await self._send(
                 "done",
-                {"finish_reason": completion.finish_reason, "seconds": time.monotonic() - started},
+                {
+                    "finish_reason": completion.finish_reason,
+                    "seconds": time.monotonic() - started,
+                    # this handler's own time, without the wait for the model server
+                    "server_ms": round((total - self._upstream_wait) * 1000, 3),
+                },
             )
         except MistralError as exc:
             message = str(exc)

@@ -1,0 +1,122 @@
+"""A real ``jupyter lab`` for browser tests and benchmarks, with the stub as the model.
+
+Isolated from the user's Jupyter: its own config, data, runtime, settings and workspace
+directories under ``home``; the news popup is off; the API key and base URL come from the
+stub through the environment, as a user would set them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.stub import StubServer
+
+TOKEN = "browser-test-token"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LabServer:
+    base_url: str  # http://127.0.0.1:<port>/
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def url(self, path: str) -> str:
+        joiner = "&" if "?" in path else "?"
+        return f"{self.base_url}{path}{joiner}token={TOKEN}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def start_lab(stub: StubServer, home: Path, notebooks: dict[str, dict] | None = None) -> LabServer:
+    root = home / "notebooks"
+    root.mkdir(parents=True, exist_ok=True)
+    for name, notebook in (notebooks or {}).items():
+        (root / name).write_text(json.dumps(notebook), encoding="utf-8")
+    config_dir = home / "config"
+    (config_dir / "labconfig").mkdir(parents=True, exist_ok=True)
+    (config_dir / "labconfig" / "page_config.json").write_text(
+        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    )
+    env = {
+        **os.environ,
+        "MISTRAL_API_KEY": stub.api_key or "",
+        "MISTRAL_BASE_URL": stub.base_url,
+        "MISTRAL_MODEL": "mistral-large-2407",
+        "MISTRAL_DIALECT": stub.dialect if stub.dialect == "mistral" else "openai",
+        "JUPYTER_CONFIG_DIR": str(config_dir),
+        "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "IPYTHONDIR": str(home / "ipython"),
+    }
+    port = free_port()
+    log = home / "lab.log"
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    lab = LabServer(f"http://127.0.0.1:{port}/", process, log)
+    try:
+        _wait_until_up(lab)
+    except BaseException:
+        lab.stop()
+        raise
+    return lab
+
+
+def _wait_until_up(lab: LabServer, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lab.process.poll() is not None:
+            raise RuntimeError(f"jupyter lab exited early:\n{lab.log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(lab.url("api/status"), timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(
+        f"jupyter lab did not start in {timeout:g} s:\n{lab.log.read_text()[-3000:]}"
+    )
