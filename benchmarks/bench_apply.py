@@ -5,7 +5,9 @@
 The stub runs in its own process (``python -m tests.stub --latency S``), so its work does
 not share this process's GIL. Ideal time = rows x latency / concurrency; target (issue #7):
 2,000 rows at 100 ms with concurrency 16 within 15% of the ideal 12.5 s, and the cached
-re-run under 1 s. Figures are printed, not asserted.
+re-run under 1 s. The same requests through bare httpx clients are timed too, to separate
+what apply adds from what the machine (a loaded 2-core box skews every figure) and the stub
+cost. Figures are printed, not asserted.
 """
 
 from __future__ import annotations
@@ -49,6 +51,44 @@ def start_stub(latency: float) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("stub did not start")
 
 
+def bare_floor(base_url: str, items: list[str], concurrency: int) -> float:
+    """The same requests through bare httpx clients (one connection per worker, no apply
+    logic): what this machine's HTTP stack and the stub manage, for comparison."""
+    import asyncio
+    import json
+
+    import httpx
+
+    async def run() -> float:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        for item in items:
+            queue.put_nowait(item)
+        headers = {"Authorization": "Bearer bench-key", "Content-Type": "application/json"}
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        clients = [httpx.AsyncClient(limits=one, timeout=60) for _ in range(concurrency)]
+
+        async def worker(client: httpx.AsyncClient) -> None:
+            while not queue.empty():
+                prompt = queue.get_nowait()
+                body = {
+                    "model": "mistral-large-2407",
+                    "messages": [{"role": "user", "content": f"Bare: {prompt}"}],
+                }
+                answer = await client.post(
+                    base_url + "/chat/completions", content=json.dumps(body), headers=headers
+                )
+                answer.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in clients))
+        took = time.perf_counter() - started
+        for client in clients:
+            await client.aclose()
+        return took
+
+    return asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 rows (a CI smoke run)")
@@ -86,6 +126,13 @@ def main() -> None:
             f"{rows:,} rows, latency {args.latency * 1000:.0f} ms, concurrency "
             f"{args.concurrency}: {took:.2f} s (ideal {ideal:.2f} s, "
             f"{(took / ideal - 1) * 100:+.1f}%; target within +15%), {failed} failed"
+        )
+
+        floor = bare_floor(base_url, items, args.concurrency)
+        print(
+            f"bare httpx, same requests and concurrency: {floor:.2f} s "
+            f"({(floor / ideal - 1) * 100:+.1f}% over ideal; apply adds "
+            f"{(took / floor - 1) * 100:+.1f}%)"
         )
 
         started = time.perf_counter()
