@@ -90,7 +90,7 @@ export function selectedText(panel: NotebookPanel): string {
     .slice(Math.min(start, end), Math.max(start, end));
 }
 
-/** Index of the cell whose output holds an error: `index` if it has one, else none. */
+/** Whether cell `index` of the notebook shows an error output. */
 export function hasError(panel: NotebookPanel, index: number): boolean {
   const cell = panel.content.model?.sharedModel.cells[index];
   const json: any = cell?.toJSON();

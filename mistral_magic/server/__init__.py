@@ -73,5 +73,12 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     serverapp.log.info("mistral-magic: server extension loaded at /%s/", NAMESPACE)
 
 
+async def _unload_jupyter_server_extension(serverapp: Any) -> None:
+    """On server shutdown: cancel running answers and close the model server connections."""
+    service = serverapp.web_app.settings.get("mistral_magic_service")
+    if service is not None:
+        await service.close()
+
+
 # jupyter_server < 2 name
 load_jupyter_server_extension = _load_jupyter_server_extension
