@@ -323,5 +323,8 @@ def test_new_chat_clears_the_history(page: Page, lab: str) -> None:
     expect(page.locator("#mistral-magic-sidebar .mm-Message")).to_have_count(0)
 
 
-def test_no_console_errors(page: Page, console_errors: list[str]) -> None:
+def test_no_console_errors_and_no_key_in_the_page(
+    page: Page, lab_stub: StubServer, console_errors: list[str]
+) -> None:
     assert console_errors == []
+    assert lab_stub.api_key and lab_stub.api_key not in page.content()

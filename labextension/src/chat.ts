@@ -182,7 +182,13 @@ export class ChatSidebar extends Panel {
     }
     const panel = options.panel ?? this.tracker.currentWidget;
     const requestId = UUID.uuid4().replace(/-/g, '');
-    const body = await this.requestBody(prompt, panel, options.errorCell);
+    let body: IChatRequest;
+    try {
+      body = await this.requestBody(prompt, panel, options.errorCell);
+    } catch (error) {
+      console.warn('mistral-magic: context not collected', error);
+      body = { prompt, sources: [] };
+    }
     body.request_id = requestId;
 
     const question = new MessageView('user', this.rendermime, null);
@@ -422,12 +428,22 @@ export class ChatSidebar extends Panel {
 
   // -- helpers ---------------------------------------------------------------------------
 
+  /** Code actions for an answer: into `panel` (the notebook active when the question was
+   * asked); for answers restored from history whose notebook is not open, the current one. */
   private codeActions(panel: NotebookPanel | null) {
     const target = () => {
       if (panel && !panel.isDisposed) {
         return panel;
       }
-      throw new Error('The notebook this answer was for is closed.');
+      const current = panel ? null : this.tracker.currentWidget;
+      if (current) {
+        return current;
+      }
+      throw new Error(
+        panel
+          ? 'The notebook this answer was for is closed.'
+          : 'Open a notebook to insert the code into.'
+      );
     };
     return {
       insertBelow: (code: string) => {

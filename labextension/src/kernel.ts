@@ -25,6 +25,14 @@ const TIMEOUT_MS = 5000;
 export async function kernelVariables(
   panel: NotebookPanel
 ): Promise<IVariableItem[]> {
+  try {
+    return await snapshot(panel);
+  } catch {
+    return []; // a kernel going away mid-request: no variable chips this time
+  }
+}
+
+async function snapshot(panel: NotebookPanel): Promise<IVariableItem[]> {
   const kernel = panel.sessionContext.session?.kernel;
   if (!kernel || kernel.status !== 'idle') {
     return [];

@@ -154,7 +154,12 @@ export class MessageView extends Widget {
         );
       }
       bar.append(
-        button('Copy', 'Copy the code', () => Clipboard.copyToSystem(code()))
+        button(
+          'Copy',
+          'Copy the code',
+          () => Clipboard.copyToSystem(code()),
+          'Copied'
+        )
       );
       wrapper.append(bar, pre);
     }
@@ -171,7 +176,8 @@ export class MessageView extends Widget {
 function button(
   label: string,
   title: string,
-  onClick: () => void
+  onClick: () => void,
+  done?: string
 ): HTMLButtonElement {
   const element = document.createElement('button');
   element.type = 'button';
@@ -180,10 +186,19 @@ function button(
   element.title = title;
   element.addEventListener('click', event => {
     event.preventDefault();
+    let shown = done ?? label;
     try {
       onClick();
     } catch (error) {
-      element.title = String(error);
+      shown = 'Failed';
+      element.title = String((error as Error).message ?? error);
+    }
+    if (shown !== label) {
+      element.textContent = shown;
+      window.setTimeout(() => {
+        element.textContent = label;
+        element.title = title;
+      }, 2000);
     }
   });
   return element;
