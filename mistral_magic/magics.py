@@ -36,6 +36,7 @@ SUBCOMMANDS = (
     "fix",
     "errors",
     "chat",
+    "cache",
 )
 #: Subcommands that are also words a question may start with ("%mistral explain this
 #: groupby"): they are subcommands only with the arguments they take.
@@ -46,6 +47,7 @@ _ARGUMENTS = {
     "errors": "on|off",
     "chat": None,
     "tools": None,
+    "cache": "info|clear",
 }
 
 HELP = """\
@@ -58,6 +60,7 @@ HELP = """\
 %mistral explain [n] | fix [n]  explain / fix the last error (or cell n's)
 %mistral errors on|off        Explain / Fix buttons under new tracebacks
 %mistral chat                 a chat panel (also mistral_magic.chat())
+%mistral cache info | clear   the response cache
 ```
 
 Options: `-m/--model ID`, `-t/--temperature T`, `--max-tokens N`, `--top-p P`, `--seed N`,
@@ -66,7 +69,9 @@ Options: `-m/--model ID`, `-t/--temperature T`, `--max-tokens N`, `--top-p P`, `
 conversation), `--dry-run` (show the exact request and its cost; send nothing),
 `--tools NAMES` (tools the model may call: names, `notebook` for the built-in notebook tools,
 `all`, `none`; define your own with `from mistral_magic import tool`), `--tool-choice
-auto|any|none|NAME`.
+auto|any|none|NAME`, `--cache` (answer a repeated question from the response cache),
+`--map DATA` (the cell is a template applied to each item of DATA, e.g. `df.text`; with
+`--concurrency N`, `--batch` for Mistral's Batch API, `--json`, `--cache`).
 
 `{name}` in a question inserts a description of variable `name` (`{{name}}` for a literal).
 Settings: `%config Mistral` lists them, e.g. `%config Mistral.temperature = 0.2`.
@@ -101,6 +106,10 @@ class MistralMagics(Magics):
         help="tools the model may call: names, 'notebook' (built-ins), 'all' or 'none'",
     )
     @argument("--tool-choice", metavar="CHOICE", help="auto, any, none or a tool's name")
+    @argument("--map", metavar="DATA", help="apply the cell to each item of DATA (df.text, a list)")
+    @argument("--concurrency", type=int, default=8, help="requests at once for --map")
+    @argument("--batch", action="store_true", help="--map through Mistral's Batch API")
+    @argument("--cache", action="store_true", help="answer from the response cache when it can")
     @argument("words", nargs="*", help="subcommand, or a one-line question")
     @line_cell_magic
     def mistral(self, line: str, cell: str | None = None) -> Any:
@@ -120,7 +129,34 @@ class MistralMagics(Magics):
                 "Nothing to ask: write the question in the cell under %%mistral, or after "
                 "%mistral on the same line. `%mistral help` lists the options."
             )
+        if args.map is not None:
+            return self._map(prompt, args)
+        if args.batch:
+            raise UsageError("--batch goes with --map: it sends one request per item.")
         return self._ask(prompt, args)
+
+    def _map(self, template: str, args: Any) -> Any:
+        from .bulk.magic import run_map_magic
+
+        if args.concurrency < 1:
+            raise UsageError("--concurrency must be at least 1.")
+        params = _params(args)
+        params.pop("response_format", None)  # --json is apply's own json mode
+        result = run_map_magic(
+            self.shell,
+            args.map,
+            template,
+            model=args.model,
+            params=params,
+            json=args.json,
+            cache=args.cache,
+            batch=args.batch,
+            concurrency=args.concurrency,
+        )
+        if args.out:
+            self.shell.user_ns[args.out] = result
+            return None
+        return result
 
     # -- asking ------------------------------------------------------------------------
     def _ask(self, prompt: str, args: Any) -> Any:
@@ -147,9 +183,37 @@ class MistralMagics(Magics):
         if args.dry_run:
             show_markdown(self.shell, self._dry_run_report(prepared))
             return None
+        display = StreamingDisplay(notebook=in_notebook(self.shell))
+        use_cache = args.cache and not prepared.toolbox
+        completion = self._cached(prepared) if use_cache else None
+        if completion is not None:
+            if remember and completion.content:
+                self.assistant.conversation.add(prepared.prompt, completion.content)
+            footer = f"{completion.model} · from the response cache, no cost"
+        else:
+            completion = self._stream_answer(prepared, display)
+            if completion is None:
+                return None
+            self.assistant.record(prepared, completion, remember=remember)
+            if use_cache and completion.finish_reason == "stop":
+                self._store(prepared, completion)
+            footer = self.assistant.footer(prepared, completion)
+        if self.settings.insert_code and not args.no_insert and not args.json:
+            code = python_cell(extract_code_blocks(completion.content))
+            if code:
+                self.shell.set_next_input(code, replace=False)
+                footer += " · code added as a new cell below (not run)"
+        shown = completion.content
+        if args.json:
+            shown = f"```json\n{completion.content}\n```"
+        display.finish(shown, footer)
+        return self._result(completion.content, args)
+
+    def _stream_answer(self, prepared: Any, display: StreamingDisplay) -> Any:
+        """The streamed reply, or None when it failed or was interrupted (the partial text
+        stays on screen, marked, and a failure is explained in one paragraph)."""
         from .api.errors import MistralError
 
-        display = StreamingDisplay(notebook=in_notebook(self.shell))
         text = ""
 
         def show(so_far: str) -> None:
@@ -159,33 +223,20 @@ class MistralMagics(Magics):
 
         try:
             on_tool = ToolCallDisplay(notebook=display.notebook, text_display=display)
-            completion = self.assistant.answer(prepared, on_text=show, on_tool=on_tool)
+            return self.assistant.answer(prepared, on_text=show, on_tool=on_tool)
         except KeyboardInterrupt:
             display.finish(text, "⏹ interrupted: the partial answer above is kept")
-            return None
         except MistralError as error:
             if text:
                 display.finish(text, "the answer above is incomplete")
             show_problem(str(error))
-            return None
-        self.assistant.record(prepared, completion, remember=remember)
-        footer = self.assistant.footer(prepared, completion)
-        inserted = False
-        if self.settings.insert_code and not args.no_insert and not args.json:
-            code = python_cell(extract_code_blocks(completion.content))
-            if code:
-                self.shell.set_next_input(code, replace=False)
-                inserted = True
-        if inserted:
-            footer += " · code added as a new cell below (not run)"
-        shown = completion.content
-        if args.json:
-            shown = f"```json\n{completion.content}\n```"
-        display.finish(shown, footer)
-        result: Any = completion.content
+        return None
+
+    def _result(self, content: str, args: Any) -> Any:
+        result: Any = content
         if args.json:
             try:
-                result = json.loads(completion.content)
+                result = json.loads(content)
             except ValueError:
                 show_problem(
                     "The reply was meant to be JSON but does not parse; the text is kept "
@@ -194,6 +245,39 @@ class MistralMagics(Magics):
         if args.out:
             self.shell.user_ns[args.out] = result
         return result if args.json else None
+
+    def _cache_key(self, prepared: Any) -> str:
+        from .api.request import build_chat_body
+        from .cache import request_key
+
+        client = self.assistant.client
+        body = build_chat_body(
+            prepared.messages,
+            prepared.params,
+            model=prepared.model,
+            dialect=client.dialect,
+            stream=False,
+        )
+        return request_key(client.base_url, body)
+
+    def _cached(self, prepared: Any) -> Any:
+        from .cache import CacheError, ResponseCache
+
+        try:
+            with ResponseCache.from_settings(self.settings) as cache:
+                return cache.get(self._cache_key(prepared))
+        except CacheError as error:
+            show_problem(f"The response cache is not usable ({error}); asking the model.")
+            return None
+
+    def _store(self, prepared: Any, completion: Any) -> None:
+        from .cache import CacheError, ResponseCache
+
+        try:
+            with ResponseCache.from_settings(self.settings) as cache:
+                cache.put(self._cache_key(prepared), completion)
+        except CacheError as error:
+            show_problem(f"The reply could not be cached ({error}).")
 
     def _dry_run_report(self, prepared: Any) -> str:
         count = "exact" if prepared.exact_count else "estimated"
@@ -219,6 +303,11 @@ class MistralMagics(Magics):
 
     # -- subcommands ------------------------------------------------------------------
     def _subcommand(self, name: str, rest: list[str]) -> Any:
+        if name == "cache":
+            from .bulk.magic import cache_subcommand
+
+            show_markdown(self.shell, cache_subcommand(rest[0] if rest else "info"))
+            return None
         if name in ("explain", "fix", "errors"):
             from .tracebacks import run_subcommand
 

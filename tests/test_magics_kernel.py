@@ -288,3 +288,42 @@ def test_question_mark_lines_are_questions_not_help(stub, kernel):
     assert run.markdown[-1].startswith("Six.")
     help_run = kernel.execute("len?")  # IPython's own help syntax still works elsewhere
     assert help_run.status == "ok" and stub.chat_requests[1:] == []
+
+
+def test_map_applies_the_cell_to_each_item_in_order(stub, kernel, tmp_path):
+    kernel.execute(f"%config Mistral.cache_dir = {str(tmp_path)!r}")
+    run = kernel.execute(
+        "%%mistral --map sales.region -o colours --no-context\nName a colour for this region:"
+    )
+    assert run.status == "ok", run.reply
+    prompts = [r.body["messages"][-1]["content"] for r in stub.chat_requests]
+    assert len(prompts) == 6
+    assert sorted(prompts) == sorted(
+        f"Name a colour for this region:\n\n{region}" for region in ["north", "south", "east"] * 2
+    )
+    check = kernel.execute(
+        "print(type(colours).__name__, len(colours), list(colours.index) == list(sales.index))"
+    )
+    assert check.stdout.strip() == "Series 6 True"
+
+
+def test_cache_answers_a_repeated_question_without_a_request(stub, kernel, tmp_path):
+    kernel.execute(f"%config Mistral.cache_dir = {str(tmp_path)!r}")
+    stub.queue(Reply(text="Cached answer."))
+    first = kernel.execute("%%mistral --cache --new --no-context -t 0\nSame question")
+    second = kernel.execute("%%mistral --cache --new --no-context -t 0\nSame question")
+    assert len(stub.chat_requests) == 1
+    assert second.markdown[-1].startswith("Cached answer.")
+    assert "from the response cache" in second.markdown[-1]
+    assert first.markdown[-1].startswith("Cached answer.")
+    info = kernel.execute("%mistral cache info").markdown[-1]
+    assert "| entries | 1 |" in info and str(tmp_path) in info
+    kernel.execute("%mistral cache clear")
+    kernel.execute("%%mistral --cache --new --no-context -t 0\nSame question")
+    assert len(stub.chat_requests) == 2
+
+
+def test_batch_without_map_is_a_usage_error(stub, kernel):
+    run = kernel.execute("%%mistral --batch\nHi")
+    assert "--batch goes with --map" in run.stderr + json.dumps(run.reply)
+    assert stub.chat_requests == []
