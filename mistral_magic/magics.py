@@ -425,6 +425,16 @@ def _sources(args: Any) -> tuple[str, ...]:
 _LOADED: dict[int, MistralMagics] = {}
 
 
+def loaded_assistant(shell: Any = None) -> Assistant | None:
+    """The Assistant of ``shell`` (default: the running one) if the extension is loaded."""
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    magics = _LOADED.get(id(shell)) if shell is not None else None
+    return magics.assistant if magics is not None else None
+
+
 def keep_question_marks(lines: list[str]) -> list[str]:
     """IPython reads a line ending in ``?`` as a help request; for ``%mistral`` it is a
     question. Such lines are turned into the magic call before IPython's help syntax sees

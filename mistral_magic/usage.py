@@ -31,6 +31,7 @@ class ModelTally:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    price_factor: float = 1.0  # 0.5 for Batch API jobs
 
     @property
     def total_tokens(self) -> int:
@@ -51,9 +52,21 @@ class UsageLedger:
             tally.prompt_tokens += usage.prompt_tokens
             tally.completion_tokens += usage.completion_tokens
 
+    def record_bulk(
+        self, model: str, requests: int, prompt: int, completion: int, price_factor: float = 1.0
+    ) -> None:
+        """A data job's totals (``apply``/``map``); Batch API jobs get their own row."""
+        key = model if price_factor == 1.0 else f"{model} (batch)"
+        tally = self.by_model.setdefault(key, ModelTally(price_factor=price_factor))
+        tally.requests += requests
+        tally.prompt_tokens += prompt
+        tally.completion_tokens += completion
+
     def cost(self, model: str) -> float | None:
         tally = self.by_model.get(model, ModelTally())
-        return estimate_cost(model, tally.prompt_tokens, tally.completion_tokens, self._price)
+        base = model.removesuffix(" (batch)")
+        cost = estimate_cost(base, tally.prompt_tokens, tally.completion_tokens, self._price)
+        return None if cost is None else cost * tally.price_factor
 
     def summary_markdown(self) -> str:
         if not self.by_model:

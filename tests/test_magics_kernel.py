@@ -327,3 +327,12 @@ def test_batch_without_map_is_a_usage_error(stub, kernel):
     run = kernel.execute("%%mistral --batch\nHi")
     assert "--batch goes with --map" in run.stderr + json.dumps(run.reply)
     assert stub.chat_requests == []
+
+
+def test_map_usage_shows_in_the_session_usage(stub, kernel, tmp_path):
+    kernel.execute(f"%config Mistral.cache_dir = {str(tmp_path)!r}")
+    kernel.execute("items = ['a', 'b', 'c']")
+    kernel.execute("%%mistral --map items --no-context\nEcho:")
+    usage = kernel.execute("%mistral usage").markdown[-1]
+    row = next(line for line in usage.splitlines() if line.startswith("| mistral-large-2407 |"))
+    assert int(row.split("|")[2]) >= 3  # the three map requests are counted

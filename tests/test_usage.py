@@ -30,3 +30,14 @@ def test_settings_read_the_environment(monkeypatch):
     shown = settings.effective()
     assert "abcdefghijklmnop-secret-9876" not in str(shown)
     assert shown["api_key"].startswith("set")
+
+
+def test_data_jobs_are_tallied_and_batch_jobs_at_their_price():
+    ledger = UsageLedger(Mistral().price)
+    ledger.record_bulk("mistral-large-2407", 10, 1_000_000, 0)
+    ledger.record_bulk("mistral-large-2407", 10, 1_000_000, 0, price_factor=0.5)
+    assert ledger.cost("mistral-large-2407") == 2.0
+    assert ledger.cost("mistral-large-2407 (batch)") == 1.0
+    assert (
+        "| mistral-large-2407 (batch) | 10 | 1,000,000 | 0 | $1.00 |" in ledger.summary_markdown()
+    )

@@ -215,6 +215,20 @@ class BulkRun:
             f"{resume}"
         )
 
+    def _record_usage(self) -> None:
+        """Into the session's ``%mistral usage`` when the extension is loaded."""
+        from ..magics import loaded_assistant
+
+        s = self.stats
+        assistant = loaded_assistant()
+        if assistant is None or not (s.prompt_tokens or s.completion_tokens):
+            return
+        answered = s.rows_done - s.rows_cached - s.rows_failed - s.rows_skipped
+        requests = s.requests_sent or answered  # a batch job sends no requests of its own
+        assistant.ledger.record_bulk(
+            self.model, requests, s.prompt_tokens, s.completion_tokens, self.price_factor
+        )
+
     def close(self) -> None:
         self.outcomes.save()
         if self.cache is not None and self.own_cache:
@@ -231,6 +245,7 @@ class BulkRun:
         """Warnings, the summary, and the output (or ApplyFailed with errors="raise").
         ``note``: the run was interrupted; say so instead of the summary."""
         self.outcomes.save()
+        self._record_usage()
         output, failed = self.results(unfinished)
         for warning in self.stats.warnings:
             print(warning, file=sys.stderr)
