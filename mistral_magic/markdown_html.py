@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-
-from .render import CodeBlock
 
 #: One <style> element per widget tree; every rendered reply is wrapped in ``.mm-md``.
 STYLE = """<style>
@@ -50,14 +47,6 @@ _COPY_JS = (
     "if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(t)"
     ".then(ok,old)}else{old()}})(this)"
 )
-
-
-@dataclass(frozen=True)
-class Prose:
-    markdown: str
-
-
-Segment = Prose | CodeBlock
 
 
 def highlight(code: str, language: str) -> str:
@@ -117,44 +106,3 @@ def markdown_to_html(text: str, *, copy_buttons: bool = True) -> str:
     else:
         body = render(text)
     return f'<div class="mm-md">{body}</div>'
-
-
-def split_segments(markdown: str) -> list[Segment]:
-    """The reply cut into prose and fenced code blocks (same fence rules as
-    :func:`render.extract_code_blocks`; an unclosed last block stays prose)."""
-    from .render import _FENCE
-
-    segments: list[Segment] = []
-    prose: list[str] = []
-    code: list[str] = []
-    opening = ""
-    fence: str | None = None
-    language = ""
-    for line in markdown.splitlines():
-        match = _FENCE.match(line)
-        if fence is None:
-            if match:
-                fence = match["fence"]
-                info = match["info"].strip()
-                language = info.split()[0].lower() if info else ""
-                opening, code = line, []
-            else:
-                prose.append(line)
-        elif (
-            match
-            and match["fence"][0] == fence[0]
-            and len(match["fence"]) >= len(fence)
-            and not match["info"].strip()
-        ):
-            if any(p.strip() for p in prose):
-                segments.append(Prose("\n".join(prose)))
-            prose = []
-            segments.append(CodeBlock(language, "\n".join(code)))
-            fence = None
-        else:
-            code.append(line)
-    if fence is not None:  # unclosed: shown as it is, with no actions
-        prose += [opening, *code]
-    if any(p.strip() for p in prose):
-        segments.append(Prose("\n".join(prose)))
-    return segments

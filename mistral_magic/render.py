@@ -27,13 +27,24 @@ class CodeBlock:
         return self.language in PYTHON_LANGS
 
 
-def extract_code_blocks(markdown: str) -> list[CodeBlock]:
-    """Fenced code blocks (``` or ~~~) of a Markdown text; an unclosed last block is dropped,
-    since a reply cut off mid-block would give code that does not run."""
-    blocks: list[CodeBlock] = []
+@dataclass(frozen=True)
+class Prose:
+    markdown: str
+
+
+Segment = Prose | CodeBlock
+
+
+def split_segments(markdown: str) -> list[Segment]:
+    """The reply cut into prose and fenced code blocks (``` or ~~~; a closing fence is at
+    least as long as its opening one). An unclosed last block stays prose: a reply cut off
+    mid-block would give code that does not run."""
+    segments: list[Segment] = []
+    prose: list[str] = []
+    code: list[str] = []
+    opening = ""
     fence: str | None = None
     language = ""
-    lines: list[str] = []
     for line in markdown.splitlines():
         match = _FENCE.match(line)
         if fence is None:
@@ -41,18 +52,32 @@ def extract_code_blocks(markdown: str) -> list[CodeBlock]:
                 fence = match["fence"]
                 info = match["info"].strip()
                 language = info.split()[0].lower() if info else ""
-                lines = []
+                opening, code = line, []
+            else:
+                prose.append(line)
         elif (
             match
             and match["fence"][0] == fence[0]
             and len(match["fence"]) >= len(fence)
-            and (not match["info"].strip())
+            and not match["info"].strip()
         ):
-            blocks.append(CodeBlock(language, "\n".join(lines)))
+            if any(p.strip() for p in prose):
+                segments.append(Prose("\n".join(prose)))
+            prose = []
+            segments.append(CodeBlock(language, "\n".join(code)))
             fence = None
         else:
-            lines.append(line)
-    return blocks
+            code.append(line)
+    if fence is not None:
+        prose += [opening, *code]
+    if any(p.strip() for p in prose):
+        segments.append(Prose("\n".join(prose)))
+    return segments
+
+
+def extract_code_blocks(markdown: str) -> list[CodeBlock]:
+    """The fenced code blocks of a Markdown text, in order (an unclosed last one dropped)."""
+    return [s for s in split_segments(markdown) if isinstance(s, CodeBlock)]
 
 
 def python_cell(blocks: list[CodeBlock]) -> str | None:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from .cell_insert import INSERTED, CellInserter, inserter_for
-from .markdown_html import STYLE, Prose, code_block_html, markdown_to_html, split_segments
+from .markdown_html import STYLE, code_block_html, markdown_to_html
+from .render import Prose, split_segments
 
 if TYPE_CHECKING:
     from .assistant import Assistant

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from mistral_magic.cell_insert import INSERTED, QUEUED, CellInserter
-from mistral_magic.markdown_html import Prose, markdown_to_html, split_segments
-from mistral_magic.render import CodeBlock
+from mistral_magic.markdown_html import markdown_to_html
+from mistral_magic.render import CodeBlock, Prose, split_segments
 
 
 def test_markdown_is_rendered_and_raw_html_escaped():

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mistral_magic.context.describe import clip
+from mistral_magic.context.history import clip_middle
 from mistral_magic.context.items import (
     KIND_CELL,
     KIND_ERROR,
@@ -63,21 +64,12 @@ def _text(value: Any) -> str:
     return ""
 
 
-def _clip_middle(text: str, max_chars: int) -> str:
-    if len(text) <= max_chars:
-        return text
-    marker = "\n[… clipped …]\n"
-    head = max_chars // 3
-    tail = max_chars - head - len(marker)
-    return text[:head] + marker + text[-tail:]
-
-
 def _redact_clipped(redactor: Redactor, text: str, max_chars: int, middle: bool = False) -> str:
     """Redact, then clip (a pre-clip keeps redaction cheap on huge outputs)."""
     if len(text) > 4 * max_chars:
-        text = _clip_middle(text, 4 * max_chars)
+        text = clip_middle(text, 4 * max_chars)
     text = redactor.redact(text)
-    return _clip_middle(text, max_chars) if middle else clip(text, max_chars)
+    return clip_middle(text, max_chars) if middle else clip(text, max_chars)
 
 
 @dataclass(frozen=True)
@@ -218,7 +210,7 @@ def error_item(error: NotebookError, redactor: Redactor) -> ContextItem:
     """The error as an item, in the kernel collector's format and label."""
     where = f" in In[{error.execution_count}]" if error.execution_count is not None else ""
     message = clip(error.evalue, ERROR_MESSAGE_CHARS)
-    parts = [f"{error.ename}{where}: {message}", _clip_middle(error.traceback, TRACEBACK_CHARS)]
+    parts = [f"{error.ename}{where}: {message}", clip_middle(error.traceback, TRACEBACK_CHARS)]
     if error.cell_source.strip():
         parts.append(f"Source of the failing cell:\n```python\n{error.cell_source.rstrip()}\n```")
     text = _redact_clipped(redactor, "\n".join(parts), ERROR_MESSAGE_CHARS + TRACEBACK_CHARS * 2)
