@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import queue
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,3 +112,27 @@ class Kernel:
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+
+
+def stub_env(stub: Any, **extra: str) -> dict[str, str]:
+    """The environment that points a kernel's mistral_magic at ``stub``."""
+    return {
+        "MISTRAL_API_KEY": stub.api_key,
+        "MISTRAL_BASE_URL": stub.base_url,
+        "MISTRAL_MODEL": "mistral-large-2407",
+        "MISTRAL_DIALECT": "mistral",
+        **extra,
+    }
+
+
+@contextmanager
+def stub_kernel(stub: Any, setup: str = "", **extra_env: str) -> Iterator[Kernel]:
+    """A kernel talking to ``stub``, with ``setup`` run first (it must succeed)."""
+    kernel = Kernel(stub_env(stub, **extra_env))
+    try:
+        if setup:
+            result = kernel.execute(setup)
+            assert result.status == "ok", result.reply
+        yield kernel
+    finally:
+        kernel.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kernel import Kernel
+from tests.kernel import stub_kernel
 from tests.stub import Reply
 
 
@@ -15,24 +15,13 @@ def kernel(tmp_path_factory):
 
     with StubServer() as stub:
         stub.responder = lambda body: Reply(text="re: " + body["messages"][-1]["content"])
-        k = Kernel(
-            {
-                "MISTRAL_API_KEY": stub.api_key,
-                "MISTRAL_BASE_URL": stub.base_url,
-                "MISTRAL_MODEL": "mistral-large-2407",
-                "MISTRAL_DIALECT": "mistral",
-                "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache")),
-            }
-        )
-        try:
-            setup = k.execute(
-                "import pandas as pd, mistral_magic\n"
-                "df = pd.DataFrame({'text': ['good', 'bad']}, index=[5, 6])\n"
-            )
-            assert setup.status == "ok", setup.reply
+        with stub_kernel(
+            stub,
+            "import pandas as pd, mistral_magic\n"
+            "df = pd.DataFrame({'text': ['good', 'bad']}, index=[5, 6])\n",
+            XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")),
+        ) as k:
             yield k, stub
-        finally:
-            k.shutdown()
 
 
 def test_apply_runs_inside_the_kernels_event_loop(kernel):

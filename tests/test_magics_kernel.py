@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.kernel import Kernel
+from tests.kernel import stub_kernel
 from tests.stub import CaptureReplay, Fault, Reply, StubServer
 
 CODE_REPLY = """Sum revenue per region and month, then plot it:
@@ -36,26 +36,17 @@ def stub():
 
 @pytest.fixture(scope="module")
 def kernel(stub):
-    k = Kernel(
-        {
-            "MISTRAL_API_KEY": stub.api_key,
-            "MISTRAL_BASE_URL": stub.base_url,
-            "MISTRAL_MODEL": "mistral-large-2407",
-            "MISTRAL_DIALECT": "mistral",
-        }
-    )
-    setup = k.execute(
+    with stub_kernel(
+        stub,
         "%load_ext mistral_magic\n"
         "%config Mistral.max_retries = 1\n"
         "import pandas as pd\n"
         "sales = pd.DataFrame({'month': ['2024-01', '2024-02'] * 3,"
         " 'region': ['north', 'south', 'east'] * 2, 'revenue': [10.5, 20.0, 5.25] * 2})\n"
         f"openai_api_key = {SECRET_VALUE!r}\n"
-        f"notes = 'the key is {SECRET_VALUE}'\n"
-    )
-    assert setup.status == "ok", setup.reply
-    yield k
-    k.shutdown()
+        f"notes = 'the key is {SECRET_VALUE}'\n",
+    ) as k:
+        yield k
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tests.kernel import Kernel
+from tests.kernel import Kernel, stub_kernel
 from tests.stub import Reply, StubServer, ToolCallSpec
 
 
@@ -19,15 +19,8 @@ def stub():
 
 @pytest.fixture(scope="module")
 def kernel(stub):
-    k = Kernel(
-        {
-            "MISTRAL_API_KEY": stub.api_key,
-            "MISTRAL_BASE_URL": stub.base_url,
-            "MISTRAL_MODEL": "mistral-large-2407",
-            "MISTRAL_DIALECT": "mistral",
-        }
-    )
-    setup = k.execute(
+    with stub_kernel(
+        stub,
         "%load_ext mistral_magic\n"
         "%config Mistral.max_retries = 0\n"
         "import pandas as pd\n"
@@ -38,11 +31,9 @@ def kernel(stub):
         "def send_report(to: str) -> str:\n"
         "    '''Email the sales report.\n\n    Args:\n        to: the address.\n    '''\n"
         "    sent.append(to)\n"
-        "    return 'sent to ' + to\n"
-    )
-    assert setup.status == "ok", setup.reply
-    yield k
-    k.shutdown()
+        "    return 'sent to ' + to\n",
+    ) as k:
+        yield k
 
 
 @pytest.fixture(autouse=True)

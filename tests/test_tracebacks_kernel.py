@@ -12,7 +12,7 @@ import pytest
 
 from mistral_magic.context.budget import count_tokens
 from mistral_magic.conversation import SYSTEM_PROMPT
-from tests.kernel import Execution, Kernel
+from tests.kernel import Execution, stub_kernel
 from tests.stub import Reply, StubServer
 from tests.widget_comm import WIDGET_VIEW, click_widget, widget_displays, widget_values
 
@@ -50,19 +50,12 @@ def site_packages(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def kernel(stub, site_packages):
-    k = Kernel(
-        {
-            "MISTRAL_API_KEY": stub.api_key,
-            "MISTRAL_BASE_URL": stub.base_url,
-            "MISTRAL_MODEL": "mistral-large-2407",
-            "MISTRAL_DIALECT": "mistral",
-            "PYTHONPATH": str(site_packages),
-        }
-    )
-    setup = k.execute("%load_ext mistral_magic\n%config Mistral.max_retries = 1")
-    assert setup.status == "ok", setup.reply
-    yield k
-    k.shutdown()
+    with stub_kernel(
+        stub,
+        "%load_ext mistral_magic\n%config Mistral.max_retries = 1",
+        PYTHONPATH=str(site_packages),
+    ) as k:
+        yield k
 
 
 @pytest.fixture(autouse=True)

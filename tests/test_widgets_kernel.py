@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.kernel import Kernel
+from tests.kernel import Kernel, stub_kernel
 from tests.stub import Reply, StubServer
 from tests.widget_comm import click_widget, send_comm, widget_displays, widget_values
 
@@ -27,21 +27,12 @@ def stub():
 
 @pytest.fixture(scope="module")
 def kernel(stub):
-    k = Kernel(
-        {
-            "MISTRAL_API_KEY": stub.api_key,
-            "MISTRAL_BASE_URL": stub.base_url,
-            "MISTRAL_MODEL": "mistral-large-2407",
-            "MISTRAL_DIALECT": "mistral",
-        }
-    )
-    setup = k.execute(
+    with stub_kernel(
+        stub,
         "import mistral_magic, pandas as pd\n"
-        "sales = pd.DataFrame({'region': ['north', 'south', 'north'], 'revenue': [1, 2, 3]})"
-    )
-    assert setup.status == "ok", setup.reply
-    yield k
-    k.shutdown()
+        "sales = pd.DataFrame({'region': ['north', 'south', 'north'], 'revenue': [1, 2, 3]})",
+    ) as k:
+        yield k
 
 
 @pytest.fixture
