@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,31 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_stub(latency: float) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [sys.executable, "-m", "tests.stub", "--port", str(port), "--api-key", "bench-key"]
-    proc = subprocess.Popen(
-        [*command, "--latency", str(latency)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("stub did not start")
+from benchmarks.stub_process import start_stub  # noqa: E402
 
 
 def bare_floor(base_url: str, items: list[str], concurrency: int) -> float:
@@ -98,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = 200 if args.quick else args.rows
 
-    proc, base_url = start_stub(args.latency)
+    proc, base_url = start_stub("--latency", str(args.latency))
     cache_home = tempfile.mkdtemp(prefix="bench-apply-")
     os.environ.update(
         MISTRAL_API_KEY="bench-key",
