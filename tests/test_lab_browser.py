@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.lab_server import CHROMIUM, CHROMIUM_ARGS, TOKEN, start_lab
-from tests.stub import Reply, StubServer
+from tests.stub import Drop, Reply, StubServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -232,6 +233,10 @@ def test_a_failing_cell_shows_explain_and_sends_the_traceback(
     _run_cell(page, 2)
     explain = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".mm-ErrorAction-explain")
     expect(explain).to_be_visible(timeout=TIMEOUT_MS)
+    # the execution count arrives with the execute reply, just after the error output
+    expect(page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-InputPrompt")).to_have_text(
+        "[2]:"
+    )
     expect(page.locator(".mm-ErrorAction-fix")).to_have_count(1)
     lab_stub.token_delay = 0.0
     lab_stub.queue(Reply("You divide by zero: the denominator is the literal `0`."))
@@ -287,6 +292,48 @@ def test_the_chips_match_what_the_stub_received(page: Page, lab_stub: StubServer
     expect(_last_answer(page)).to_contain_text("Without sales.")
     _wait_done(page)
     assert "### sales · DataFrame" not in _system_message(lab_stub)
+
+
+def test_a_broken_stream_keeps_the_partial_answer_and_says_why(
+    page: Page, lab_stub: StubServer
+) -> None:
+    lab_stub.queue(Drop(after_chunks=3, reply=Reply(chunks=["Partial ", "answer ", "here", "!"])))
+    _ask(page, "Tell me something long.")
+    answer = _last_answer(page)
+    expect(answer.locator(".mm-Message-error")).to_be_visible(timeout=TIMEOUT_MS)
+    _wait_done(page)
+    expect(answer.locator(".mm-Message-markdown")).to_contain_text("Partial answer")
+    error = answer.locator(".mm-Message-error").inner_text()
+    assert "broke off" in error and "\n" not in error.strip()
+
+
+def test_stop_keeps_the_partial_answer_and_cancels_upstream(
+    page: Page, lab_stub: StubServer
+) -> None:
+    lab_stub.token_delay = 0.2
+    lab_stub.queue(Reply(chunks=[f"step{i} " for i in range(60)]))  # 12 s if not stopped
+    _ask(page, "Count slowly.")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("step1", timeout=TIMEOUT_MS)
+    during = _stub_connections(lab_stub)  # the streaming one, plus any idle keep-alive
+    started = time.monotonic()
+    page.locator("#mistral-magic-sidebar .mm-Stop").click()
+    _wait_done(page)
+    expect(answer).to_contain_text("Stopped.")
+    expect(answer.locator(".mm-Message-markdown")).to_contain_text("step0")
+    deadline = time.monotonic() + 10
+    while _stub_connections(lab_stub) >= during and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _stub_connections(lab_stub) < during, "the request to the model was not cancelled"
+    assert time.monotonic() - started < 8
+    lab_stub.token_delay = 0.0
+
+
+def _stub_connections(stub: StubServer) -> int:
+    server = stub._http._server
+    assert server is not None
+    with server._connections_lock:
+        return len(server._connections)
 
 
 def test_history_survives_a_reload_in_the_dark_theme(page: Page, lab: str) -> None:

@@ -130,8 +130,7 @@ class CancelHandler(_Base):
         body = self.body_json()
         request_id = body.get("request_id") if isinstance(body, dict) else None
         task = self.service.running.get(f"{self.user_name}:{request_id}")
-        if task is not None and not task.done():
-            task.cancel()
+        self.service.cancel(task)
         self.finish(json.dumps({"cancelled": task is not None}))
 
 
@@ -193,8 +192,7 @@ class ChatHandler(_Base):
 
     def on_connection_close(self) -> None:
         self._closed = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        self.service.cancel(self._task)
 
     async def _send(self, name: str, data: dict[str, Any]) -> None:
         if self._closed:
@@ -274,6 +272,7 @@ class ChatHandler(_Base):
             await self._send("done", {"finish_reason": "error"})
         finally:
             if deltas is not None:
-                await deltas.aclose()
+                # closes the upstream response; shielded so that nothing interrupts it
+                await asyncio.shield(deltas.aclose())
             if remember:
                 self.history.append(self.user_name, user_entry, reply)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -94,6 +95,17 @@ class MistralService:
         self.settings = settings
         self._client: AsyncMistralClient | None = None
         self.running: dict[str, asyncio.Task[Any]] = {}
+        self._cancelled: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+
+    def cancel(self, task: asyncio.Task[Any] | None) -> bool:
+        """Cancel a running answer once. (Stop both aborts the fetch and posts chat/cancel; a
+        second cancel would interrupt the first one's cleanup and leak the upstream
+        connection.)"""
+        if task is None or task.done() or task in self._cancelled:
+            return False
+        self._cancelled.add(task)
+        task.cancel()
+        return True
 
     # -- the client ------------------------------------------------------------------------
     @property
@@ -112,7 +124,7 @@ class MistralService:
 
     async def close(self) -> None:
         for task in list(self.running.values()):
-            task.cancel()
+            self.cancel(task)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
