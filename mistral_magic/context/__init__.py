@@ -1,24 +1,34 @@
 """The context engine: what the model gets to see of the user's live notebook.
 
 Light to import: nothing here imports pandas, numpy, polars, mistral_common or sentencepiece
-at import time (the tokenizer loads lazily; see :func:`budget.warm_up`).
+at import time (the tokenizer loads lazily; see :func:`budget.warm_up`), and the names below
+load their module on first use, so ``%load_ext`` pays only for what the magics touch.
 """
 
-from mistral_magic.context.budget import (
-    CONTEXT_WINDOW,
-    Packed,
-    count_request_tokens,
-    count_tokens,
-    is_exact,
-    omitted_note,
-    pack,
-    render_context,
-    warm_up,
-)
-from mistral_magic.context.describe import describe, short_label
-from mistral_magic.context.items import ContextItem
-from mistral_magic.context.kernel import ErrorInfo, collect, last_error
-from mistral_magic.context.redact import Redactor, is_secret_name
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_HOMES = {
+    "CONTEXT_WINDOW": "budget",
+    "Packed": "budget",
+    "count_request_tokens": "budget",
+    "count_tokens": "budget",
+    "is_exact": "budget",
+    "omitted_note": "budget",
+    "pack": "budget",
+    "render_context": "budget",
+    "warm_up": "budget",
+    "describe": "describe",
+    "short_label": "describe",
+    "ContextItem": "items",
+    "ErrorInfo": "kernel",
+    "collect": "kernel",
+    "last_error": "kernel",
+    "Redactor": "redact",
+    "is_secret_name": "redact",
+}
 
 __all__ = [
     "CONTEXT_WINDOW",
@@ -39,3 +49,29 @@ __all__ = [
     "short_label",
     "warm_up",
 ]
+
+if TYPE_CHECKING:
+    from .budget import (
+        CONTEXT_WINDOW,
+        Packed,
+        count_request_tokens,
+        count_tokens,
+        is_exact,
+        omitted_note,
+        pack,
+        render_context,
+        warm_up,
+    )
+    from .describe import describe, short_label
+    from .items import ContextItem
+    from .kernel import ErrorInfo, collect, last_error
+    from .redact import Redactor, is_secret_name
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
