@@ -145,6 +145,7 @@ export class ChatSidebar extends Panel {
 
   set settings(value: IChatSettings) {
     this._settings = value;
+    this.showModel();
     this.scheduleChips(false);
   }
 
