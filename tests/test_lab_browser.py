@@ -361,6 +361,27 @@ def test_history_survives_a_reload_in_the_dark_theme(page: Page, lab: str) -> No
     page.locator("#mistral-magic-sidebar").screenshot(path=str(ARTIFACTS / "sidebar-dark.png"))
 
 
+def test_settings_editor_values_reach_the_request(
+    page: Page, lab: str, lab_stub: StubServer
+) -> None:
+    settings = {"model": "mistral-small-latest", "temperature": 0.1, "contextBudget": 500}
+    response = page.context.request.put(
+        f"{lab}lab/api/settings/mistral-magic:plugin?token={TOKEN}",
+        data=json.dumps({"raw": json.dumps(settings)}),
+        headers={"Content-Type": "application/json", "Authorization": f"token {TOKEN}"},
+    )
+    assert response.ok, response.text()
+    _open_notebook(page, lab)
+    _open_sidebar(page)
+    expect(page.locator("#mistral-magic-sidebar .mm-Model")).to_have_text("mistral-small-latest")
+    lab_stub.queue(Reply("Small answer."))
+    _ask(page, "Which model are you?")
+    expect(_last_answer(page)).to_contain_text("Small answer.")
+    _wait_done(page)
+    sent = lab_stub.chat_requests[-1].body
+    assert sent["model"] == "mistral-small-latest" and sent["temperature"] == 0.1
+
+
 def test_new_chat_clears_the_history(page: Page, lab: str) -> None:
     page.get_by_role("button", name="New chat").click()
     expect(page.locator("#mistral-magic-sidebar .mm-Message")).to_have_count(0)
