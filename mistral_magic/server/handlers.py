@@ -23,6 +23,7 @@ jupyter_server; POSTs go through its XSRF check; no CORS header is ever added he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -162,16 +163,19 @@ class ChatHandler(_Base):
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache, no-store")
         self.set_header("X-Accel-Buffering", "no")
-        await self._send(
-            "context",
-            {
-                "request_id": request_id,
-                "model": prepared.model,
-                "prompt_tokens": prepared.prompt_tokens,
-                "chips": [c.to_json() for c in chips],
-                "note": prepared.context_note,
-            },
-        )
+        try:
+            await self._send(
+                "context",
+                {
+                    "request_id": request_id,
+                    "model": prepared.model,
+                    "prompt_tokens": prepared.prompt_tokens,
+                    "chips": [c.to_json() for c in chips],
+                    "note": prepared.context_note,
+                },
+            )
+        except asyncio.CancelledError:  # the browser left before anything was asked
+            return
         user_entry = {
             "role": "user",
             "text": prepared.prompt,
@@ -187,7 +191,7 @@ class ChatHandler(_Base):
             pass
         finally:
             self.service.running.pop(registry_key, None)
-        if not self._closed:
+        with contextlib.suppress(StreamClosedError):
             self.finish(set_content_type="text/event-stream; charset=utf-8")
 
     def on_connection_close(self) -> None:
