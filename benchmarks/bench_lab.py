@@ -208,7 +208,11 @@ def main() -> None:
         print(f"jupyter lab started in {time.perf_counter() - started:.1f} s")
         try:
             bench_added_latency(lab, stub, runs)
-            if not args.no_browser:
+            if args.no_browser:
+                pass
+            elif not Path(CHROMIUM).exists():
+                print(f"first token to visible: skipped, no Chromium at {CHROMIUM}")
+            else:
                 bench_first_token(lab, stub, 3 if args.quick else 15)
         finally:
             lab.stop()
