@@ -390,3 +390,24 @@ def test_async_stream_drop_keeps_partial(stub):
             return info.value.partial
 
     assert asyncio.run(run()).content
+
+
+def test_streams_and_completions_reuse_one_connection(stub, client):
+    for _ in range(3):
+        list(client.stream(USER))
+        client.complete(USER)
+    ports = {r.client_port for r in stub.chat_requests}
+    assert len(stub.chat_requests) == 6 and len(ports) == 1
+
+
+def test_async_streams_reuse_one_connection(stub):
+    async def run():
+        async with AsyncMistralClient(
+            api_key=stub.api_key, base_url=stub.base_url, dialect="mistral"
+        ) as c:
+            for _ in range(3):
+                async for _ in c.stream(USER):
+                    pass
+
+    asyncio.run(run())
+    assert len({r.client_port for r in stub.chat_requests}) == 1

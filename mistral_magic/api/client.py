@@ -33,6 +33,9 @@ from .wire import ResponseFormatError, parse_completion
 
 DEFAULT_TIMEOUT = 120.0
 USER_AGENT = "mistral-magic/0.1"
+# After [DONE], up to this much of the body is read so the connection can be reused; a server
+# that keeps talking past it gets its connection closed instead.
+_DRAIN_LIMIT = 64 * 1024
 
 Messages = Sequence[Message | Mapping[str, Any]]
 
@@ -315,11 +318,19 @@ class ChatStream:
                 return
             decoder = SSEDecoder()
             acc = self._acc
+            drained = 0
             for chunk in response.iter_bytes():
+                if acc.done:  # read the body's end, so the connection is reused
+                    drained += len(chunk)
+                    if drained > _DRAIN_LIMIT:
+                        return
+                    continue
                 for payload in decoder.feed_bytes(chunk):
                     yield from acc.add(payload)
                     if acc.done:
-                        return
+                        break
+            if acc.done:
+                return
             for payload in decoder.finish():
                 yield from acc.add(payload)
             if not acc.finished:
@@ -469,12 +480,20 @@ class AsyncChatStream:
                 return
             decoder = SSEDecoder()
             acc = self._acc
+            drained = 0
             async for chunk in response.aiter_bytes():
+                if acc.done:  # read the body's end, so the connection is reused
+                    drained += len(chunk)
+                    if drained > _DRAIN_LIMIT:
+                        return
+                    continue
                 for payload in decoder.feed_bytes(chunk):
                     for delta in acc.add(payload):
                         yield delta
                     if acc.done:
-                        return
+                        break
+            if acc.done:
+                return
             for payload in decoder.finish():
                 for delta in acc.add(payload):
                     yield delta

@@ -35,6 +35,7 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-cased names
     body: Any  # parsed JSON, or None when empty / not JSON
     raw: bytes
+    client_port: int = 0  # the client's TCP port: equal ports = one reused connection
 
 
 @dataclass
@@ -125,7 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        return RecordedRequest(self.command, url.path, query, headers, body, raw)
+        port = self.client_address[1] if isinstance(self.client_address, tuple) else 0
+        return RecordedRequest(self.command, url.path, query, headers, body, raw, port)
 
     # ------------------------------------------------------------------------ writing
 
