@@ -391,6 +391,15 @@ def test_new_chat_clears_the_history(page: Page, lab: str) -> None:
     expect(page.locator("#mistral-magic-sidebar .mm-Message")).to_have_count(0)
 
 
+def test_the_keyboard_shortcut_opens_the_chat(page: Page) -> None:
+    page.locator(".jp-SideBar.jp-mod-right li[data-id='mistral-magic-sidebar']").click()
+    expect(page.locator("#mistral-magic-sidebar")).to_be_hidden()
+    page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Alt+Shift+M")
+    expect(page.locator("#mistral-magic-sidebar")).to_be_visible()
+    expect(page.locator("#mistral-magic-sidebar textarea.mm-Input-text")).to_be_focused()
+
+
 def test_no_console_errors_and_no_key_in_the_page(
     page: Page, lab_stub: StubServer, console_errors: list[str]
 ) -> None:
