@@ -7,27 +7,15 @@ One ``jupyter lab`` and one page for the module; the tests run in file order.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.stub import Reply, StubServer
-
-pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
 from playwright.sync_api import Page, expect, sync_playwright
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-TOKEN = "widget-test-token"
+from tests.lab_server import CHROMIUM, CHROMIUM_ARGS, TOKEN, start_lab
+from tests.stub import Reply, StubServer
+
 TIMEOUT_MS = 60_000
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -86,12 +74,6 @@ def jp_server_cleanup() -> Iterator[None]:
     yield None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def stub() -> Iterator[StubServer]:
     with StubServer() as server:
@@ -100,57 +82,11 @@ def stub() -> Iterator[StubServer]:
 
 @pytest.fixture(scope="module")
 def lab(stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("widgets-lab")
-    root = home / "notebooks"
-    root.mkdir()
-    (root / "chat.ipynb").write_text(json.dumps(NOTEBOOK), encoding="utf-8")
-    env = {
-        **os.environ,
-        "MISTRAL_API_KEY": stub.api_key or "",
-        "MISTRAL_BASE_URL": stub.base_url,
-        "MISTRAL_MODEL": "mistral-large-2407",
-        "MISTRAL_DIALECT": "mistral",
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_DATA_DIR": str(home / "data"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-        "IPYTHONDIR": str(home / "ipython"),
-    }
-    port = _free_port()
-    log = home / "lab.log"
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--allow-root",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}/"
+    server = start_lab(stub, tmp_path_factory.mktemp("widgets-lab"), {"chat.ipynb": NOTEBOOK})
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"jupyter lab did not start:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}api/status?token={TOKEN}", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        yield base
+        yield server.base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
