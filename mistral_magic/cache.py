@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,22 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 CREATE INDEX IF NOT EXISTS responses_accessed ON responses(accessed);
 """
+
+
+def _while_busy(step: Callable[[], None]) -> None:
+    """Run ``step``, again while another process holds the database. Switching a new file
+    to WAL can answer "database is locked" at once, without waiting for the busy timeout,
+    when two kernels open the cache at the same moment."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class CacheError(Exception):
@@ -173,16 +189,7 @@ class ResponseCache:
                 isolation_level=None,  # autocommit; explicit BEGIN for multi-row writes
             )
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise CacheError(
-                    f"The response cache at {self.path} was written by a newer mistral-magic "
-                    f"(schema {version}). Upgrade, or point Mistral.cache_dir elsewhere."
-                )
-            conn.executescript(_SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            _while_busy(lambda: self._prepare(conn))
         except (sqlite3.Error, OSError) as exc:
             raise CacheError(
                 f"The response cache at {self.path} cannot be used ({type(exc).__name__}: "
@@ -190,6 +197,18 @@ class ResponseCache:
                 "%config Mistral.cache_dir = '...'; delete the file if it is damaged."
             ) from exc
         return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise CacheError(
+                f"The response cache at {self.path} was written by a newer mistral-magic "
+                f"(schema {version}). Upgrade, or point Mistral.cache_dir elsewhere."
+            )
+        conn.executescript(_SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
