@@ -116,7 +116,9 @@ def test_enter_mark_sends_and_a_second_send_while_streaming_is_refused(stub, ker
         run = kernel.execute(
             "import time\n"
             "panel.input.value = 'First question\\u2063'\n"  # what Enter does in the browser
-            "time.sleep(0.3)\n"
+            "deadline = time.monotonic() + 20\n"  # until some text has streamed in
+            "while not panel.current.text and time.monotonic() < deadline:\n"
+            "    time.sleep(0.02)\n"
             "panel.input.value = 'Second question'\n"
             "refused = panel.send()\n"
             "print(refused is None, panel.input.value)\n"
