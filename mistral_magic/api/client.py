@@ -6,7 +6,6 @@ the CA bundle, ~50 ms to load) are paid for once.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -159,6 +158,14 @@ class _ClientCore:
         if not isinstance(cards, list):
             raise ResponseFormatError("The server's model list has no `data` array.")
         return [ModelInfo.from_wire(c) for c in cards if isinstance(c, Mapping)]
+
+
+async def _async_sleep(seconds: float) -> None:
+    # asyncio is imported here, not at the top: it costs ~80 ms, and a running event loop
+    # (the only place this is awaited) has loaded it already.
+    import asyncio
+
+    await asyncio.sleep(seconds)
 
 
 def _is_event_stream(response: httpx.Response) -> bool:
@@ -400,7 +407,7 @@ class AsyncMistralClient(_ClientCore):
             wait = self.retry.delay(error, attempt)
             if time.monotonic() - started + wait > self.retry.total_time:
                 raise error
-            await asyncio.sleep(wait)
+            await _async_sleep(wait)
             attempt += 1
 
     async def complete(self, messages: Messages, **params: Any) -> Completion:
@@ -468,7 +475,7 @@ class AsyncChatStream:
                 error.partial = self.completion
                 if delivered or not client.retry.should_retry_stream(attempt):
                     raise
-                await asyncio.sleep(client.retry.delay(error, attempt))
+                await _async_sleep(client.retry.delay(error, attempt))
                 attempt += 1
 
     async def _read(self, response: httpx.Response) -> AsyncIterator[Delta]:
