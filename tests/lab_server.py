@@ -15,8 +15,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.stub import StubServer
 
@@ -120,3 +123,15 @@ def _wait_until_up(lab: LabServer, timeout: float = 90) -> None:
     raise RuntimeError(
         f"jupyter lab did not start in {timeout:g} s:\n{lab.log.read_text()[-3000:]}"
     )
+
+
+# Browser test modules import these two: pytest-jupyter's autouse loop fixture would close the
+# event loop that Playwright's sync API runs in the test thread, and its cleanup needs it.
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    yield None

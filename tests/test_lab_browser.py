@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.lab_server import CHROMIUM, CHROMIUM_ARGS, TOKEN, start_lab
+from tests.lab_server import (  # noqa: F401  (overrides)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TOKEN,
+    jp_asyncio_loop,
+    jp_server_cleanup,
+    start_lab,
+)
 from tests.stub import Drop, Reply, StubServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,19 +75,6 @@ FIRST_REPLY = [
     "```\n",
     "It divides by the total.",
 ]
-
-
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> Iterator[None]:
-    """Overrides pytest-jupyter's autouse loop fixture: it would close the event loop that
-    Playwright's sync API is running in this thread."""
-    yield None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> Iterator[None]:
-    """Overrides pytest-jupyter's autouse cleanup (it needs the loop above)."""
-    yield None
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.lab_server import CHROMIUM, CHROMIUM_ARGS, TOKEN, start_lab
+from tests.lab_server import (  # noqa: F401  (overrides)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TOKEN,
+    jp_asyncio_loop,
+    jp_server_cleanup,
+    start_lab,
+)
 from tests.stub import Reply, StubServer
 
 TIMEOUT_MS = 60_000
@@ -59,19 +66,6 @@ NOTEBOOK = {
         _cell("values = [1, 2]\nvalues[5]"),
     ],
 }
-
-
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> Iterator[None]:
-    """Overrides pytest-jupyter's autouse loop fixture: it would close the event loop that
-    Playwright's sync API runs in this thread."""
-    yield None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> Iterator[None]:
-    """Overrides pytest-jupyter's autouse cleanup (it needs the loop above)."""
-    yield None
 
 
 @pytest.fixture(scope="module")
