@@ -299,15 +299,8 @@ def _describe_pandas_frame(frame: Any, name: str, max_chars: int) -> str:
     column_names = [str(c) for c in frame.columns[:listed]]
     if listed:
         nulls, rows_used = _pandas_null_counts(frame, listed)
-        null_header = "nulls" if rows_used == rows else f"nulls in first {rows_used:,} rows"
-        table_rows = [
-            [clip(col, 40), _dtype_text(dtypes[i]), f"{nulls[i]:,}"]
-            for i, col in enumerate(column_names)
-        ]
-        lines.append("columns:")
-        lines.extend(_table(["name", "dtype", null_header], table_rows))
-        if cols > listed:
-            lines.append(f"  {ELLIPSIS} {cols - listed:,} more columns")
+        columns = list(zip(column_names, dtypes[:listed], nulls, strict=True))
+        lines += _columns_table(columns, rows, rows_used, cols)
     lines.append(f"memory: {_human_bytes(_shallow_frame_bytes(frame, dtypes))} (shallow)")
     shown_rows = min(rows, SAMPLE_ROWS)
     if shown_rows and cols:
@@ -320,6 +313,20 @@ def _describe_pandas_frame(frame: Any, name: str, max_chars: int) -> str:
         lines.append(f"first {shown_rows} rows{more}:")
         lines.extend(_sample_lines(["", *column_names[:shown_cols]], sample))
     return "\n".join(lines)
+
+
+def _columns_table(
+    columns: list[tuple[str, Any, int]], rows: int, rows_used: int, total_columns: int
+) -> list[str]:
+    """The "columns:" table of a frame: (name, dtype, null count) per listed column."""
+    null_header = "nulls" if rows_used == rows else f"nulls in first {rows_used:,} rows"
+    table_rows = [
+        [clip(name, 40), _dtype_text(dtype), f"{nulls:,}"] for name, dtype, nulls in columns
+    ]
+    lines = ["columns:", *_table(["name", "dtype", null_header], table_rows)]
+    if total_columns > len(columns):
+        lines.append(f"  {ELLIPSIS} {total_columns - len(columns):,} more columns")
+    return lines
 
 
 def _describe_pandas_series(series: Any, name: str, max_chars: int) -> str:
@@ -355,16 +362,10 @@ def _describe_polars_frame(frame: Any, name: str, max_chars: int) -> str:
     if listed:
         rows_used = min(rows, NULL_SAMPLE_ROWS)
         sample = frame.head(rows_used)
-        nulls = [int(sample.get_column(col).null_count()) for col, _ in schema]
-        null_header = "nulls" if rows_used == rows else f"nulls in first {rows_used:,} rows"
-        table_rows = [
-            [clip(str(col), 40), _dtype_text(dtype), f"{nulls[i]:,}"]
-            for i, (col, dtype) in enumerate(schema)
+        columns = [
+            (str(col), dtype, int(sample.get_column(col).null_count())) for col, dtype in schema
         ]
-        lines.append("columns:")
-        lines.extend(_table(["name", "dtype", null_header], table_rows))
-        if cols > listed:
-            lines.append(f"  {ELLIPSIS} {cols - listed:,} more columns")
+        lines += _columns_table(columns, rows, rows_used, cols)
     lines.append(f"memory: {_human_bytes(frame.estimated_size())} (estimated)")
     shown_rows = min(rows, SAMPLE_ROWS)
     if shown_rows and cols:
