@@ -45,13 +45,11 @@ def stub_http(stub: StubServer) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="session")
 def captures_dir() -> Path:
-    """``shared/mistral-captures`` beside the repo (real recorded Mistral traffic)."""
+    """``tests/captures`` (real recorded Mistral traffic, shipped with the repo)."""
     found = find_captures_dir()
     if found is None:
         pytest.fail(
-            "shared/mistral-captures not found beside the repo (looked upwards from "
-            f"{Path(__file__).resolve().parent}); set MISTRAL_CAPTURES_DIR to its path",
-            pytrace=False,
+            "tests/captures not found: the recorded traffic ships with the repo", pytrace=False
         )
     return found
 

@@ -3,11 +3,9 @@ failed lines, the cache, interrupt and resume (in a new process too), cancel."""
 
 from __future__ import annotations
 
-import _thread
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -52,24 +50,18 @@ def env(stub_env, tmp_path, monkeypatch):
 
 @pytest.fixture
 def interrupt_while_waiting(monkeypatch):
-    """Ctrl-C ``delay`` seconds after apply starts waiting for its batch job."""
+    """Arm a Ctrl-C for the next time apply starts waiting for its batch job: the wait is
+    interrupted as it begins (the job is submitted and still running), once; later waits
+    (a re-run, batch_results) are left alone."""
     real_wait = batch_module.wait_for
 
-    def arm(delay: float) -> None:
+    def arm() -> None:
         def wait_for(*args, **kwargs):
-            timer = threading.Timer(delay, _thread.interrupt_main)
-            timer.start()
-            try:
-                return real_wait(*args, **kwargs)
-            finally:
-                timer.cancel()
+            monkeypatch.setattr(batch_module, "wait_for", real_wait)  # one shot
+            raise KeyboardInterrupt
 
         monkeypatch.setattr(batch_module, "wait_for", wait_for)
 
-    def disarm() -> None:
-        monkeypatch.setattr(batch_module, "wait_for", real_wait)
-
-    arm.disarm = disarm  # type: ignore[attr-defined]
     return arm
 
 
@@ -135,9 +127,8 @@ def test_interrupted_wait_leaves_the_job_running_and_a_rerun_picks_it_up(
 ):
     batch_of(env).seconds_per_request = 0.05
     items = [f"q{i}" for i in range(20)]
-    interrupt_while_waiting(0.2)
+    interrupt_while_waiting()
     partial = run(items)
-    interrupt_while_waiting.disarm()
     assert all(isinstance(v, ApplyError) and v.kind == "interrupted" for v in partial)
     note = capsys.readouterr().err
     assert "goes on at Mistral" in note and "batch_results(" in note and "cancel_batch(" in note
@@ -151,7 +142,7 @@ def test_interrupted_wait_leaves_the_job_running_and_a_rerun_picks_it_up(
 def test_batch_results_in_a_new_process_after_a_restart(env, interrupt_while_waiting):
     batch_of(env).seconds_per_request = 0.05
     series = pd.Series(["x", "y", "z"], index=[7, 8, 9], name="col")
-    interrupt_while_waiting(0.01)
+    interrupt_while_waiting()
     run(series)
     (job_id,) = [j["id"] for j in _jobs(env)]
     code = (
@@ -172,8 +163,8 @@ def _jobs(stub) -> list[dict]:
 
 
 def test_wait_false_on_a_running_job_and_cancel(env, interrupt_while_waiting):
-    batch_of(env).seconds_per_request = 0.2
-    interrupt_while_waiting(0.05)
+    batch_of(env).seconds_per_request = 60  # still running whenever it is looked at
+    interrupt_while_waiting()
     run([f"q{i}" for i in range(30)])
     (job_id,) = [j["id"] for j in _jobs(env)]
     with pytest.raises(BatchNotFinished, match=r"RUNNING|QUEUED"):

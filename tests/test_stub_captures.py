@@ -1,4 +1,4 @@
-"""Fidelity against real recorded traffic (``shared/mistral-captures``).
+"""Fidelity against real recorded traffic (``tests/captures``).
 
 Every capture with a recorded request is replayed at the stub, with the captured answer
 scripted as the stub's reply, and the two responses are compared on shape: status, framing,

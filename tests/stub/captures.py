@@ -1,40 +1,26 @@
-"""Finding the shared folder of real recorded Mistral traffic (``shared/mistral-captures``).
+"""Where the recorded Mistral traffic lives: ``tests/captures/`` inside this repo.
 
-The repo and ``shared/`` sit side by side (``/work/main`` and ``/work/shared`` here; CI
-uses another root), so the folder is searched upwards from this file, never hard-coded.
-``MISTRAL_CAPTURES_DIR`` overrides the search.
+The captures travel with the repo so that a clone with nothing beside it runs every test;
+``tests/captures/README.md`` says where each file came from.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-_RELATIVE = Path("shared") / "mistral-captures"
+IN_REPO = Path(__file__).resolve().parent.parent / "captures"
 
 
 def find_captures_dir() -> Path | None:
-    """The captures folder, or None when it cannot be found."""
-    override = os.environ.get("MISTRAL_CAPTURES_DIR")
-    if override:
-        path = Path(override)
-        return path if path.is_dir() else None
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / _RELATIVE
-        if candidate.is_dir():
-            return candidate
-    return None
+    """The captures folder, or None when it is missing (a broken checkout)."""
+    return IN_REPO if IN_REPO.is_dir() else None
 
 
 def captures_dir() -> Path:
     """The captures folder; raises FileNotFoundError with a clear message if absent."""
     found = find_captures_dir()
     if found is None:
-        raise FileNotFoundError(
-            "shared/mistral-captures not found: expected a 'shared' folder beside the repo "
-            f"(searched upwards from {Path(__file__).resolve().parent}); "
-            "set MISTRAL_CAPTURES_DIR to point at it"
-        )
+        raise FileNotFoundError(f"recorded captures missing at {IN_REPO}: they ship with the repo")
     return found
 
 

@@ -71,7 +71,7 @@ class Reply:
             self.text = joined
 
 
-# Bodies as recorded (see /shared/mistral-captures) or, where nothing was recorded, the
+# Bodies as recorded (see tests/captures) or, where nothing was recorded, the
 # stock messages of the Kong gateway that fronts api.mistral.ai.
 _KONG_MESSAGES: dict[int, str] = {
     401: "Unauthorized",
@@ -120,7 +120,7 @@ class Drop:
 class CaptureReplay:
     """Serve a capture file's recorded response verbatim (status, headers, body bytes).
 
-    ``path`` may be a path or a bare file name inside the shared captures folder. A capture
+    ``path`` may be a path or a bare file name inside tests/captures. A capture
     recorded without SSE framing (fidelity ``sse-framing-stripped-by-recorder``) is re-framed.
     """
 
