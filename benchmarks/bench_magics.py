@@ -92,7 +92,7 @@ def bench_render(stub: StubServer, tokens: int) -> None:
     from IPython.utils.capture import capture_output
 
     from mistral_magic.api import MistralClient
-    from mistral_magic.render import StreamingDisplay
+    from mistral_magic.faces.render import StreamingDisplay
 
     text = " ".join(f"tok{i}" for i in range(tokens))
     client = MistralClient(api_key=stub.api_key, base_url=stub.base_url, dialect="mistral")

@@ -29,7 +29,7 @@ RAISING_CELL = "values = [1, 2, 3]\nvalues[10]"
 
 TIME_THE_HOOK = """
 import time
-from mistral_magic.tracebacks import capture_for
+from mistral_magic.faces.tracebacks import capture_for
 _shell = get_ipython()
 _capture = capture_for(_shell)
 _hook_times = []

@@ -17,10 +17,10 @@ _LAZY = {
     "map": "mistral_magic.bulk.apply",
     "ApplyError": "mistral_magic.bulk.outcomes",
     "ApplyFailed": "mistral_magic.bulk.outcomes",
-    "batch_results": "mistral_magic.batch",
-    "cancel_batch": "mistral_magic.batch",
+    "batch_results": "mistral_magic.bulk.batch",
+    "cancel_batch": "mistral_magic.bulk.batch",
     "tool": "mistral_magic.tools",
-    "chat": "mistral_magic.widgets",
+    "chat": "mistral_magic.faces.widgets",
 }
 
 __all__ = [
@@ -37,11 +37,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .batch import batch_results, cancel_batch
     from .bulk.apply import apply, map
+    from .bulk.batch import batch_results, cancel_batch
     from .bulk.outcomes import ApplyError, ApplyFailed
+    from .faces.widgets import chat
     from .tools import tool
-    from .widgets import chat
 
 
 def __getattr__(name: str) -> Any:
@@ -54,13 +54,13 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .magics import load
+    from .faces.magics import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .magics import unload
+    from .faces.magics import unload
 
     unload(ipython)
 

@@ -13,9 +13,9 @@ import pytest
 from pydantic import BaseModel
 
 import mistral_magic
-from mistral_magic import batch as batch_module
 from mistral_magic.api.batch import BatchUnavailableError
-from mistral_magic.batch import BatchNotFinished
+from mistral_magic.bulk import batch as batch_module
+from mistral_magic.bulk.batch import BatchNotFinished
 from mistral_magic.bulk.outcomes import ApplyError
 from tests.stub import Reply
 from tests.stub.batch import batch_of
@@ -146,7 +146,7 @@ def test_batch_results_in_a_new_process_after_a_restart(env, interrupt_while_wai
     run(series)
     (job_id,) = [j["id"] for j in _jobs(env)]
     code = (
-        "import mistral_magic, mistral_magic.batch as b\n"
+        "import mistral_magic, mistral_magic.bulk.batch as b\n"
         "b.POLL_FIRST_SECONDS = b.POLL_MAX_SECONDS = 0.02\n"
         f"out = mistral_magic.batch_results({job_id!r}, progress=False)\n"
         "print(out.to_dict(), out.name)\n"

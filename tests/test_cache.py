@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from mistral_magic.api.types import Choice, Completion, Usage
-from mistral_magic.cache import (
+from mistral_magic.config import Mistral
+from mistral_magic.engine.cache import (
     FILE_NAME,
     CacheError,
     ResponseCache,
     default_cache_dir,
     request_key,
 )
-from mistral_magic.config import Mistral
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = "https://api.mistral.ai/v1"
@@ -129,7 +129,7 @@ def test_an_unusable_folder_is_one_clear_error(tmp_path):
 WRITER = """
 import sys
 from mistral_magic.api.types import Choice, Completion
-from mistral_magic.cache import ResponseCache, request_key
+from mistral_magic.engine.cache import ResponseCache, request_key
 cache = ResponseCache(sys.argv[1])
 for i in range(200):
     body = {"model": "m", "messages": [{"role": "user", "content": f"{sys.argv[2]} {i}"}]}

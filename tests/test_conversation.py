@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mistral_magic.conversation import Conversation, build_request, expand_placeholders
+from mistral_magic.engine.prepare import Conversation, build_request, expand_placeholders
 
 
 def describe(value, name):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from IPython.testing.globalipapp import get_ipython, start_ipython
 
-from mistral_magic.magics import keep_question_marks
+from mistral_magic.faces.magics import keep_question_marks
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_load_ext_imports_nothing_heavy():
         "from IPython.testing.globalipapp import start_ipython\n"
         "ip = start_ipython()\n"
         # the background warm-up loads the tokenizer on purpose; only the load itself counts
-        "import mistral_magic.assistant as a\n"
+        "import mistral_magic.session as a\n"
         "a.Assistant.warm_up = lambda self: None\n"
         "before = set(sys.modules)\n"
         "ip.run_line_magic('load_ext', 'mistral_magic')\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from mistral_magic.render import CodeBlock, StreamingDisplay, extract_code_blocks, python_cell
+from mistral_magic.faces.render import CodeBlock, StreamingDisplay, extract_code_blocks, python_cell
 
 REPLY = """Here you go:
 

@@ -11,10 +11,9 @@ from typing import Literal, Optional
 import pytest
 from pydantic import BaseModel
 
-from mistral_magic.render import tool_call_line, tool_call_markdown
-from mistral_magic.tool_loop import ToolEvent, call_signature, wire_id
-from mistral_magic.tool_schema import ToolDefinitionError, parse_docstring
-from mistral_magic.tools import (
+from mistral_magic.engine.tool_loop import ToolEvent, call_signature, wire_id
+from mistral_magic.faces.render import tool_call_line, tool_call_markdown
+from mistral_magic.tools.core import (
     Tool,
     ToolArgumentsError,
     ToolRegistry,
@@ -25,6 +24,7 @@ from mistral_magic.tools import (
     select,
     tool,
 )
+from mistral_magic.tools.schema import ToolDefinitionError, parse_docstring
 
 
 class Color(enum.Enum):

@@ -19,9 +19,9 @@ from IPython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 from pydantic import BaseModel
 
-from mistral_magic.assistant import Assistant
 from mistral_magic.config import Mistral
-from mistral_magic.tools import registry, tool
+from mistral_magic.session import Assistant
+from mistral_magic.tools.core import registry, tool
 from tests.stub import Reply, ToolCallSpec
 
 SECRET = "sk-proj-THISMUSTNEVERLEAVE1234567890"

@@ -6,9 +6,9 @@ import pytest
 from IPython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 
-from mistral_magic import tracebacks
-from mistral_magic.magics import _is_subcommand
-from mistral_magic.tracebacks import (
+from mistral_magic.faces import tracebacks
+from mistral_magic.faces.magics import _is_subcommand
+from mistral_magic.faces.tracebacks import (
     REMEMBERED_ERRORS,
     CapturedError,
     capture_for,

@@ -1,6 +1,6 @@
 from mistral_magic.api.types import Usage
 from mistral_magic.config import Mistral
-from mistral_magic.usage import UsageLedger, estimate_cost, format_cost
+from mistral_magic.engine.usage import UsageLedger, estimate_cost, format_cost
 
 
 def test_costs_follow_the_price_table():

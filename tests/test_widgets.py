@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from mistral_magic.cell_insert import INSERTED, QUEUED, CellInserter
-from mistral_magic.markdown_html import markdown_to_html
-from mistral_magic.render import CodeBlock, Prose, split_segments
+from mistral_magic.faces.cell_insert import INSERTED, QUEUED, CellInserter
+from mistral_magic.faces.markdown_html import markdown_to_html
+from mistral_magic.faces.render import CodeBlock, Prose, split_segments
 
 
 def test_markdown_is_rendered_and_raw_html_escaped():
@@ -114,7 +114,7 @@ class ScriptedAssistant:
 @pytest.fixture
 def widgets():
     pytest.importorskip("ipywidgets")
-    from mistral_magic import widgets
+    from mistral_magic.faces import widgets
 
     return widgets
 

@@ -62,7 +62,7 @@ def apply(
     repeatable answers, which the cache can keep. ``system`` adds a system message.
 
     ``cache``: None (default) caches when the requests are repeatable (temperature 0 or a
-    fixed seed), True/False forces it, or pass a ``mistral_magic.cache.ResponseCache``.
+    fixed seed), True/False forces it, or pass a ``mistral_magic.engine.cache.ResponseCache``.
     Cached rows cost nothing, so re-running a finished (or interrupted) call is free and fast.
 
     Before starting it prints the number of requests, the exact prompt tokens and the
@@ -160,7 +160,7 @@ def _execute(run: BulkRun, pending: list[PlannedRequest], *, batch: bool) -> Sto
     if not pending:
         return None
     if batch:
-        from ..batch import run_as_batch
+        from .batch import run_as_batch
 
         return run_as_batch(run, pending)
     bar = run.progress()

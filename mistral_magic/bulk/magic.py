@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cache import CacheError, ResponseCache
+from ..engine.cache import CacheError, ResponseCache
 from .apply import apply_rows
 from .inputs import rows_from
 from .session import current_settings

@@ -14,7 +14,7 @@ from .structured import InvalidReply
 
 if TYPE_CHECKING:
     from ..api.types import Completion
-    from ..cache import ResponseCache
+    from ..engine.cache import ResponseCache
     from .inputs import Rows
     from .requests import PlannedRequest, RequestFactory
 

@@ -38,7 +38,7 @@ from ..api.wire import ResponseFormatError
 if TYPE_CHECKING:
     from ..api.client import AsyncMistralClient
     from ..api.types import Completion
-    from ..cache import ResponseCache
+    from ..engine.cache import ResponseCache
     from .outcomes import Outcomes, RunStats
     from .requests import PlannedRequest
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..usage import PriceLookup, format_cost
+from ..engine.usage import PriceLookup, format_cost
 from .outcomes import ApplyCancelled
 
 if TYPE_CHECKING:

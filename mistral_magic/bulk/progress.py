@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..usage import format_cost
+from ..engine.usage import format_cost
 from .outcomes import RunStats
 
 CostSoFar = Callable[[RunStats], "float | None"]

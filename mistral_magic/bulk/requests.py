@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..api.request import Dialect, build_chat_body
-from ..cache import request_key
+from ..engine.cache import request_key
 from .structured import OutputSpec
 
 

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..api.request import resolve_dialect
-from ..cache import CacheError, ResponseCache
-from ..usage import estimate_cost, format_cost
+from ..engine.cache import CacheError, ResponseCache
+from ..engine.usage import estimate_cost, format_cost
 from .outcomes import ApplyError, ApplyFailed, Failure, Outcomes, RunStats
 from .pool import Pool, run_in_thread
 from .preflight import Estimate, estimate
@@ -217,7 +217,7 @@ class BulkRun:
 
     def _record_usage(self) -> None:
         """Into the session's ``%mistral usage`` when the extension is loaded."""
-        from ..magics import loaded_assistant
+        from ..faces.magics import loaded_assistant
 
         s = self.stats
         assistant = loaded_assistant()

@@ -44,7 +44,7 @@ def is_mistral_invocation(source: str) -> bool:
 
 def executed_counts(shell: Any, inputs: list[str], limit: int | None = None) -> list[int]:
     """The last ``limit`` (default: all) finished cells, oldest first, without %mistral
-    invocations. (Also used by :mod:`mistral_magic.notebook_tools`.)"""
+    invocations. (Also used by :mod:`mistral_magic.tools.notebook`.)"""
     running = running_count(shell)
     found: list[int] = []
     for n in range(len(inputs) - 1, 0, -1):

@@ -16,9 +16,9 @@ from mistral_magic.config import Mistral
 from mistral_magic.context.items import KIND_CELL, ContextItem
 from mistral_magic.context.notebook import collect_notebook, variable_items
 from mistral_magic.context.redact import Redactor
-from mistral_magic.conversation import Conversation, PreparedRequest, build_request
+from mistral_magic.engine.prepare import Conversation, PreparedRequest, build_request
+from mistral_magic.engine.usage import estimate_cost, format_cost
 from mistral_magic.server.payload import ChatPayload
-from mistral_magic.usage import estimate_cost, format_cost
 
 if TYPE_CHECKING:
     from mistral_magic.api.client import AsyncMistralClient

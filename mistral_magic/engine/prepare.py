@@ -8,14 +8,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .api.defaults import CONTEXT_WINDOW
-from .context.budget import Packed, count_request_tokens, is_exact, omitted_note, pack
-from .context.budget import render_context as render_context_block
-from .context.items import ContextItem
+from ..api.defaults import CONTEXT_WINDOW
+from ..context.budget import Packed, count_request_tokens, is_exact, omitted_note, pack
+from ..context.budget import render_context as render_context_block
+from ..context.items import ContextItem
 
 if TYPE_CHECKING:
+    from ..tools.core import Toolbox
     from .tool_loop import ToolEvent
-    from .tools import Toolbox
 
 SYSTEM_PROMPT = """\
 You are Mistral, a coding assistant inside the user's Jupyter notebook. You see a \

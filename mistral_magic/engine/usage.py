@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .api.types import Usage
+from ..api.types import Usage
 
 PriceLookup = Callable[[str], "tuple[float, float] | None"]
 

@@ -23,11 +23,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from .api.types import Choice, Completion, ToolCall, Usage
+from ..api.types import Choice, Completion, ToolCall, Usage
 
 if TYPE_CHECKING:
-    from .context.redact import Redactor
-    from .tools import Tool, Toolbox
+    from ..context.redact import Redactor
+    from ..tools.core import Tool, Toolbox
 
 ToolStatus = Literal["running", "ok", "error", "declined", "skipped"]
 
@@ -235,7 +235,7 @@ def _run_call(
     report: OnTool,
     redactor: Redactor | None,
 ) -> ToolEvent:
-    from .tools import ToolArgumentsError, result_text
+    from ..tools.core import ToolArgumentsError, result_text
 
     event = ToolEvent(call_id, call.name, call.arguments, "running", round=round_number)
     report(event)

@@ -31,8 +31,8 @@ from .markdown_html import STYLE, code_block_html, markdown_to_html
 from .render import Prose, split_segments
 
 if TYPE_CHECKING:
-    from .assistant import Assistant
-    from .conversation import PreparedRequest
+    from ..engine.prepare import PreparedRequest
+    from ..session import Assistant
     from .tracebacks import CapturedError
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -125,7 +125,7 @@ class ReplyView(w.VBox):
         return thread
 
     def _run(self, prepared: PreparedRequest, remember: bool) -> None:
-        from .api.errors import MistralError
+        from ..api.errors import MistralError
 
         last = 0.0
 
@@ -382,7 +382,7 @@ class ChatPanel(w.VBox):
         if not message:
             self.input.value = self.input.value.replace(SEND_MARK, "")
             return None
-        from .tools import ToolSelectionError
+        from ..tools.core import ToolSelectionError
 
         try:
             prepared = self.assistant.prepare(
@@ -473,7 +473,7 @@ class ChatPanel(w.VBox):
 def context_preview_html(prepared: PreparedRequest, draft: str) -> str:
     """What goes with the next message: earlier turns, context items, the exact system
     message (context block included)."""
-    from .context.budget import render_context
+    from ..context.budget import render_context
 
     packed = prepared.packed
     included = packed.included if packed else []
@@ -498,7 +498,7 @@ def context_preview_html(prepared: PreparedRequest, draft: str) -> str:
 def _no_confirmation(tool: Any, event: Any) -> bool:
     """The panel streams in a background thread, where nobody can be asked: tools marked
     ``confirm=True`` are declined (the model is told), and the user is pointed to %%mistral."""
-    from .tool_loop import ConfirmationUnavailable
+    from ..engine.tool_loop import ConfirmationUnavailable
 
     raise ConfirmationUnavailable(
         "the chat panel cannot ask for confirmation; use %%mistral --tools for this tool"

@@ -28,15 +28,16 @@ import sys
 import types
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
-from .context.items import KIND_ERROR, KIND_NAMED, ContextItem, priority_for
+from ..context.items import KIND_ERROR, KIND_NAMED, ContextItem, priority_for
 
 if TYPE_CHECKING:
-    from .assistant import Assistant
-    from .conversation import PreparedRequest
+    from ..engine.prepare import PreparedRequest
+    from ..session import Assistant
     from .magics import MistralMagics
 
 REMEMBERED_ERRORS = 8
@@ -59,7 +60,8 @@ _MISTRAL_LINE = re.compile(
 _IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_PACKAGE_DIR = str(__file__).rsplit("/", 1)[0].rsplit("\\", 1)[0]
+# The mistral_magic package directory (this file is in its faces/ folder).
+_PACKAGE_DIR = str(Path(__file__).parents[1])
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ class ErrorCapture:
             return None
         if any(value is c.error for c in self.errors.values()):
             return None  # a remembered error of another cell
-        from .context.errors import error_info
+        from ..context.errors import error_info
 
         info = error_info(self.shell, value)
         if info is None or (count is not None and info.execution_count != count):
@@ -226,7 +228,7 @@ class FailingLine:
 def failing_line(shell: Any, captured: CapturedError) -> FailingLine | None:
     """The line of the user's own code where the error surfaced: the innermost frame in a
     notebook cell (not inside a library); for a SyntaxError, the line it points at."""
-    from .context.errors import cell_count_for_filename
+    from ..context.errors import cell_count_for_filename
 
     error = captured.error
     if isinstance(error, SyntaxError):
@@ -248,7 +250,7 @@ def failing_line(shell: Any, captured: CapturedError) -> FailingLine | None:
 
 def _named_values(shell: Any, line: FailingLine) -> dict[str, object]:
     """Values the failing line names: the frame's locals first, then the notebook's."""
-    from .context.redact import is_secret_name
+    from ..context.redact import is_secret_name
 
     namespace = getattr(shell, "user_ns", {}) or {}
     local = line.frame.f_locals if line.frame is not None else {}
@@ -335,10 +337,10 @@ def _distributions(metadata: Any) -> dict[str, list[str]]:
 
 def error_items(shell: Any, captured: CapturedError, redactor: Any = None) -> list[ContextItem]:
     """The context of one error, most important first (kept ahead of the notebook context)."""
-    from .context.describe import clip, describe, short_label
-    from .context.errors import error_info
-    from .context.guard import DescribeTimeout, time_limit
-    from .context.kernel import shell_redactor
+    from ..context.describe import clip, describe, short_label
+    from ..context.errors import error_info
+    from ..context.guard import DescribeTimeout, time_limit
+    from ..context.kernel import shell_redactor
 
     redactor = shell_redactor(shell, redactor)
     info = error_info(shell, captured.error)
@@ -485,7 +487,7 @@ def run_subcommand(magics: MistralMagics, name: str, rest: list[str]) -> None:
 
 def answer_in_cell(magics: MistralMagics, prepared: PreparedRequest, *, offer_fix: bool) -> None:
     """Stream the answer under the running cell; a fix's code goes to a new cell below."""
-    from .api.errors import MistralError
+    from ..api.errors import MistralError
     from .render import StreamingDisplay, in_notebook, show_problem
 
     display = StreamingDisplay(notebook=in_notebook(magics.shell))

@@ -11,7 +11,7 @@
 
 Then ``%%mistral --tools lookup_customer`` (or ``--tools all``). The read-only notebook tools
 (``list_variables``, ``describe_variable``, ``dataframe_head``, ``column_stats``, ``get_cell``,
-``search_cells``, ``get_last_error``) live in :mod:`notebook_tools`; ``--tools notebook``
+``search_cells``, ``get_last_error``) live in :mod:`.notebook`; ``--tools notebook``
 selects them. Every result is turned into text, redacted and clipped before the model sees it.
 """
 
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
-    from .context.redact import Redactor
-    from .tool_schema import ArgumentsSpec
+    from ..context.redact import Redactor
+    from .schema import ArgumentsSpec
 
 NAME_RULE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 NOTEBOOK = "notebook"  # --tools keyword: the built-in notebook tools
@@ -50,7 +50,7 @@ class ToolArgumentsError(ValueError):
 
 def check_name(name: str, where: str = "") -> str:
     if not isinstance(name, str) or not NAME_RULE.match(name):
-        from .tool_schema import ToolDefinitionError
+        from .schema import ToolDefinitionError
 
         raise ToolDefinitionError(
             f"{where}Tool name {name!r} is not allowed: Mistral accepts 1 to 64 characters "
@@ -81,7 +81,7 @@ class Tool:
         confirm: bool = False,
         builtin: bool = False,
     ) -> Tool:
-        from .tool_schema import ToolDefinitionError, arguments_spec, describe_function
+        from .schema import ToolDefinitionError, arguments_spec, describe_function
 
         if not callable(function):
             raise ToolDefinitionError(f"@tool needs a function, not {function!r}.")
@@ -157,8 +157,8 @@ class ToolRegistry:
         self._lock = threading.Lock()
 
     def add(self, new: Tool) -> Tool:
-        from .notebook_tools import BUILTIN_NAMES
-        from .tool_schema import ToolDefinitionError
+        from .notebook import BUILTIN_NAMES
+        from .schema import ToolDefinitionError
 
         if not new.builtin and new.name in BUILTIN_NAMES:
             raise ToolDefinitionError(
@@ -239,7 +239,7 @@ def tool(
 
 def result_text(value: Any, *, max_chars: int, redactor: Redactor | None = None) -> str:
     """What the model reads for a tool's return value: text, redacted, at most ``max_chars``."""
-    from .context.describe import clip
+    from ..context.describe import clip
 
     # Read a little more than is kept, so a secret cut at the edge is still recognised.
     text = _as_text(value, 2 * max_chars + 200)
@@ -267,7 +267,7 @@ def _as_text(value: Any, max_chars: int) -> str:
             return _bounded_json(value, max_chars)
         except (TypeError, ValueError, RecursionError):
             pass
-    from .context.describe import bounded_repr, describe
+    from ..context.describe import bounded_repr, describe
 
     if type(value).__module__.split(".")[0] in ("pandas", "polars", "numpy"):
         return describe(value, "result", max_chars=max_chars)
@@ -287,7 +287,7 @@ def _bounded_json(value: Any, max_chars: int) -> str:
 
 
 def _json_fallback(value: Any) -> Any:
-    from .context.describe import bounded_repr
+    from ..context.describe import bounded_repr
 
     if isinstance(value, (set, frozenset)):
         return list(value)

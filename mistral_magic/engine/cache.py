@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api.types import Completion
-    from .config import Mistral
+    from ..api.types import Completion
+    from ..config import Mistral
 
 FILE_NAME = "responses.sqlite3"
 SCHEMA_VERSION = 1
@@ -123,7 +123,7 @@ def _encode(completion: Completion) -> bytes:
 
 
 def _decode(blob: bytes) -> Completion:
-    from .api.wire import parse_completion
+    from ..api.wire import parse_completion
 
     return parse_completion(json.loads(zlib.decompress(blob)))
 

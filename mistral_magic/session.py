@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .config import Mistral
-from .conversation import (
+from .engine.prepare import (
     SYSTEM_PROMPT,
     TOOLS_PROMPT,
     Conversation,
@@ -17,16 +17,16 @@ from .conversation import (
     build_request,
     expand_placeholders,
 )
-from .usage import UsageLedger, estimate_cost, format_cost
+from .engine.usage import UsageLedger, estimate_cost, format_cost
 
 if TYPE_CHECKING:
     from .api.client import MistralClient
     from .api.types import Completion
     from .context.items import ContextItem
     from .context.redact import Redactor
-    from .notebook_tools import NotebookTools
-    from .tool_loop import Confirm, OnTool
-    from .tools import Toolbox
+    from .engine.tool_loop import Confirm, OnTool
+    from .tools.core import Toolbox
+    from .tools.notebook import NotebookTools
 
 ALL_SOURCES = ("cells", "vars", "error")
 TextCallback = Callable[[str], None]
@@ -123,7 +123,7 @@ class Assistant:
     ) -> PreparedRequest:
         """Build the request for ``prompt``: expand ``{name}``, collect and pack context.
 
-        ``extra_items`` (e.g. an error's context from :mod:`tracebacks`) are packed together
+        ``extra_items`` (e.g. an error's context from :mod:`.faces.tracebacks`) are packed together
         with what ``sources`` collects, by priority; they replace collected items with the
         same key."""
         from .context.describe import describe
@@ -162,14 +162,14 @@ class Assistant:
     def notebook_tools(self) -> NotebookTools:
         """The built-in notebook tools bound to this shell (made once)."""
         if self._notebook_tools is None:
-            from .notebook_tools import NotebookTools
+            from .tools.notebook import NotebookTools
 
             self._notebook_tools = NotebookTools(self.shell, self.redactor())
         return self._notebook_tools
 
     def toolbox(self, names: str | Sequence[str] | None) -> Toolbox:
         """The tools named by ``--tools`` words: tool names, ``notebook``, ``all``, ``none``."""
-        from .tools import Toolbox, select, split_names
+        from .tools.core import Toolbox, select, split_names
 
         if not split_names(names):
             return Toolbox()
@@ -183,7 +183,7 @@ class Assistant:
         choice = params.get("tool_choice")
         if not names and choice is None:
             return None
-        from .tools import ToolSelectionError, check_tool_choice
+        from .tools.core import ToolSelectionError, check_tool_choice
 
         toolbox = self.toolbox(names)
         if not toolbox:
@@ -216,8 +216,8 @@ class Assistant:
         """
         if not prepared.toolbox:
             return self._stream(prepared.messages, prepared.model, prepared.params, on_text)
-        from .notebook_tools import tool_redactor
-        from .tool_loop import ToolLimits, run_tool_loop
+        from .engine.tool_loop import ToolLimits, run_tool_loop
+        from .tools.notebook import tool_redactor
 
         limits = ToolLimits(
             max_rounds=self.settings.max_tool_rounds,

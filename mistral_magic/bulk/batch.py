@@ -31,18 +31,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api.errors import APIConnectionError, MistralError, RateLimitError, ServerError
-from .bulk.outcomes import Failure
-from .cache import default_cache_dir
+from ..api.errors import APIConnectionError, MistralError, RateLimitError, ServerError
+from ..engine.cache import default_cache_dir
+from .outcomes import Failure
 
 if TYPE_CHECKING:
-    from .api.batch import BatchJob, BatchJobs
-    from .api.client import MistralClient
-    from .api.types import Completion
-    from .bulk.progress import Progress
-    from .bulk.requests import PlannedRequest
-    from .bulk.run import BulkRun
-    from .config import Mistral
+    from ..api.batch import BatchJob, BatchJobs
+    from ..api.client import MistralClient
+    from ..api.types import Completion
+    from ..config import Mistral
+    from .progress import Progress
+    from .requests import PlannedRequest
+    from .run import BulkRun
 
 POLL_FIRST_SECONDS = 2.0
 POLL_MAX_SECONDS = 30.0
@@ -140,9 +140,9 @@ def input_jsonl(requests: Iterable[PlannedRequest]) -> bytes:
 
 
 def submit(client: MistralClient, run: BulkRun, pending: list[PlannedRequest]) -> BatchJob:
-    from .api.batch import BatchJobs, unavailable_files_error
-    from .api.errors import InvalidRequestError
-    from .api.files import Files
+    from ..api.batch import BatchJobs, unavailable_files_error
+    from ..api.errors import InvalidRequestError
+    from ..api.files import Files
 
     name = f"mistral-magic-{time.strftime('%Y%m%d-%H%M%S')}-{len(pending)}.jsonl"
     try:
@@ -177,7 +177,7 @@ def read_results(
     client: MistralClient, job: BatchJob
 ) -> tuple[dict[str, Completion], dict[str, Failure]]:
     """Replies and failures by ``custom_id`` from the job's output and error files."""
-    from .api.files import Files
+    from ..api.files import Files
 
     replies: dict[str, Completion] = {}
     failures: dict[str, Failure] = {}
@@ -207,8 +207,8 @@ def read_results(
 def _line_outcome(
     client: MistralClient, job: BatchJob, line: dict[str, Any]
 ) -> Completion | Failure:
-    from .api.errors import error_from_response
-    from .api.wire import ResponseFormatError, parse_completion
+    from ..api.errors import error_from_response
+    from ..api.wire import ResponseFormatError, parse_completion
 
     response = line.get("response") if isinstance(line.get("response"), dict) else {}
     status = response.get("status_code")
@@ -259,8 +259,8 @@ Interruption = tuple[str, Failure]
 def run_as_batch(run: BulkRun, pending: list[PlannedRequest]) -> Interruption | None:
     """Submit (or pick up) the job for ``pending``, wait, and record the results in ``run``.
     Returns the note and row failure to report if the wait was interrupted."""
-    from .api.batch import BatchJobs
-    from .bulk.session import sync_client
+    from ..api.batch import BatchJobs
+    from .session import sync_client
 
     fingerprint = fingerprint_of(run.base_url, pending)
     with sync_client(run.settings, run.model) as client:
@@ -304,7 +304,7 @@ def run_as_batch(run: BulkRun, pending: list[PlannedRequest]) -> Interruption | 
 
 
 def _resumable_job(jobs: BatchJobs, record: JobRecord | None) -> BatchJob | None:
-    from .api.batch import BatchJobNotFoundError
+    from ..api.batch import BatchJobNotFoundError
 
     if record is None:
         return None
@@ -369,8 +369,8 @@ def batch_results(
     get model instances rather than dicts). Other jobs give one value per line of their input
     file, in file order. ``wait=False`` raises BatchNotFinished if the job is still running.
     """
-    from .api.batch import BatchJobs
-    from .bulk.session import current_settings, sync_client
+    from ..api.batch import BatchJobs
+    from .session import current_settings, sync_client
 
     settings = current_settings()
     record = load_record(settings, job_id)
@@ -416,7 +416,7 @@ def batch_results(
 
 
 def _input_lines(client: MistralClient, job: BatchJob) -> list[dict[str, Any]]:
-    from .api.files import Files
+    from ..api.files import Files
 
     lines: list[dict[str, Any]] = []
     for file_id in job.input_files:
@@ -432,8 +432,8 @@ def _requests_from_input(
 ) -> list[PlannedRequest]:
     """The job's requests as apply planned them (same bodies, so the same cache keys).
     ``numbered``: the custom ids are apply's request ids."""
-    from .bulk.requests import PlannedRequest
-    from .cache import request_key
+    from ..engine.cache import request_key
+    from .requests import PlannedRequest
 
     requests = []
     for position, line in enumerate(lines):
@@ -465,10 +465,10 @@ def _restored_run(
 ) -> BulkRun:
     """A BulkRun over the job's input lines, shaped like the original rows when this
     machine has the job's record, else one row per input line."""
-    from .bulk.inputs import OutputShape, Rows
-    from .bulk.requests import PlannedRequest
-    from .bulk.run import BulkRun
-    from .bulk.structured import OutputSpec, output_spec
+    from .inputs import OutputShape, Rows
+    from .requests import PlannedRequest
+    from .run import BulkRun
+    from .structured import OutputSpec, output_spec
 
     model = job.model or (record.model if record else settings.model)
     requests = _requests_from_input(
@@ -517,7 +517,7 @@ def _restored_run(
 
 def _replay_answers(run: BulkRun, record: JobRecord) -> None:
     """Values and failures the original run had before it submitted the job."""
-    from .api.types import Choice, Completion
+    from ..api.types import Choice, Completion
 
     by_id = {r.id: r for r in run.requests}
     for key, text in record.answered.items():
@@ -535,8 +535,8 @@ def cancel_batch(job_id: str) -> BatchJob:
     """Ask Mistral to stop a batch job; returns it (usually CANCELLATION_REQUESTED, then
     CANCELLED). Requests that already ran are billed and their results can still be read
     with ``batch_results``."""
-    from .api.batch import BatchJobs
-    from .bulk.session import current_settings, sync_client
+    from ..api.batch import BatchJobs
+    from .session import current_settings, sync_client
 
     settings = current_settings()
     with sync_client(settings, settings.model) as client:

@@ -12,8 +12,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .assistant import ALL_SOURCES, Assistant
-from .config import Mistral
+from ..config import Mistral
+from ..engine.usage import estimate_cost, format_cost
+from ..session import ALL_SOURCES, Assistant
 from .render import (
     StreamingDisplay,
     ToolCallDisplay,
@@ -23,7 +24,6 @@ from .render import (
     show_markdown,
     show_problem,
 )
-from .usage import estimate_cost, format_cost
 
 SUBCOMMANDS = (
     "help",
@@ -136,7 +136,7 @@ class MistralMagics(Magics):
         return self._ask(prompt, args)
 
     def _map(self, template: str, args: Any) -> Any:
-        from .bulk.magic import run_map_magic
+        from ..bulk.magic import run_map_magic
 
         if args.concurrency < 1:
             raise UsageError("--concurrency must be at least 1.")
@@ -166,7 +166,7 @@ class MistralMagics(Magics):
         budget = args.budget
         if budget is not None and budget < 0:
             raise UsageError("--budget must be a number of tokens, 0 or more.")
-        from .tools import ToolSelectionError
+        from ..tools.core import ToolSelectionError
 
         try:
             prepared = self.assistant.prepare(
@@ -212,7 +212,7 @@ class MistralMagics(Magics):
     def _stream_answer(self, prepared: Any, display: StreamingDisplay) -> Any:
         """The streamed reply, or None when it failed or was interrupted (the partial text
         stays on screen, marked, and a failure is explained in one paragraph)."""
-        from .api.errors import MistralError
+        from ..api.errors import MistralError
 
         text = ""
 
@@ -247,8 +247,8 @@ class MistralMagics(Magics):
         return result if args.json else None
 
     def _cache_key(self, prepared: Any) -> str:
-        from .api.request import build_chat_body
-        from .cache import request_key
+        from ..api.request import build_chat_body
+        from ..engine.cache import request_key
 
         client = self.assistant.client
         body = build_chat_body(
@@ -261,7 +261,7 @@ class MistralMagics(Magics):
         return request_key(client.base_url, body)
 
     def _cached(self, prepared: Any) -> Any:
-        from .cache import CacheError, ResponseCache
+        from ..engine.cache import CacheError, ResponseCache
 
         try:
             with ResponseCache.from_settings(self.settings) as cache:
@@ -271,7 +271,7 @@ class MistralMagics(Magics):
             return None
 
     def _store(self, prepared: Any, completion: Any) -> None:
-        from .cache import CacheError, ResponseCache
+        from ..engine.cache import CacheError, ResponseCache
 
         try:
             with ResponseCache.from_settings(self.settings) as cache:
@@ -304,7 +304,7 @@ class MistralMagics(Magics):
     # -- subcommands ------------------------------------------------------------------
     def _subcommand(self, name: str, rest: list[str]) -> Any:
         if name == "cache":
-            from .bulk.magic import cache_subcommand
+            from ..bulk.magic import cache_subcommand
 
             show_markdown(self.shell, cache_subcommand(rest[0] if rest else "info"))
             return None
@@ -337,7 +337,7 @@ class MistralMagics(Magics):
         return None
 
     def _tools(self) -> None:
-        from .tools import registry
+        from ..tools.core import registry
 
         rows = ["| tool | kind | description |", "|---|---|---|"]
         builtins = self.assistant.notebook_tools().tools()
@@ -349,7 +349,7 @@ class MistralMagics(Magics):
         show_markdown(self.shell, "\n".join(rows))
 
     def _models(self) -> None:
-        from .api.errors import MistralError
+        from ..api.errors import MistralError
 
         try:
             models = self.assistant.client.list_models()

@@ -13,10 +13,10 @@ import difflib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .context.describe import clip, short_label
-from .context.errors import error_item, last_error
-from .context.guard import DescribeTimeout, time_limit
-from .context.history import (
+from ..context.describe import clip, short_label
+from ..context.errors import error_item, last_error
+from ..context.guard import DescribeTimeout, time_limit
+from ..context.history import (
     ANSI,
     cell_text,
     executed_counts,
@@ -24,12 +24,12 @@ from .context.history import (
     raw_inputs,
     running_count,
 )
-from .context.kernel import NAMED_CHARS, is_frame_like, shell_redactor, user_variables
-from .context.redact import is_secret_name
+from ..context.kernel import NAMED_CHARS, is_frame_like, shell_redactor, user_variables
+from ..context.redact import is_secret_name
 
 if TYPE_CHECKING:
-    from .context.redact import Redactor
-    from .tools import Tool
+    from ..context.redact import Redactor
+    from .core import Tool
 
 BUILTIN_NAMES = (
     "list_variables",
@@ -53,7 +53,7 @@ def tool_redactor(shell: Any, base: Redactor | None) -> Redactor:
     and, with a shell, the values of secret-named user variables."""
     if shell is not None and hasattr(shell, "user_ns"):
         return shell_redactor(shell, base)
-    from .context.redact import Redactor
+    from ..context.redact import Redactor
 
     return Redactor.from_environment(base.secrets if base is not None else ())
 
@@ -70,7 +70,7 @@ class NotebookTools:
 
     def tools(self) -> list[Tool]:
         if self._tools is None:
-            from .tools import Tool
+            from .core import Tool
 
             made = []
             for name in BUILTIN_NAMES:
@@ -130,7 +130,7 @@ class NotebookTools:
             value = self._value(name)
         except LookupError as exc:
             return str(exc)
-        from .context.describe import describe
+        from ..context.describe import describe
 
         text = _guarded(lambda: describe(value, name, max_chars=NAMED_CHARS), name)
         return self._redactor().redact(text)
