@@ -11,16 +11,22 @@ Run by hand: ``python -m tests.stub --port 8765 [--dialect vllm]``.
 
 import tests.stub.batch  # noqa: F401  (adds the Files and Batch routes)
 from tests.stub.errors import ApiError
+from tests.stub.hostile import ClientGone, Connection, HostileServer
+from tests.stub.retired import RETIRED_2407
 from tests.stub.script import CaptureReplay, Drop, Fault, Reply, ToolCallSpec
 from tests.stub.server import DEFAULT_REPLY, StubServer
 from tests.stub.transport import RecordedRequest, Response
 
 __all__ = [
     "DEFAULT_REPLY",
+    "RETIRED_2407",
     "ApiError",
     "CaptureReplay",
+    "ClientGone",
+    "Connection",
     "Drop",
     "Fault",
+    "HostileServer",
     "RecordedRequest",
     "Reply",
     "Response",

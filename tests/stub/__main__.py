@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 
+from tests.stub.retired import RETIRED_2407
 from tests.stub.server import DIALECTS, StubServer
 
 
@@ -18,9 +19,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before answering")
     parser.add_argument("--model", action="append", default=[], help="extra model id")
     parser.add_argument("--verbose", action="store_true", help="log every request")
+    parser.add_argument(
+        "--retired-2407",
+        action="store_true",
+        help="refuse mistral-large-2407 as La Plateforme does since 2025-03-30",
+    )
     args = parser.parse_args(argv)
 
-    stub = StubServer(args.api_key or None, args.dialect, args.model, args.host, args.port)
+    retired = RETIRED_2407 if args.retired_2407 else ()
+    stub = StubServer(
+        args.api_key or None, args.dialect, args.model, args.host, args.port, retired=retired
+    )
     stub.token_delay = args.token_delay
     stub.latency = args.latency
     stub.verbose = args.verbose

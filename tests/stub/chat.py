@@ -15,6 +15,7 @@ from tests.stub.errors import (
     vllm_error,
 )
 from tests.stub.replies import completion_body, plan, stream_events
+from tests.stub.retired import retired_model_error
 from tests.stub.schema import as_bool
 from tests.stub.script import CaptureReplay, Drop, Fault, Reply, kong_body
 from tests.stub.tokens import count_prompt_tokens
@@ -36,6 +37,8 @@ def chat_completions(
 
     body = _parse(request.raw, dialect)
     validate.check_schema(body, dialect)
+    if dialect == "mistral" and body.get("model") in stub.retired:
+        raise retired_model_error(str(body["model"]))
     validate.check_model(body, dialect, stub.models)
     validate.check_options(body, dialect)
     validate.check_conversation(body, dialect)

@@ -37,14 +37,14 @@ class Route:
 
 
 def _list_models(stub: StubServer, request: RecordedRequest, params: dict[str, str]) -> Response:
-    return Response(200, model_list(stub.models, stub.dialect, stub.created))
+    return Response(200, model_list(stub.served_models, stub.dialect, stub.created))
 
 
 def _get_model(stub: StubServer, request: RecordedRequest, params: dict[str, str]) -> Response:
     model_id = params["model_id"]
     if stub.dialect == "vllm":  # vLLM has no retrieve route
         return Response(404, {"detail": "Not Found"})
-    if model_id not in stub.models:
+    if model_id not in stub.served_models:
         raise mistral_error(f"Invalid model: {model_id}", "invalid_model", "1500", 404)
     return Response(200, model_card(model_id, stub.dialect, stub.created))
 
@@ -73,6 +73,7 @@ class StubServer:
         models: list[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        retired: tuple[str, ...] = (),
     ) -> None:
         self.api_key = api_key
         self._initial_dialect = dialect
@@ -81,6 +82,10 @@ class StubServer:
         ]
         self.dialect = dialect
         self.models: list[str] = list(self._initial_models)
+        # Retired on La Plateforme (``RETIRED_2407``): refused there with the recorded
+        # invalid_model body and missing from its model list; vLLM still serves them.
+        self._initial_retired = frozenset(retired)
+        self.retired: frozenset[str] = self._initial_retired
         self.token_delay = 0.0
         self.latency = 0.0
         self.default_reply = DEFAULT_REPLY
@@ -136,6 +141,13 @@ class StubServer:
         return f"{self.root_url}/v1"
 
     @property
+    def served_models(self) -> list[str]:
+        """The models this stub serves now (retired ones only on the vLLM dialect)."""
+        if self.dialect == "vllm":
+            return list(self.models)
+        return [m for m in self.models if m not in self.retired]
+
+    @property
     def dialect(self) -> str:
         return self._dialect
 
@@ -186,6 +198,7 @@ class StubServer:
             self._requests.clear()
         self.dialect = self._initial_dialect
         self.models = list(self._initial_models)
+        self.retired = self._initial_retired
         self.token_delay = 0.0
         self.latency = 0.0
         self.default_reply = DEFAULT_REPLY
