@@ -4,7 +4,8 @@
 
 Figures are printed, not asserted; compare the ratios (both sides measured in one run).
 Targets (issue #2): import under 1.3x of `import httpx`; under 1 ms added per call over a
-bare httpx POST; SSE decoding over 50 MB/s.
+bare httpx POST; SSE decoding over 50 MB/s. Issue #11: a line with no newline costs time
+linear in its length (it was quadratic: 38 s for 32 MB), and is refused past its bound.
 """
 
 from __future__ import annotations
@@ -177,6 +178,38 @@ def bench_sse(size: int) -> None:
         )
 
 
+def bench_long_line(sizes_mb: list[int]) -> None:
+    """A server that never ends its line: time to take in N MB, 64 kB per socket read."""
+    from mistral_magic.api.errors import ResponseFormatError
+    from mistral_magic.api.sse import DEFAULT_MAX_LINE, SSEDecoder
+
+    piece = b"x" * 65536
+    for size in sizes_mb:
+        count = size * 1024 * 1024 // len(piece)
+        decoder = SSEDecoder(max_line=size * 1024 * 1024 + 16)  # no bound inside the run
+        started = time.perf_counter()
+        decoder.feed_bytes(b"data: ")
+        for _ in range(count):
+            decoder.feed_bytes(piece)
+        decoder.feed_bytes(b"\n\n")
+        elapsed = time.perf_counter() - started
+        print(
+            f"a {size:3d} MB line without newline: {elapsed * 1000:8.1f} ms "
+            f"({elapsed / size * 1000:.1f} ms per MB; linear = flat per MB)"
+        )
+    bounded = SSEDecoder()
+    started = time.perf_counter()
+    try:
+        while True:
+            bounded.feed_bytes(piece)
+    except ResponseFormatError:
+        elapsed = time.perf_counter() - started
+    print(
+        f"with the default bound ({DEFAULT_MAX_LINE // 2**20} MB) an endless line is refused "
+        f"after {elapsed * 1000:.1f} ms"
+    )
+
+
 def _payloads(pieces: list[bytes]):
     from mistral_magic.api.sse import SSEDecoder
 
@@ -199,6 +232,7 @@ def main() -> None:
     bench_import(runs=3 if args.quick else 9)
     bench_calls(calls=50 if args.quick else 500)
     bench_sse(size=1_000_000 if args.quick else 10_000_000)
+    bench_long_line([1, 2] if args.quick else [2, 8, 32])
 
 
 if __name__ == "__main__":

@@ -3,17 +3,42 @@
 ``%config Mistral.temperature = 0.2`` in a notebook, ``c.Mistral.model = "..."`` in
 ipython_config.py or jupyter_server_config.py. The API key is read from MISTRAL_API_KEY only:
 it is never a trait, so it cannot end up in a config dump or a notebook.
+
+``model``, ``base_url`` and ``dialect`` follow their environment variables (MISTRAL_MODEL,
+MISTRAL_BASE_URL, MISTRAL_DIALECT) until they are set: the environment is read each time they
+are used, so a variable changed after ``%load_ext`` counts from the next request on. Every
+setting is checked when it is set, with the reason when it cannot work.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, Unicode, default, validate
+from traitlets import (
+    Bool,
+    CaselessStrEnum,
+    Dict,
+    Float,
+    HasTraits,
+    Int,
+    TraitError,
+    Unicode,
+    default,
+    validate,
+)
 from traitlets.config import Configurable
 
-from .api.defaults import CONTEXT_WINDOW, DEFAULT_BASE_URL, DEFAULT_MODEL
+from .api.defaults import (
+    CONTEXT_WINDOW,
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_REPLY_CHARS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MODEL,
+    DEFAULT_RETRY_BUDGET,
+    DEFAULT_TIMEOUT,
+)
 
 # USD per 1M tokens (input, output). Sources: mistral-api.md §6 (2407 from 2024-09-17) and
 # Mistral's pricing for the other ids. Models missing here show "cost unknown".
@@ -27,15 +52,50 @@ DEFAULT_PRICES: dict[str, list[float]] = {
 }
 
 
+class _FromEnvironment:
+    """A setting that, until it is set, reads its environment variable at every use (not once:
+    traitlets would otherwise keep the first value it computed)."""
+
+    name: str | None
+
+    def __init__(self, *args: Any, env: str, fallback: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.env = env
+        self.fallback = fallback
+
+    def get(self, obj: HasTraits, cls: Any = None) -> Any:
+        if obj is not None and self.name and not obj.trait_has_value(self.name):
+            return (os.environ.get(self.env) or "").strip() or self.fallback
+        return super().get(obj, cls)  # type: ignore[misc]
+
+
+class _EnvUnicode(_FromEnvironment, Unicode):
+    pass
+
+
+class _EnvDialect(_FromEnvironment, CaselessStrEnum):
+    pass
+
+
 class Mistral(Configurable):
     """Settings of mistral-magic (the magics, the chat panel and the server extension)."""
 
-    model = Unicode(help="Model id (env MISTRAL_MODEL).").tag(config=True)
-    base_url = Unicode(help="API root including /v1 (env MISTRAL_BASE_URL).").tag(config=True)
-    dialect = CaselessStrEnum(
+    model = _EnvUnicode(
+        env="MISTRAL_MODEL",
+        fallback=DEFAULT_MODEL,
+        help="Model id (until set: the environment variable MISTRAL_MODEL, read at each use).",
+    ).tag(config=True)
+    base_url = _EnvUnicode(
+        env="MISTRAL_BASE_URL",
+        fallback=DEFAULT_BASE_URL,
+        help="API root including /v1 (until set: MISTRAL_BASE_URL, read at each use).",
+    ).tag(config=True)
+    dialect = _EnvDialect(
         ["auto", "mistral", "openai"],
-        help="Wire dialect: 'mistral' (La Plateforme), 'openai' (vLLM) or 'auto' by host "
-        "(env MISTRAL_DIALECT).",
+        env="MISTRAL_DIALECT",
+        fallback="auto",
+        help="Wire dialect: 'mistral' (La Plateforme), 'openai' (vLLM) or 'auto': from what "
+        "the server's GET /models says (until set: MISTRAL_DIALECT, read at each use).",
     ).tag(config=True)
     temperature = Float(
         0.3, allow_none=True, help="Sampling temperature (0 to 1.5); None = server default."
@@ -50,8 +110,25 @@ class Mistral(Configurable):
     history_budget = Int(
         12000, help="Tokens of earlier turns kept in a conversation; oldest dropped first."
     ).tag(config=True)
-    timeout = Float(120.0, help="Seconds to wait for the server before giving up.").tag(config=True)
-    max_retries = Int(3, help="Retries on 429, 5xx and connection errors.").tag(config=True)
+    timeout = Float(
+        DEFAULT_TIMEOUT,
+        help="Seconds without progress before a request fails: no answer yet, or a streamed "
+        "reply with no new content (keep-alives do not count). A reply that keeps streaming "
+        "is never cut; a timed-out request is not sent again.",
+    ).tag(config=True)
+    max_retries = Int(DEFAULT_MAX_RETRIES, help="Retries on 429, 5xx and connection errors.").tag(
+        config=True
+    )
+    retry_budget = Float(
+        DEFAULT_RETRY_BUDGET,
+        help="Longest time one request spends waiting between retries, in seconds (a "
+        "Retry-After beyond it is not waited for).",
+    ).tag(config=True)
+    max_reply_chars = Int(
+        DEFAULT_MAX_REPLY_CHARS,
+        help="Longest reply kept, in characters; a longer one is cut there with a note and its "
+        "stream closed (a 128k-token reply is about 500,000 characters).",
+    ).tag(config=True)
     insert_code = Bool(True, help="Offer generated Python code as a new cell below.").tag(
         config=True
     )
@@ -97,6 +174,8 @@ class Mistral(Configurable):
         root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         return os.path.join(root, "mistral-magic")
 
+    # Dynamic defaults (never cached: see _FromEnvironment) keep traitlets from storing a
+    # static initial value, which would count as "set".
     @default("model")
     def _model_default(self) -> str:
         return os.environ.get("MISTRAL_MODEL") or DEFAULT_MODEL
@@ -107,12 +186,38 @@ class Mistral(Configurable):
 
     @default("dialect")
     def _dialect_default(self) -> str:
-        value = (os.environ.get("MISTRAL_DIALECT") or "auto").lower()
-        return value if value in ("auto", "mistral", "openai") else "auto"
+        return os.environ.get("MISTRAL_DIALECT") or "auto"
 
     @default("prices")
     def _prices_default(self) -> dict[str, list[float]]:
         return {k: list(v) for k, v in DEFAULT_PRICES.items()}
+
+    @validate("base_url")
+    def _check_base_url(self, proposal: dict[str, Any]) -> str:
+        from .api.urls import base_url_problem
+
+        value = proposal["value"]
+        problem = base_url_problem(value) if value else None
+        if problem is not None:
+            raise TraitError(f"Mistral.base_url: {problem}.")
+        return value
+
+    @validate("timeout", "retry_budget")
+    def _check_seconds(self, proposal: dict[str, Any]) -> float:
+        value, name = proposal["value"], proposal["trait"].name
+        positive = name == "timeout"
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            bound = "above 0" if positive else "0 or more"
+            raise TraitError(f"Mistral.{name} must be a number of seconds {bound}, not {value}.")
+        return value
+
+    @validate("max_retries", "max_reply_chars")
+    def _check_count(self, proposal: dict[str, Any]) -> int:
+        value, name = proposal["value"], proposal["trait"].name
+        least = 1 if name == "max_reply_chars" else 0
+        if value < least:
+            raise TraitError(f"Mistral.{name} must be {least} or more, not {value}.")
+        return value
 
     @validate("temperature")
     def _check_temperature(self, proposal: dict[str, Any]) -> float | None:
@@ -141,14 +246,34 @@ class Mistral(Configurable):
             return None
         return float(entry[0]), float(entry[1])
 
+    def explicit(self, name: str) -> Any:
+        """The value of setting ``name`` if it was set (config, ``%config``), else None."""
+        return getattr(self, name) if self.trait_has_value(name) else None
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``MistralClient``/``AsyncMistralClient``. The settings that
+        follow the environment are passed only when set: otherwise the client reads the
+        environment itself, at each request."""
+        from .api.dialect import forced
+
+        dialect = self.explicit("dialect")
+        return {
+            "base_url": self.explicit("base_url") or None,
+            "model": self.explicit("model") or None,
+            "dialect": forced(dialect, "forced by Mistral.dialect") or "auto" if dialect else None,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "retry_total_time": self.retry_budget,
+            "max_reply_chars": self.max_reply_chars,
+        }
+
     def effective(self) -> dict[str, Any]:
-        """Every setting as it applies now, with the key shown only as set/missing."""
+        """Every setting as it applies now: the key only as set/missing, the base URL without
+        credentials."""
+        from .api.urls import display_url
+
         values = {name: getattr(self, name) for name in sorted(self.class_own_traits())}
         values.pop("prices")
-        key = os.environ.get("MISTRAL_API_KEY")
-        values["api_key"] = (
-            f"set (…{key[-4:]})"
-            if key and len(key) >= 12
-            else ("set" if key else "missing (set MISTRAL_API_KEY)")
-        )
+        values["base_url"] = display_url(values["base_url"])
+        values["api_key"] = "set" if os.environ.get("MISTRAL_API_KEY") else "missing"
         return values

@@ -21,6 +21,7 @@ from .engine.usage import UsageLedger, estimate_cost, format_cost
 
 if TYPE_CHECKING:
     from .api.client import MistralClient
+    from .api.retry import OnNotice
     from .api.types import Completion
     from .context.items import ContextItem
     from .context.redact import Redactor
@@ -44,46 +45,39 @@ class Assistant:
         self._notebook_tools: NotebookTools | None = None
 
     # -- the HTTP client, built once and rebuilt only when its settings change --------------
-    def _client_settings(self) -> tuple[Any, ...]:
-        s = self.settings
-        return (
-            s.base_url,
-            s.dialect,
-            s.timeout,
-            s.max_retries,
-            os.environ.get("MISTRAL_API_KEY"),
-        )
-
     @property
     def client(self) -> MistralClient:
+        """One client (one connection pool). Settings that follow the environment are read
+        by the client at each request, so changing MISTRAL_BASE_URL or the key needs no new
+        client; changing a ``%config Mistral`` setting makes one."""
         with self._lock:
-            wanted = self._client_settings()
+            wanted = tuple(self.settings.client_options().items())
             if self._client is None or wanted != self._client_key:
                 from .api.client import MistralClient
 
                 if self._client is not None:
                     self._client.close()
-                self._client = MistralClient(
-                    base_url=self.settings.base_url,
-                    model=self.settings.model,
-                    timeout=self.settings.timeout,
-                    max_retries=self.settings.max_retries,
-                    dialect=self.settings.dialect,
-                )
+                self._client = MistralClient(**dict(wanted))
                 self._client_key = wanted
             return self._client
 
     def warm_up(self) -> threading.Thread:
-        """Pay the one-off costs (httpx import, CA bundle, tokenizer) in the background,
-        so the first question does not."""
+        """Pay the one-off costs in the background, so the first question does not: the
+        httpx import and the connection pool, the server's dialect (``GET /models``, asked
+        once per base URL), the tokenizer."""
 
         def work() -> None:
             try:
-                _ = self.client.http
+                client = self.client
+                _ = client.http
+                client.resolve_dialect()
+            except Exception:  # a warm-up that fails only means the first call is slower
+                pass
+            try:
                 from .context.budget import warm_up
 
                 warm_up()
-            except Exception:  # a warm-up that fails only means the first call is slower
+            except Exception:
                 pass
 
         thread = threading.Thread(target=work, name="mistral-magic-warm-up", daemon=True)
@@ -91,9 +85,10 @@ class Assistant:
         return thread
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     # -- requests ------------------------------------------------------------------------
     def redactor(self) -> Redactor:
@@ -202,6 +197,7 @@ class Assistant:
         on_text: TextCallback,
         on_tool: OnTool | None = None,
         confirm: Confirm | None = None,
+        on_notice: OnNotice | None = None,
     ) -> Completion:
         """Send ``prepared`` and stream the reply, calling ``on_text`` with the text so far.
 
@@ -211,11 +207,14 @@ class Assistant:
         holds the text of every round and the usage summed over them, and
         ``prepared.tool_events`` the calls.
 
-        Raises a ``MistralError`` (its ``.partial`` holds what arrived) or lets
+        ``on_notice`` hears what the client waits for before a retry ("rate limited, retrying
+        in 3 s"). Raises a ``MistralError`` (its ``.partial`` holds what arrived) or lets
         ``KeyboardInterrupt`` through; either way ``on_text`` has shown the partial text.
         """
         if not prepared.toolbox:
-            return self._stream(prepared.messages, prepared.model, prepared.params, on_text)
+            return self._stream(
+                prepared.messages, prepared.model, prepared.params, on_text, "", on_notice
+            )
         from .engine.tool_loop import ToolLimits, run_tool_loop
         from .tools.notebook import tool_redactor
 
@@ -226,7 +225,7 @@ class Assistant:
         )
         result = run_tool_loop(
             lambda messages, params, lead: self._stream(
-                messages, prepared.model, params, on_text, lead
+                messages, prepared.model, params, on_text, lead, on_notice
             ),
             prepared.messages,
             prepared.toolbox,
@@ -247,8 +246,9 @@ class Assistant:
         params: dict[str, Any],
         on_text: TextCallback,
         lead: str = "",
+        on_notice: OnNotice | None = None,
     ) -> Completion:
-        stream = self.client.stream(messages, model=model, **params)
+        stream = self.client.stream(messages, model=model, on_notice=on_notice, **params)
         text = lead
         for delta in stream:
             if delta.text and delta.index == 0:

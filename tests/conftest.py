@@ -17,12 +17,18 @@ from tests.stub.captures import find_captures_dir
 @pytest.fixture
 def stub() -> Iterator[StubServer]:
     """A started La Plateforme stub (key ``test-key``), stopped after the test."""
+    from mistral_magic.api.dialect import MEMORY
+
     server = StubServer()
     server.start()
+    base_url = server.base_url
+    # What an earlier server on the same port said about its dialect is not this one's.
+    MEMORY.forget(base_url)
     try:
         yield server
     finally:
         server.stop()
+        MEMORY.forget(base_url)
 
 
 @pytest.fixture

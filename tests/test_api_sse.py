@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mistral_magic.api.errors import MistralError, StreamError
+from mistral_magic.api.errors import MistralError, ModelNotFoundError, ServerReportedError
 from mistral_magic.api.sse import SSEDecoder, StreamAccumulator, decode_stream, iter_payloads
 
 
@@ -152,12 +152,16 @@ def test_interleaved_choices_stay_apart():
     assert done.content == "bd"
 
 
-def test_error_event_inside_a_stream_raises_stream_error():
+def test_error_event_inside_a_stream_shows_the_servers_message():
     acc = StreamAccumulator()
-    with pytest.raises(StreamError, match="overloaded"):
+    with pytest.raises(ServerReportedError, match="overloaded"):
         acc.add(json.dumps({"object": "error", "message": "overloaded", "type": "x"}))
-    with pytest.raises(StreamError, match="boom"):
+    with pytest.raises(ServerReportedError, match="boom"):
         acc.add(json.dumps({"error": {"message": "boom"}}))
+    # a status inside the body maps it like the HTTP error it stands for
+    body = {"object": "error", "message": "Invalid model: x", "type": "invalid_model"}
+    with pytest.raises(ModelNotFoundError):
+        acc.add(json.dumps({**body, "code": "1500", "raw_status_code": 400}))
 
 
 def test_unfinished_stream_is_not_finished():

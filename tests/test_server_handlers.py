@@ -187,7 +187,7 @@ async def test_server_config_file_sets_the_model(
     app = jp_configurable_serverapp(config=config)
     service = setup_handlers(app)
     assert service.settings.model == "mistral-small-latest"
-    assert service.public_config()["temperature"] == 0.1
+    assert (await service.public_config())["temperature"] == 0.1
 
 
 # ------------------------------------------------------------------ streaming

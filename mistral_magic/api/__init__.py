@@ -1,6 +1,21 @@
 """The only code that speaks HTTP to a model server (La Plateforme or a vLLM server).
 
-Names are loaded on first use, so ``import mistral_magic.api.errors`` (or the magics at
+It imports nothing else of mistral_magic. Its public surface is ``__all__`` below:
+
+* clients: :class:`MistralClient` / :class:`AsyncMistralClient` (``complete``, ``stream``,
+  ``list_models``, ``resolve_dialect``, ``request_json`` / ``request_bytes`` for other
+  endpoints, ``check_credentials``), their streams :class:`ChatStream` /
+  :class:`AsyncChatStream`; ``files``/``batch`` submodules for the Files and Batch APIs;
+* data: :class:`Message`, :class:`Completion`, :class:`Choice`, :class:`Delta`,
+  :class:`ToolCall`, :class:`Usage`, :class:`ModelInfo`;
+* errors: :class:`MistralError` and every subclass (all defined in ``errors``);
+* retries: :class:`RetryPolicy` (shared with ``bulk/``), :class:`Notice` (what the client
+  waits for, for a face to show); the dialect: :class:`DialectChoice`;
+* helpers: :func:`build_chat_body` (the exact wire body), :func:`parse_completion`,
+  :func:`check_base_url` / :func:`display_url` (validation; credentials hidden),
+  :class:`Scrubber` (the one way server text is quoted), and the defaults.
+
+Names are loaded on first use, so ``import mistral_magic.api`` (or the magics at
 ``%load_ext``) does not pay for importing httpx.
 """
 
@@ -11,22 +26,37 @@ from typing import TYPE_CHECKING, Any
 
 _HOMES = {
     "DEFAULT_BASE_URL": "defaults",
+    "DEFAULT_MAX_REPLY_CHARS": "defaults",
+    "DEFAULT_MAX_RETRIES": "defaults",
     "DEFAULT_MODEL": "defaults",
+    "DEFAULT_RETRY_BUDGET": "defaults",
+    "DEFAULT_TIMEOUT": "defaults",
     "AsyncChatStream": "client",
     "AsyncMistralClient": "client",
     "ChatStream": "client",
     "MistralClient": "client",
+    "DialectChoice": "dialect",
     "APIConnectionError": "errors",
     "APITimeoutError": "errors",
     "AuthenticationError": "errors",
+    "BatchJobNotFoundError": "errors",
+    "BatchUnavailableError": "errors",
     "ContextLengthError": "errors",
     "InvalidRequestError": "errors",
     "MissingAPIKeyError": "errors",
     "MistralError": "errors",
     "ModelNotFoundError": "errors",
     "RateLimitError": "errors",
+    "ReplyTooLongError": "errors",
+    "ResponseFormatError": "errors",
     "ServerError": "errors",
+    "ServerReportedError": "errors",
+    "SettingsError": "errors",
     "StreamError": "errors",
+    "build_chat_body": "request",
+    "Notice": "retry",
+    "RetryPolicy": "retry",
+    "Scrubber": "scrub",
     "Choice": "types",
     "Completion": "types",
     "Delta": "types",
@@ -34,21 +64,31 @@ _HOMES = {
     "ModelInfo": "types",
     "ToolCall": "types",
     "Usage": "types",
+    "check_base_url": "urls",
+    "display_url": "urls",
+    "parse_completion": "wire",
 }
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_REPLY_CHARS",
+    "DEFAULT_MAX_RETRIES",
     "DEFAULT_MODEL",
+    "DEFAULT_RETRY_BUDGET",
+    "DEFAULT_TIMEOUT",
     "APIConnectionError",
     "APITimeoutError",
     "AsyncChatStream",
     "AsyncMistralClient",
     "AuthenticationError",
+    "BatchJobNotFoundError",
+    "BatchUnavailableError",
     "ChatStream",
     "Choice",
     "Completion",
     "ContextLengthError",
     "Delta",
+    "DialectChoice",
     "InvalidRequestError",
     "Message",
     "MissingAPIKeyError",
@@ -56,30 +96,60 @@ __all__ = [
     "MistralError",
     "ModelInfo",
     "ModelNotFoundError",
+    "Notice",
     "RateLimitError",
+    "ReplyTooLongError",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "Scrubber",
     "ServerError",
+    "ServerReportedError",
+    "SettingsError",
     "StreamError",
     "ToolCall",
     "Usage",
+    "build_chat_body",
+    "check_base_url",
+    "display_url",
+    "parse_completion",
 ]
 
 if TYPE_CHECKING:
     from .client import AsyncChatStream, AsyncMistralClient, ChatStream, MistralClient
-    from .defaults import DEFAULT_BASE_URL, DEFAULT_MODEL
+    from .defaults import (
+        DEFAULT_BASE_URL,
+        DEFAULT_MAX_REPLY_CHARS,
+        DEFAULT_MAX_RETRIES,
+        DEFAULT_MODEL,
+        DEFAULT_RETRY_BUDGET,
+        DEFAULT_TIMEOUT,
+    )
+    from .dialect import DialectChoice
     from .errors import (
         APIConnectionError,
         APITimeoutError,
         AuthenticationError,
+        BatchJobNotFoundError,
+        BatchUnavailableError,
         ContextLengthError,
         InvalidRequestError,
         MissingAPIKeyError,
         MistralError,
         ModelNotFoundError,
         RateLimitError,
+        ReplyTooLongError,
+        ResponseFormatError,
         ServerError,
+        ServerReportedError,
+        SettingsError,
         StreamError,
     )
+    from .request import build_chat_body
+    from .retry import Notice, RetryPolicy
+    from .scrub import Scrubber
     from .types import Choice, Completion, Delta, Message, ModelInfo, ToolCall, Usage
+    from .urls import check_base_url, display_url
+    from .wire import parse_completion
 
 
 def __getattr__(name: str) -> Any:

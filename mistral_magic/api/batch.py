@@ -16,9 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import InvalidRequestError
+from .errors import (
+    BatchJobNotFoundError,
+    BatchUnavailableError,
+    InvalidRequestError,
+    ResponseFormatError,
+)
 from .rest import path_id, request_json, with_query
-from .wire import ResponseFormatError
 
 if TYPE_CHECKING:
     from .client import MistralClient
@@ -28,14 +32,6 @@ STILL_MOVING = frozenset({"QUEUED", "RUNNING", "CANCELLATION_REQUESTED"})
 FINISHED = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
 
 T = TypeVar("T")
-
-
-class BatchUnavailableError(InvalidRequestError):
-    """The server has no Files/Batch API (a vLLM server, or a wrong base URL)."""
-
-
-class BatchJobNotFoundError(InvalidRequestError):
-    """No batch job with that id in this workspace."""
 
 
 @dataclass
@@ -179,7 +175,7 @@ class BatchJobs:
             if error.status != 404:
                 raise
             raise BatchJobNotFoundError(
-                f"The server at {self.client.base_url} knows no batch job {job_id!r} (HTTP "
+                f"The server at {self.client.display_url} knows no batch job {job_id!r} (HTTP "
                 "404). Job ids are per workspace: check that MISTRAL_API_KEY belongs to the "
                 "workspace that created it (and that the server is La Plateforme, which has "
                 "the Batch API).",
@@ -191,7 +187,7 @@ class BatchJobs:
 
     def _unavailable(self, error: InvalidRequestError) -> BatchUnavailableError:
         return BatchUnavailableError(
-            f"The server at {self.client.base_url} has no Batch API (HTTP 404 on its batch "
+            f"The server at {self.client.display_url} has no Batch API (HTTP 404 on its batch "
             "and files endpoints). Mistral's Batch API exists only on La Plateforme "
             "(https://api.mistral.ai/v1); a self-hosted vLLM server does not offer it. Run "
             "the job without batch=True there: the concurrent path works with any server.",

@@ -3,3 +3,10 @@
 DEFAULT_BASE_URL = "https://api.mistral.ai/v1"
 DEFAULT_MODEL = "mistral-large-latest"
 CONTEXT_WINDOW = 131072
+# Seconds without content (no answer yet, or a stream that stalls) before a request fails.
+DEFAULT_TIMEOUT = 120.0
+# The longest reply kept, in characters: a 128k-token reply is about 500,000 characters.
+DEFAULT_MAX_REPLY_CHARS = 1_000_000
+DEFAULT_MAX_RETRIES = 3
+# The longest time one request may spend waiting between retries (Retry-After included).
+DEFAULT_RETRY_BUDGET = 90.0

@@ -1,7 +1,9 @@
-"""Errors raised by the API client, each with a one-paragraph message meant for a person.
+"""Every error the API client raises, each with a one-paragraph message meant for a person.
 
-Every error that leaves ``mistral_magic.api`` is a :class:`MistralError`. Messages never
-contain the API key: bodies are scrubbed of it before they are quoted.
+Every error that leaves ``mistral_magic.api`` is a :class:`MistralError`. Messages say what
+to do in terms of the client's own settings (environment variables, the ``Mistral``
+settings); the faces (magics, chat panel, sidebar) add their own hints. Server text is only
+ever quoted through :class:`~mistral_magic.api.scrub.Scrubber`, so no message carries the key.
 """
 
 from __future__ import annotations
@@ -11,12 +13,18 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .scrub import Scrubber
     from .types import Completion
 
 RETIRED_2407_HINT = (
     "mistral-large-2407 was retired from La Plateforme on 2025-03-30. Use "
     "mistral-large-latest there, or serve the open weights "
     "(mistralai/Mistral-Large-Instruct-2407) with vLLM and set MISTRAL_BASE_URL to it."
+)
+# Request fields only the OpenAI-compatible dialect sends; a 422 naming one means the server
+# speaks La Plateforme's dialect.
+OPENAI_ONLY_FIELDS = frozenset(
+    {"stream_options", "seed", "continue_final_message", "add_generation_prompt"}
 )
 
 
@@ -52,6 +60,10 @@ class MistralError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class SettingsError(MistralError, ValueError):
+    """A setting that cannot work (a base URL without a scheme, a port that is no number)."""
 
 
 class MissingAPIKeyError(MistralError):
@@ -99,14 +111,28 @@ class APITimeoutError(APIConnectionError):
 
 
 class StreamError(MistralError):
-    """A stream broke off or carried something that is not the Mistral protocol."""
+    """A stream broke off (the connection closed or failed before the server was done)."""
 
 
-def scrub(text: str, secret: str | None) -> str:
-    """Remove ``secret`` from ``text`` (used on everything quoted from the wire)."""
-    if secret and len(secret) >= 4 and secret in text:
-        return text.replace(secret, "[REDACTED]")
-    return text
+class ResponseFormatError(MistralError):
+    """A 200 response that is not the protocol: not JSON, not a chat completion, an SSE event
+    that is not JSON, HTML behind the right headers. Never retried: it may have been billed."""
+
+
+class ServerReportedError(MistralError):
+    """A 200 response (or a stream event) whose body is an error object from the server."""
+
+
+class ReplyTooLongError(MistralError):
+    """The reply passed the client's size bound; it was cut there and the stream closed."""
+
+
+class BatchUnavailableError(InvalidRequestError):
+    """The server has no Files/Batch API (a vLLM server, or a wrong base URL)."""
+
+
+class BatchJobNotFoundError(InvalidRequestError):
+    """No batch job with that id in this workspace."""
 
 
 def _parse_body(body: str | bytes | None) -> Any:
@@ -143,7 +169,7 @@ class _Fields:
         self.request_id: str | None = None
         self.details: list[dict[str, Any]] = []
         if isinstance(parsed, str):
-            self.message = parsed[:500]
+            self.message = parsed  # clipped only after scrubbing, when quoted
         elif isinstance(parsed, Mapping):
             self._read(parsed)
 
@@ -211,36 +237,45 @@ def error_from_response(
     *,
     model: str | None = None,
     base_url: str | None = None,
-    api_key: str | None = None,
+    scrubber: Scrubber | None = None,
+    dialect: str | None = None,
 ) -> MistralError:
-    """Turn an HTTP error response into the matching :class:`MistralError`."""
+    """Turn an HTTP error response into the matching :class:`MistralError`.
+
+    ``base_url`` is named in the message (without credentials); ``dialect`` is the one in use,
+    so that a hint never recommends it; ``scrubber`` removes the key from quoted text."""
+    from .scrub import Scrubber
+    from .urls import display_url
+
+    quote = (scrubber or Scrubber()).quote
     headers = headers or {}
     raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    fields = _Fields(_parse_body(scrub(raw, api_key)))
-    server_text = (fields.message or "").strip()
+    fields = _Fields(_parse_body(raw[:65536]))
+    server_text = quote(fields.message or "", 500)
     request_id = fields.request_id or headers.get("mistral-correlation-id")
     common: dict[str, Any] = {
         "status": status,
-        "code": fields.code,
-        "error_type": fields.error_type,
-        "request_id": request_id,
+        "code": quote(fields.code, 40) or None,
+        "error_type": quote(fields.error_type, 60) or None,
+        "request_id": quote(request_id, 80) or None,
     }
-    where = f" at {base_url}" if base_url else ""
+    where = f" at {display_url(base_url)}" if base_url else ""
 
     if status in (401, 403):
         return AuthenticationError(
             f"The server{where} refused the API key (HTTP {status}"
-            f"{': ' + server_text if server_text else ''}). Check MISTRAL_API_KEY: create or "
-            "copy a key at https://console.mistral.ai/api-keys and set it in the environment "
-            "of the kernel or Jupyter server (for a self-hosted vLLM, the value of its --api-key).",
+            f"{': ' + server_text[:200] if server_text else ''}). Check MISTRAL_API_KEY: create "
+            "or copy a key at https://console.mistral.ai/api-keys and set it in the "
+            "environment of the process that sends the requests (for a self-hosted vLLM, the "
+            "value of its --api-key).",
             **common,
         )
     if status == 429:
         retry_after = parse_retry_after(headers.get("retry-after"))
         hint = f" The server asked to wait {retry_after:g} s." if retry_after else ""
         return RateLimitError(
-            f"Rate limit reached (HTTP 429: {server_text or 'too many requests'}), and it "
-            f"persisted through the client's retries.{hint} Wait a little and try again, "
+            f"Rate limit reached (HTTP 429: {server_text[:200] or 'too many requests'}), and "
+            f"it persisted through the client's retries.{hint} Wait a little and try again, "
             "lower the request rate or the concurrency, or check your workspace's limits at "
             "https://console.mistral.ai.",
             retry_after=retry_after,
@@ -269,10 +304,12 @@ def error_from_response(
         hint = ""
         if model and "2407" in model:
             hint = " " + RETIRED_2407_HINT
+        shown_model = quote(model, 100) if model else "?"
         return ModelNotFoundError(
-            f"The server{where} does not know the model {model!r} "
-            f"({server_text or 'invalid model'}).{hint} `%mistral models` lists the models "
-            "it serves; choose one with MISTRAL_MODEL or --model.",
+            f"The server{where} does not know the model {shown_model!r} "
+            f"({server_text[:200] or 'invalid model'}).{hint} The server's model list "
+            "(GET /models) names the models it serves; choose one with MISTRAL_MODEL or the "
+            "model setting.",
             details=fields.details,
             **common,
         )
@@ -282,22 +319,76 @@ def error_from_response(
         or ("maximum context" in lowered)
     ):
         return ContextLengthError(
-            f"The request is too long for the model ({server_text}). Send less context "
-            "(a smaller --budget, or --no-context) or lower max_tokens.",
+            f"The request is too long for the model ({server_text[:300]}). Send less "
+            "context or earlier conversation, or lower max_tokens.",
             details=fields.details,
             **common,
         )
     if fields.details:
         return InvalidRequestError(
             f"The server{where} rejected the request as invalid (HTTP {status}): "
-            f"{_detail_lines(fields.details)}. If you passed extra parameters, La Plateforme "
-            "accepts only the fields of its own API; a vLLM server needs "
-            "MISTRAL_DIALECT=openai.",
+            f"{quote(_detail_lines(fields.details), 500)}.{_dialect_hint(fields, dialect)}",
             details=fields.details,
             **common,
         )
     return InvalidRequestError(
         f"The server{where} rejected the request (HTTP {status}"
-        f"{': ' + server_text[:500] if server_text else ''}).",
+        f"{': ' + server_text if server_text else ''}).{_dialect_hint(fields, dialect)}",
         **common,
     )
+
+
+def _dialect_hint(fields: _Fields, dialect: str | None) -> str:
+    """A hint about the wire dialect, only when the error points at the other one."""
+    extra = {
+        str(d.get("loc", ["?"])[-1])
+        for d in fields.details
+        if d.get("type") == "extra_forbidden" and isinstance(d.get("loc"), list) and d["loc"]
+    }
+    text = (fields.message or "").lower()
+    if dialect == "openai" and extra & OPENAI_ONLY_FIELDS:
+        return (
+            " This server refuses the OpenAI-compatible fields "
+            f"({', '.join(sorted(extra & OPENAI_ONLY_FIELDS))}): it speaks La Plateforme's "
+            "dialect. Set MISTRAL_DIALECT=mistral."
+        )
+    if dialect == "mistral" and ('"required" are supported' in text or "random_seed" in text):
+        return (
+            " This looks like an OpenAI-compatible server such as vLLM. Set MISTRAL_DIALECT=openai."
+        )
+    if extra and dialect != "openai":
+        return " La Plateforme accepts only the fields of its own API."
+    return ""
+
+
+def error_in_body(
+    parsed: Mapping[str, Any],
+    *,
+    model: str | None,
+    base_url: str | None,
+    scrubber: Scrubber | None,
+    dialect: str | None,
+) -> MistralError:
+    """The error a 200 response (or a stream event) carries as its body, with the server's
+    own message. A status inside the body (``raw_status_code``, a numeric ``code``) maps it
+    like the HTTP error it stands for."""
+    from .scrub import Scrubber
+
+    inner = parsed.get("error")
+    fields = inner if isinstance(inner, Mapping) else parsed
+    status = fields.get("raw_status_code", parsed.get("raw_status_code"))
+    if not (isinstance(status, int) and 400 <= status <= 599):
+        code = fields.get("code")
+        status = code if isinstance(code, int) and 400 <= code <= 599 else None
+    if status is not None:
+        return error_from_response(
+            status,
+            json.dumps(parsed),
+            model=model,
+            base_url=base_url,
+            scrubber=scrubber,
+            dialect=dialect,
+        )
+    message = _Fields(parsed).message or json.dumps(inner if inner is not None else parsed)
+    quoted = (scrubber or Scrubber()).quote(message, 300)
+    return ServerReportedError(f"The server reported an error instead of a reply: {quoted}")

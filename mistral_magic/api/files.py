@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .errors import ResponseFormatError
 from .rest import path_id, request_bytes, request_json, with_query
-from .wire import ResponseFormatError
 
 if TYPE_CHECKING:
     from .client import MistralClient
@@ -135,4 +135,5 @@ class Files:
             "GET",
             f"/files/{path_id(file_id)}/content",
             accept="application/octet-stream",
+            max_bytes=MAX_FILE_BYTES,
         )

@@ -4,12 +4,12 @@ OpenAI-compatible one that vLLM speaks when it serves Mistral-Large-Instruct-240
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
+from .dialect import Dialect
 from .types import Message
 
-Dialect = Literal["mistral", "openai"]
+__all__ = ["CHAT_PARAMS", "Dialect", "build_chat_body", "message_to_wire"]
 
 # Request fields of La Plateforme's chat API that apply to Mistral Large 2 (protocol notes §1).
 CHAT_PARAMS = frozenset(
@@ -31,23 +31,6 @@ CHAT_PARAMS = frozenset(
 )
 _ALIASES = {"seed": "random_seed"}
 _TOOL_CHOICE_KEYWORDS = frozenset({"auto", "none", "any", "required"})
-
-
-def resolve_dialect(base_url: str, dialect: str | None) -> Dialect:
-    """``mistral`` for La Plateforme, ``openai`` for self-hosted servers such as vLLM.
-
-    ``auto`` (or nothing) picks ``mistral`` for hosts under mistral.ai and ``openai`` for
-    everything else, which is what a self-hosted 2407 behind vLLM speaks.
-    """
-    choice = (dialect or "auto").strip().lower()
-    if choice in ("mistral", "platform", "la-plateforme"):
-        return "mistral"
-    if choice in ("openai", "vllm"):
-        return "openai"
-    if choice != "auto":
-        raise ValueError(f"Unknown dialect {dialect!r}: use 'mistral', 'openai' (vLLM) or 'auto'.")
-    host = (urlsplit(base_url).hostname or "").lower()
-    return "mistral" if host == "mistral.ai" or host.endswith(".mistral.ai") else "openai"
 
 
 def message_to_wire(message: Message | Mapping[str, Any]) -> dict[str, Any]:

@@ -1,14 +1,11 @@
-"""Plain REST calls (JSON in, JSON or bytes out) over a :class:`MistralClient`, for the
-endpoints beyond chat: files and batch jobs. Retries and error mapping are the client's."""
+"""Helpers for the endpoints beyond chat (files, batch jobs): paths with query strings and
+ids, and the JSON/bytes requests, which are the client's own (its key, retries, errors)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
-
-import httpx
 
 if TYPE_CHECKING:
     from .client import MistralClient
@@ -38,40 +35,11 @@ def path_id(value: str) -> str:
     return quote(str(value), safe="")
 
 
-def request_bytes(
-    client: MistralClient,
-    method: str,
-    path: str,
-    *,
-    content: bytes | None = None,
-    content_type: str | None = None,
-    accept: str = "application/json",
-) -> bytes:
+def request_bytes(client: MistralClient, method: str, path: str, **options: Any) -> bytes:
     """Send (with the client's retries) and return the whole response body."""
-    headers = client._headers(accept)
-    if content_type:
-        headers["Content-Type"] = content_type
-    response = client._send(method, path, content=content, headers=headers)
-    try:
-        return response.read()
-    except httpx.HTTPError as exc:
-        raise client._transport_error(exc) from None
-    finally:
-        response.close()
+    return client.request_bytes(method, path, **options)
 
 
-def request_json(
-    client: MistralClient,
-    method: str,
-    path: str,
-    *,
-    body: Any = None,
-    content: bytes | None = None,
-    content_type: str | None = None,
-) -> Any:
-    """A JSON request (``body``) or a prepared one (``content``); the decoded JSON answer."""
-    if body is not None:
-        content = json.dumps(body, ensure_ascii=False).encode()
-        content_type = "application/json"
-    raw = request_bytes(client, method, path, content=content, content_type=content_type)
-    return client._decode_json(raw)
+def request_json(client: MistralClient, method: str, path: str, **options: Any) -> Any:
+    """A JSON request (``body=``) or a prepared one (``content=``); the decoded JSON answer."""
+    return client.request_json(method, path, **options)

@@ -1,7 +1,9 @@
 """Server-sent events: framing (bytes -> data payloads) and chat-chunk accumulation.
 
 Both pieces are pure: they see only what they are fed, do no I/O and raise nothing but
-:class:`StreamError` (a :class:`MistralError`) on malformed input.
+:class:`MistralError` subclasses on malformed input. Both are linear in what they are fed,
+and the framing bounds the length of a line (and of an event), so a server that never sends a
+newline costs memory up to that bound and then an error, not quadratic time.
 """
 
 from __future__ import annotations
@@ -9,30 +11,44 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import StreamError
+from .errors import MistralError, ResponseFormatError, error_in_body
+from .scrub import Scrubber
 from .types import Choice, Completion, Delta, ToolCall, Usage
 from .wire import split_content, tool_call_from_wire
 
 _loads = json.JSONDecoder().decode
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 DONE = "[DONE]"
+# The longest line (or multi-line event) accepted: far above any real chunk, whose content is
+# a few tokens (La Plateforme sends a whole tool call in one event, still kilobytes).
+DEFAULT_MAX_LINE = 8 * 1024 * 1024
+_KNOWN_FIELDS = (":", "event", "id", "retry")
 
 
 class SSEDecoder:
     """Incremental SSE framing per the WHATWG rules: CR, LF or CRLF line ends, a BOM,
     comment lines, multi-line ``data``; ``event``/``id``/``retry`` fields are ignored.
+
+    ``max_line`` bounds a line and an event's data, in characters.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self.max_line = max_line
         self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
-        self._pending_line = ""
+        # The unfinished last line, as pieces: joining once when it ends keeps a long line
+        # linear (re-joining it on every chunk was quadratic).
+        self._pending: list[str] = []
+        self._pending_size = 0
         self._data: list[str] = []
+        self._data_size = 0
         self._at_start = True
         self._drop_leading_lf = False
+        self.dispatched = 0  # events handed out so far
+        self.stray_line = ""  # the first line that is no SSE field (an HTML page, say)
 
     def feed_bytes(self, chunk: bytes) -> list[str]:
         return self.feed(self._utf8.decode(chunk))
@@ -48,35 +64,73 @@ class SSEDecoder:
             self._drop_leading_lf = False
             if text.startswith("\n"):
                 text = text[1:]
-        lines = _LINE_BREAK.split(self._pending_line + text)
-        self._pending_line = lines.pop()
+        if "\n" not in text and "\r" not in text:  # the middle of a long line: just keep it
+            self._keep(text)
+            return []
         if text.endswith("\r"):
             # The CR may be the first half of a CRLF split across two chunks.
             self._drop_leading_lf = True
+        lines = _LINE_BREAK.split(text)
+        tail = lines.pop()
         events: list[str] = []
-        data = self._data
-        for line in lines:
-            if not line:
-                if data:
-                    events.append("\n".join(data))
-                    data.clear()
-            elif line.startswith("data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(" ") else value)
-            elif line == "data":
-                data.append("")
-            # comments (":...") and other fields are ignored
+        if lines:
+            if self._pending:
+                self._pending.append(lines[0])
+                lines[0] = "".join(self._pending)
+                self._pending.clear()
+                self._pending_size = 0
+            data = self._data
+            limit = self.max_line
+            # one loop, no call per line: this is the hot path of every stream
+            for line in lines:
+                if not line:
+                    if data:
+                        self._dispatch(events)
+                elif line.startswith("data:"):
+                    value = line[6:] if line.startswith("data: ") else line[5:]
+                    data.append(value)
+                    self._data_size += len(value)
+                    if self._data_size > limit:
+                        raise self._too_long("event" if len(data) > 1 else "line")
+                elif line == "data":
+                    data.append("")
+                elif len(line) > limit:
+                    raise self._too_long("line")
+                elif not self.stray_line and not line.startswith(_KNOWN_FIELDS):
+                    self.stray_line = line[:200]
+                # comments (":...") and other fields are ignored
+        if tail:
+            self._keep(tail)
         return events
+
+    def _keep(self, piece: str) -> None:
+        self._pending.append(piece)
+        self._pending_size += len(piece)
+        if self._pending_size > self.max_line:
+            raise self._too_long("line")
+
+    def _too_long(self, what: str) -> ResponseFormatError:
+        return ResponseFormatError(
+            f"The server sent a stream {what} longer than {self.max_line:,} characters, which "
+            "no chat reply needs; the stream was closed."
+        )
 
     def finish(self) -> list[str]:
         """End of stream: dispatch what is left, even without its closing blank line."""
         events = self.feed(self._utf8.decode(b"", final=True))
-        if self._pending_line:
+        if self._pending:
             events += self.feed("\n")
         if self._data:
-            events.append("\n".join(self._data))
-            self._data.clear()
+            self._dispatch(events)
         return events
+
+    def _dispatch(self, events: list[str]) -> None:
+        payload = "\n".join(self._data)
+        self._data.clear()
+        self._data_size = 0
+        if payload:  # an empty data buffer dispatches nothing (WHATWG), e.g. a bare "data:"
+            events.append(payload)
+            self.dispatched += 1
 
 
 def iter_payloads(chunks: Iterable[bytes | str]) -> Iterator[str]:
@@ -126,15 +180,32 @@ class _ChoiceState:
         )
 
 
-class StreamAccumulator:
-    """Folds ``chat.completion.chunk`` payloads into deltas and, at the end, a Completion."""
+ErrorExplainer = Callable[[Mapping[str, Any]], MistralError]
 
-    def __init__(self) -> None:
+
+class StreamAccumulator:
+    """Folds ``chat.completion.chunk`` payloads into deltas and, at the end, a Completion.
+
+    ``progress`` counts the events that carried content (text, thinking, a tool-call
+    fragment, usage): role-only chunks, empty deltas and comments are not progress. ``size``
+    is the characters of content received so far. ``scrubber`` cleans any server text quoted
+    in an error; ``explain_error`` turns an error event into the error to raise.
+    """
+
+    def __init__(
+        self,
+        scrubber: Scrubber | None = None,
+        explain_error: ErrorExplainer | None = None,
+    ) -> None:
         self.id = ""
         self.model = ""
         self.created = 0
         self.usage: Usage | None = None
         self.done = False
+        self.progress = 0
+        self.size = 0
+        self._scrubber = scrubber or Scrubber()
+        self._explain_error = explain_error
         self._choices: dict[int, _ChoiceState] = {}
 
     def add(self, payload: str) -> list[Delta]:
@@ -144,16 +215,22 @@ class StreamAccumulator:
         try:
             chunk = _loads(payload)
         except (ValueError, RecursionError) as exc:
-            raise StreamError(
-                f"The server sent a stream event that is not JSON ({payload[:80]!r})."
+            raise ResponseFormatError(
+                "The server sent a stream event that is not JSON "
+                f"({self._scrubber.quote(payload, 80)!r}). Is MISTRAL_BASE_URL the API root, "
+                "ending in /v1?"
             ) from exc
         return self.add_chunk(chunk)
 
     def add_chunk(self, chunk: Any) -> list[Delta]:
         if not isinstance(chunk, dict):
-            raise StreamError("The server sent a stream event that is not a JSON object.")
+            raise ResponseFormatError("The server sent a stream event that is not a JSON object.")
         if chunk.get("object") == "error" or "error" in chunk:
-            raise _stream_error(chunk)
+            if self._explain_error is not None:
+                raise self._explain_error(chunk)
+            raise error_in_body(
+                chunk, model=None, base_url=None, scrubber=self._scrubber, dialect=None
+            )
         if not self.id:
             self.id = _text(chunk.get("id"))
             self.model = _text(chunk.get("model"))
@@ -161,12 +238,17 @@ class StreamAccumulator:
             self.created = created if type(created) is int else 0
         raw_usage = chunk.get("usage")
         if raw_usage is not None:
-            self.usage = Usage.from_wire(raw_usage) or self.usage
+            usage = Usage.from_wire(raw_usage)
+            if usage is not None:
+                self.usage = usage
+                self.progress += 1
         choices = chunk.get("choices")
         if choices is None:
             return []
         if not isinstance(choices, list):
-            raise StreamError("The server sent a stream chunk whose `choices` is not a list.")
+            raise ResponseFormatError(
+                "The server sent a stream chunk whose `choices` is not a list."
+            )
         return [d for raw in choices if (d := self._add_choice(raw)) is not None]
 
     def _add_choice(self, raw: Any) -> Delta | None:
@@ -198,6 +280,11 @@ class StreamAccumulator:
         finish = raw.get("finish_reason")
         if isinstance(finish, str):
             state.finish_reason = finish
+        if text or thinking or touched:
+            self.progress += 1
+            self.size += len(text) + len(thinking)
+            if touched and type(raw_calls) is list:
+                self.size += sum(len(str(rc)) for rc in raw_calls)
         return Delta(
             text=text,
             thinking=thinking,
@@ -226,14 +313,6 @@ class StreamAccumulator:
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _stream_error(chunk: Mapping[str, Any]) -> StreamError:
-    inner = chunk.get("error", chunk)
-    message = inner.get("message") if isinstance(inner, dict) else inner
-    if not isinstance(message, str):
-        message = json.dumps(message)[:300] if message is not None else "unknown error"
-    return StreamError(f"The server reported an error in the middle of the stream: {message}")
 
 
 def decode_stream(chunks: Iterable[bytes | str]) -> Completion:

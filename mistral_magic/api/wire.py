@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import MistralError
+from .errors import ResponseFormatError
 from .types import Choice, Completion, ToolCall, Usage
 
-
-class ResponseFormatError(MistralError):
-    """A 200 response whose body is not a chat completion."""
+__all__ = ["ResponseFormatError", "parse_completion", "split_content", "tool_call_from_wire"]
 
 
 def split_content(content: Any) -> tuple[str, str]:

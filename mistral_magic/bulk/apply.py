@@ -137,7 +137,8 @@ def apply_rows(
     try:
         pending = run.take_cached()
         if pending:
-            check_credentials(sync_client(settings, run.model))
+            with sync_client(settings, run.model) as client:
+                check_credentials(client)
             found = run.estimate(pending)
             if progress:
                 print(found.describe())

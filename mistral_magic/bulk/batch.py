@@ -221,11 +221,13 @@ def _line_outcome(
             return Failure("batch", f"Batch job {job.id}: {exc}", status=status)
     if isinstance(status, int) and status >= 400:
         raw = json.dumps(body) if isinstance(body, (dict, list)) else str(body or "")
-        explained = error_from_response(status, raw, model=job.model, base_url=client.base_url)
+        explained = error_from_response(
+            status, raw, model=job.model, base_url=client.base_url, scrubber=client.scrubber
+        )
         message = str(explained)
     else:
         message = error.get("message") if isinstance(error, dict) else str(error or "no reply")
-        message = f"The request failed ({message})."
+        message = f"The request failed ({client.scrubber.quote(str(message), 300)})."
     return Failure("request", f"In batch job {job.id}: {message}", status=status)
 
 

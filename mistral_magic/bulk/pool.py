@@ -4,9 +4,12 @@
   exponential backoff) and halves the number of requests allowed in flight; each success
   then raises it again by about one per round trip of the pool, up to ``concurrency``
   (additive increase, multiplicative decrease).
-* Per item: 5xx and connection errors are retried with backoff (``max_retries``); a 400/422
-  fails only that item; errors that would fail every item (no key, key refused, unknown
-  model, wrong URL) stop the run at once.
+* Per item: what the client's :class:`~mistral_magic.api.retry.RetryPolicy` calls transient
+  (5xx, a connection that could not be made) is retried with its backoff, up to its
+  ``max_retries``; a read timeout or a reply that is not the protocol is not (it may have
+  been billed); a 400/422 fails only that item; errors that would fail every item (no key,
+  key refused, unknown model, wrong URL) stop the run at once.
+* Waits come from the same policy as the client's own retries: one place decides.
 * The asyncio loop runs in a worker thread, so this works inside Jupyter (whose own loop is
   already running) and Ctrl-C reaches the caller's thread; see :func:`run_in_thread`.
 """
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -23,17 +25,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..api.errors import (
-    APIConnectionError,
     AuthenticationError,
     InvalidRequestError,
     MissingAPIKeyError,
     MistralError,
     ModelNotFoundError,
     RateLimitError,
-    ServerError,
-    StreamError,
 )
-from ..api.wire import ResponseFormatError
+from ..api.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ..api.client import AsyncMistralClient
@@ -43,14 +42,8 @@ if TYPE_CHECKING:
     from .requests import PlannedRequest
 
 MAX_RATE_LIMITED_TRIES = 10  # per item: 429s are the pool's problem, but not forever
-BACKOFF_FIRST = 0.5
-BACKOFF_MAX = 20.0
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait before try ``attempt`` + 1 (full jitter over an exponential ceiling)."""
-    ceiling = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(attempt - 1, 0))
-    return random.uniform(ceiling / 2, ceiling)
+# A pause of the whole pool may grow longer than one request's backoff.
+POOL_MAX_BACKOFF = 20.0
 
 
 def is_fatal(error: MistralError) -> bool:
@@ -63,7 +56,8 @@ def is_fatal(error: MistralError) -> bool:
 class Throttle:
     """How many requests may be in flight, and until when everyone waits."""
 
-    def __init__(self, ceiling: int) -> None:
+    def __init__(self, ceiling: int, policy: RetryPolicy) -> None:
+        self.policy = policy
         self.ceiling = max(1, ceiling)
         self.limit = float(self.ceiling)
         self.active = 0
@@ -92,29 +86,24 @@ class Throttle:
                 await self._changed.wait()
 
     async def release(
-        self,
-        started: float,
-        *,
-        ok: bool,
-        retry_after: float | None = None,
-        rate_limited: bool = False,
+        self, started: float, *, ok: bool, rate_limited: RateLimitError | None = None
     ) -> None:
         async with self._changed:
             self.active -= 1
-            if rate_limited:
-                self._throttled(started, retry_after)
+            if rate_limited is not None:
+                self._throttled(started, rate_limited)
             elif ok:
                 self._strikes = 0
                 self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
             self._changed.notify_all()
 
-    def _throttled(self, started: float, retry_after: float | None) -> None:
+    def _throttled(self, started: float, error: RateLimitError) -> None:
         now = time.monotonic()
         if started >= self._last_cut:  # one cut per congestion event, not one per reply
             self.limit = max(1.0, self.limit / 2)
             self._last_cut = now
             self._strikes += 1
-        wait = retry_after if retry_after is not None else backoff(self._strikes)
+        wait = self.policy.delay(error, max(self._strikes - 1, 0))
         self.resume_at = max(self.resume_at, now + wait)
 
 
@@ -127,7 +116,7 @@ class Pool:
     outcomes: Outcomes
     stats: RunStats
     concurrency: int
-    max_retries: int
+    policy: RetryPolicy
     cache: ResponseCache | None = None
 
     async def run(self, requests: Iterable[PlannedRequest]) -> None:
@@ -136,7 +125,7 @@ class Pool:
             queue.put_nowait(request)
         if queue.empty():
             return
-        throttle = Throttle(self.concurrency)
+        throttle = Throttle(self.concurrency, self.policy)
         workers = [
             asyncio.ensure_future(
                 self._worker(queue, throttle, self.clients[k % len(self.clients)])
@@ -182,26 +171,20 @@ class Pool:
                 completion = await client.complete(request.messages, **request.params)
             except RateLimitError as error:
                 self.stats.rate_limited += 1
-                await throttle.release(
-                    started, ok=False, retry_after=error.retry_after, rate_limited=True
-                )
+                await throttle.release(started, ok=False, rate_limited=error)
                 rate_limited += 1
                 if rate_limited >= MAX_RATE_LIMITED_TRIES:
                     self.outcomes.reject(request, error)
                     return None
                 continue
-            except (ServerError, APIConnectionError, StreamError, ResponseFormatError) as error:
-                await throttle.release(started, ok=False)
-                failures += 1
-                if failures > self.max_retries:
-                    self.outcomes.reject(request, error)
-                    return None
-                await asyncio.sleep(backoff(failures))
-                continue
             except MistralError as error:
                 await throttle.release(started, ok=False)
                 if is_fatal(error):
                     raise
+                if self.policy.should_retry(error, failures):
+                    await asyncio.sleep(self.policy.delay(error, failures))
+                    failures += 1
+                    continue
                 self.outcomes.reject(request, error)
                 return None
             except BaseException:

@@ -8,15 +8,15 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..api.request import resolve_dialect
+from ..api.retry import RetryPolicy
 from ..engine.cache import CacheError, ResponseCache
 from ..engine.usage import estimate_cost, format_cost
 from .outcomes import ApplyError, ApplyFailed, Failure, Outcomes, RunStats
-from .pool import Pool, run_in_thread
+from .pool import POOL_MAX_BACKOFF, Pool, run_in_thread
 from .preflight import Estimate, estimate
 from .progress import Progress
 from .requests import PlannedRequest, RequestFactory
-from .session import async_clients
+from .session import async_clients, sync_client
 
 if TYPE_CHECKING:
     from ..config import Mistral
@@ -90,9 +90,12 @@ class BulkRun:
         self.spec = spec
         self.model = model or settings.model
         self.params = chat_params(settings, params, spec, self.model)
-        self.base_url = settings.base_url.rstrip("/")
-        dialect = resolve_dialect(self.base_url, settings.dialect)
-        self.factory = RequestFactory(self.base_url, dialect, self.params, spec, system)
+        with sync_client(settings, self.model) as client:  # what the server is, asked once
+            self.base_url = client.base_url
+            self.dialect = client.resolve_dialect()
+        self.factory = RequestFactory(
+            self.base_url, self.dialect.dialect, self.params, spec, system
+        )
         self.own_cache = not isinstance(cache, ResponseCache)
         self.cache = open_cache(settings, cache, self.params)
         if requests is None:
@@ -155,13 +158,19 @@ class BulkRun:
         finished rows stay recorded)."""
         if not pending:
             return
-        clients = async_clients(self.settings, self.model, min(self.concurrency, len(pending)))
+        clients = async_clients(
+            self.settings, self.model, self.dialect, min(self.concurrency, len(pending))
+        )
         pool = Pool(
             clients,
             self.outcomes,
             self.stats,
             self.concurrency,
-            self.settings.max_retries,
+            RetryPolicy(
+                max_retries=self.settings.max_retries,
+                max_backoff=POOL_MAX_BACKOFF,
+                total_time=self.settings.retry_budget,
+            ),
             self.cache,
         )
 

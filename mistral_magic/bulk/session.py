@@ -9,6 +9,7 @@ from ..config import Mistral
 
 if TYPE_CHECKING:
     from ..api.client import AsyncMistralClient, MistralClient
+    from ..api.dialect import DialectChoice
 
 
 def current_settings() -> Mistral:
@@ -30,36 +31,26 @@ def _shell() -> Any:
 
 
 def sync_client(settings: Mistral, model: str) -> MistralClient:
-    """For files and batch jobs: the client's own retries on 429/5xx."""
+    """For files and batch jobs (and the dialect): the client's own retries on 429/5xx."""
     from ..api.client import MistralClient
 
-    return MistralClient(
-        base_url=settings.base_url,
-        model=model,
-        timeout=settings.timeout,
-        max_retries=settings.max_retries,
-        dialect=settings.dialect,
-    )
+    return MistralClient(**{**settings.client_options(), "model": model})
 
 
-def async_clients(settings: Mistral, model: str, count: int = 1) -> list[AsyncMistralClient]:
+def async_clients(
+    settings: Mistral, model: str, dialect: DialectChoice, count: int = 1
+) -> list[AsyncMistralClient]:
     """For the concurrent pool, one per worker: no retries of their own (the pool backs off
-    as a whole), one connection each."""
+    as a whole), one connection each, and the dialect the requests were planned in."""
     from ..api.workers import single_connection_clients
 
-    return single_connection_clients(
-        count,
-        base_url=settings.base_url,
-        model=model,
-        timeout=settings.timeout,
-        max_retries=0,
-        dialect=settings.dialect,
-    )
+    options = {**settings.client_options(), "model": model, "max_retries": 0}
+    return single_connection_clients(count, **{**options, "dialect": dialect})
 
 
-def check_credentials(client: MistralClient | AsyncMistralClient) -> None:
+def check_credentials(client: MistralClient) -> None:
     """Raise the client's MissingAPIKeyError now, before any estimate or confirmation."""
-    client._headers("application/json")
+    client.check_credentials()
 
 
 def in_notebook() -> bool:

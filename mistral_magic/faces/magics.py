@@ -15,6 +15,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from ..config import Mistral
 from ..engine.usage import estimate_cost, format_cost
 from ..session import ALL_SOURCES, Assistant
+from .hints import for_notebook
 from .render import (
     StreamingDisplay,
     ToolCallDisplay,
@@ -221,15 +222,18 @@ class MistralMagics(Magics):
             text = so_far
             display.update(so_far)
 
+        def notice(waiting: Any) -> None:  # e.g. a 429's Retry-After: say why nothing moves
+            print(f"⏳ Mistral: {waiting.message}…", flush=True)
+
         try:
             on_tool = ToolCallDisplay(notebook=display.notebook, text_display=display)
-            return self.assistant.answer(prepared, on_text=show, on_tool=on_tool)
+            return self.assistant.answer(prepared, on_text=show, on_tool=on_tool, on_notice=notice)
         except KeyboardInterrupt:
             display.finish(text, "⏹ interrupted: the partial answer above is kept")
         except MistralError as error:
             if text:
                 display.finish(text, "the answer above is incomplete")
-            show_problem(str(error))
+            show_problem(for_notebook(error))
         return None
 
     def _result(self, content: str, args: Any) -> Any:
@@ -322,8 +326,10 @@ class MistralMagics(Magics):
         if name == "help":
             show_markdown(self.shell, HELP)
         elif name == "config":
+            values = self.settings.effective()
+            values["dialect"] = self._dialect_in_effect()
             rows = ["| setting | value |", "|---|---|"]
-            rows += [f"| {k} | `{v}` |" for k, v in self.settings.effective().items()]
+            rows += [f"| {k} | `{v}` |" for k, v in values.items()]
             show_markdown(self.shell, "\n".join(rows))
         elif name == "models":
             self._models()
@@ -348,13 +354,22 @@ class MistralMagics(Magics):
         rows.append("\nUse them with `%%mistral --tools notebook` (or names, or `all`).")
         show_markdown(self.shell, "\n".join(rows))
 
+    def _dialect_in_effect(self) -> str:
+        """The wire dialect and why ("openai (from /models: owned_by vllm)")."""
+        from .api.errors import MistralError
+
+        try:
+            return str(self.assistant.client.resolve_dialect())
+        except MistralError as error:
+            return f"unknown ({error})"
+
     def _models(self) -> None:
         from ..api.errors import MistralError
 
         try:
             models = self.assistant.client.list_models()
         except MistralError as error:
-            show_problem(str(error))
+            show_problem(for_notebook(error))
             return
         current = self.settings.model
         rows = ["| model | context | notes |", "|---|---:|---|"]

@@ -488,6 +488,7 @@ def run_subcommand(magics: MistralMagics, name: str, rest: list[str]) -> None:
 def answer_in_cell(magics: MistralMagics, prepared: PreparedRequest, *, offer_fix: bool) -> None:
     """Stream the answer under the running cell; a fix's code goes to a new cell below."""
     from ..api.errors import MistralError
+    from .hints import for_notebook
     from .render import StreamingDisplay, in_notebook, show_problem
 
     display = StreamingDisplay(notebook=in_notebook(magics.shell))
@@ -506,7 +507,7 @@ def answer_in_cell(magics: MistralMagics, prepared: PreparedRequest, *, offer_fi
     except MistralError as error:
         if text:
             display.finish(text, "the answer above is incomplete")
-        show_problem(str(error))
+        show_problem(for_notebook(error))
         return
     magics.assistant.record(prepared, completion, remember=True)
     footer = magics.assistant.footer(prepared, completion)

@@ -126,6 +126,7 @@ class ReplyView(w.VBox):
 
     def _run(self, prepared: PreparedRequest, remember: bool) -> None:
         from ..api.errors import MistralError
+        from .hints import for_notebook
 
         last = 0.0
 
@@ -149,7 +150,7 @@ class ReplyView(w.VBox):
             return
         except MistralError as error:
             note = "the answer above is incomplete" if self.text else ""
-            self._finish(FAILED, self.text, note, problem=str(error))
+            self._finish(FAILED, self.text, note, problem=for_notebook(error))
         except Exception as error:  # a thread must never die silently
             self._finish(FAILED, self.text, "", problem=f"{type(error).__name__}: {error}")
         else:

@@ -79,8 +79,8 @@ class ConfigHandler(_Base):
     @authorized
     async def get(self) -> None:
         try:
-            config = self.service.public_config()
-        except ValueError as exc:  # a malformed MISTRAL_BASE_URL
+            config = await self.service.public_config()
+        except ValueError as exc:  # a malformed MISTRAL_BASE_URL (a SettingsError)
             config = {"model": self.service.settings.model, "error": str(exc)}
             config["api_key_configured"] = self.service.key_configured()
         self.finish(json.dumps(config))
@@ -210,6 +210,7 @@ class ChatHandler(_Base):
 
     async def _relay(self, prepared: Any, user_entry: dict[str, Any], remember: bool) -> None:
         from mistral_magic.api.errors import MistralError
+        from mistral_magic.server.hints import for_server
 
         started = time.monotonic()
         text = ""
@@ -217,7 +218,10 @@ class ChatHandler(_Base):
         deltas = None
         try:
             stream = self.service.client.stream(
-                prepared.messages, model=prepared.model, **prepared.params
+                prepared.messages,
+                model=prepared.model,
+                on_notice=lambda n: self._send("notice", {"message": n.message, "kind": n.kind}),
+                **prepared.params,
             )
             deltas = stream.__aiter__()
             while True:
@@ -252,7 +256,7 @@ class ChatHandler(_Base):
                 },
             )
         except MistralError as exc:
-            message = str(exc)
+            message = for_server(exc)
             reply.update(text=text, error=message)
             self.log.info("mistral-magic: %s", type(exc).__name__)
             await self._send(

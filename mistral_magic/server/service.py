@@ -110,16 +110,12 @@ class MistralService:
     # -- the client ------------------------------------------------------------------------
     @property
     def client(self) -> AsyncMistralClient:
+        """One client for the server process; settings that follow the environment are read
+        by the client at each request."""
         if self._client is None:
             from mistral_magic.api.client import AsyncMistralClient
 
-            self._client = AsyncMistralClient(
-                base_url=self.settings.base_url,
-                model=self.settings.model,
-                timeout=self.settings.timeout,
-                max_retries=self.settings.max_retries,
-                dialect=self.settings.dialect,
-            )
+            self._client = AsyncMistralClient(**self.settings.client_options())
         return self._client
 
     async def close(self) -> None:
@@ -133,13 +129,16 @@ class MistralService:
     def key_configured() -> bool:
         return bool(os.environ.get("MISTRAL_API_KEY"))
 
-    def public_config(self) -> dict[str, Any]:
-        """What the browser may know: never the key, only whether there is one."""
+    async def public_config(self) -> dict[str, Any]:
+        """What the browser may know: never the key, only whether there is one. The dialect
+        in effect comes with its reason ("from /models: owned_by vllm")."""
         s = self.settings
+        choice = await self.client.resolve_dialect()
         return {
             "model": s.model,
             "server": _host(s.base_url),
-            "dialect": self.client.dialect,
+            "dialect": choice.dialect,
+            "dialect_reason": choice.reason,
             "api_key_configured": self.key_configured(),
             "temperature": s.temperature,
             "max_tokens": s.max_tokens,
