@@ -1,0 +1,91 @@
+"""The first answer: a notebook run top to bottom (``%load_ext`` then ``%%mistral`` at once).
+
+    python benchmarks/bench_first_answer.py [--quick] [--dialect mistral|vllm] [--env-dialect]
+
+In each fresh kernel: cell 1 ``%load_ext mistral_magic``, cell 2 a ``%%mistral`` question sent
+right after it (the first answer: it pays for whatever the background warm-up has not finished,
+the dialect probe of ``GET /models`` included), then the same question again a few times (warm).
+The stub runs in its own process; by default no ``MISTRAL_DIALECT`` is set, so the dialect
+comes from the server (``--env-dialect`` sets it, as the tests do).
+
+Target (issue #12): the first ``%%mistral`` adds at most 25 ms over a warm one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.stub_process import start_stub  # noqa: E402
+from tests.kernel import Kernel  # noqa: E402
+
+QUESTION = "%%mistral --new --no-insert\nSay hello in one short sentence."
+
+
+def timed_cell(kernel: Kernel, code: str) -> float:
+    started = time.perf_counter()
+    result = kernel.execute(code)
+    elapsed = time.perf_counter() - started
+    if result.status != "ok" or result.stderr:
+        raise RuntimeError(f"cell failed: {result.reply} {result.stderr}")
+    return elapsed
+
+
+def one_kernel(env: dict[str, str], warm_rounds: int) -> tuple[float, float, float]:
+    """(load_ext, first answer, median warm answer) in seconds, in one fresh kernel."""
+    kernel = Kernel(env)
+    try:
+        kernel.execute("pass")
+        load = timed_cell(kernel, "%load_ext mistral_magic")
+        first = timed_cell(kernel, QUESTION)
+        warm = statistics.median(timed_cell(kernel, QUESTION) for _ in range(warm_rounds))
+        return load, first, warm
+    finally:
+        kernel.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="two kernels, for CI")
+    parser.add_argument("--kernels", type=int, default=7)
+    parser.add_argument("--dialect", choices=("mistral", "vllm"), default="mistral")
+    parser.add_argument(
+        "--env-dialect", action="store_true", help="set MISTRAL_DIALECT (no /models probe)"
+    )
+    args = parser.parse_args()
+    kernels = 2 if args.quick else args.kernels
+    proc, base = start_stub("--dialect", args.dialect)
+    env = {
+        "MISTRAL_API_KEY": "bench-key",
+        "MISTRAL_BASE_URL": base,
+        "MISTRAL_MODEL": "mistral-large-2407",
+    }
+    if args.env_dialect:
+        env["MISTRAL_DIALECT"] = "openai" if args.dialect == "vllm" else "mistral"
+    try:
+        rows = [one_kernel(env, warm_rounds=3 if args.quick else 5) for _ in range(kernels)]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    load = statistics.median(r[0] for r in rows)
+    first = statistics.median(r[1] for r in rows)
+    warm = statistics.median(r[2] for r in rows)
+    added = statistics.median(r[1] - r[2] for r in rows)
+    print(
+        f"stub dialect {args.dialect}, MISTRAL_DIALECT "
+        f"{'set' if args.env_dialect else 'unset'}, {kernels} fresh kernels:"
+    )
+    print(f"  %load_ext mistral_magic      {load * 1000:7.1f} ms")
+    print(f"  first %%mistral right after  {first * 1000:7.1f} ms")
+    print(f"  warm %%mistral               {warm * 1000:7.1f} ms")
+    print(f"  first answer adds            {added * 1000:+7.1f} ms over a warm one (target <= 25)")
+
+
+if __name__ == "__main__":
+    main()
