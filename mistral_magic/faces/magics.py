@@ -356,7 +356,7 @@ class MistralMagics(Magics):
 
     def _dialect_in_effect(self) -> str:
         """The wire dialect and why ("openai (from /models: owned_by vllm)")."""
-        from .api.errors import MistralError
+        from ..api.errors import MistralError
 
         try:
             return str(self.assistant.client.resolve_dialect())
