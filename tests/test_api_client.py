@@ -414,3 +414,36 @@ def test_async_streams_reuse_one_connection(stub):
 
     asyncio.run(run())
     assert len({r.client_port for r in stub.chat_requests}) == 1
+
+
+def test_two_threads_asking_for_the_pool_at_once_share_one(monkeypatch):
+    """The warm-up thread and the first question used to build an httpx.Client each (and
+    an SSL context each); one was dropped unclosed."""
+    import threading
+
+    import httpx
+
+    from mistral_magic.api.client import tls_context
+
+    real_init = httpx.Client.__init__
+    started = []
+    second = threading.Event()
+
+    def slow_init(self, *args, **kwargs):
+        started.append(threading.current_thread().name)
+        if len(started) == 2:
+            second.set()
+        second.wait(1.0)  # give a second builder every chance to start (it must not)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "__init__", slow_init)
+    client = MistralClient(api_key="k", base_url="http://127.0.0.1:9/v1")
+    pools = []
+    threads = [threading.Thread(target=lambda: pools.append(client.http)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(started) == 1 and pools[0] is pools[1]
+    assert tls_context(True) is tls_context(True)  # one CA bundle for the process
+    client.close()

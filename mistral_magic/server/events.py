@@ -3,7 +3,9 @@
 Events, in order: ``context`` (what is being sent: chips, token counts, model), any number of
 ``delta`` (``{"text"}``) and ``tool_call`` (``{"id", "name", "arguments"}``), then ``usage``
 and ``done`` on success, or ``error`` (``{"message", "type", "partial"}``) and ``done`` on
-failure. Every ``data:`` line is one JSON object.
+failure. ``notice`` (``{"message", "kind"}``) may come at any point before ``done``: what the
+client is waiting for, e.g. "rate limited, retrying in 3 s". Every ``data:`` line is one
+JSON object.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-EVENT_TYPES = ("context", "delta", "tool_call", "usage", "error", "done")
+EVENT_TYPES = ("context", "delta", "tool_call", "notice", "usage", "error", "done")
 
 
 def encode_event(name: str, data: dict[str, Any]) -> bytes:
