@@ -12,6 +12,7 @@ from mistral_magic.api import (
     AsyncMistralClient,
     InvalidRequestError,
     MistralClient,
+    ModelNotFoundError,
     SettingsError,
 )
 from mistral_magic.api.dialect import MEMORY, from_model_list
@@ -141,3 +142,18 @@ def test_a_422_hint_recommends_the_other_dialect_never_the_one_in_use(stub):
         client.complete(USER, tools=[tool], tool_choice="any")
     message = str(info.value)
     assert "MISTRAL_DIALECT=openai" in message and "MISTRAL_DIALECT=mistral" not in message
+
+
+def test_an_unknown_model_on_vllm_is_not_called_retired_nor_a_missing_endpoint(stub):
+    stub.dialect = "vllm"
+    stub.models = ["Mistral-Large-Instruct-2407"]  # served under another name
+    with (
+        MistralClient(
+            api_key=stub.api_key, base_url=stub.base_url, model="mistral-large-2407"
+        ) as c,
+        pytest.raises(ModelNotFoundError) as info,
+    ):
+        c.complete(USER)
+    message = str(info.value)
+    assert "--served-model-name" in message and "GET /models" in message
+    assert "retired" not in message and "no such endpoint" not in message

@@ -262,16 +262,18 @@ class _ClientCore:
         return headers
 
     def _missing_key(self, status: int | None) -> MissingAPIKeyError:
-        asked = "No Mistral API key is set"
         if status:
-            asked += f", and the server at {self.display_url} asks for one (HTTP {status})"
-        asked += "."
+            return MissingAPIKeyError(
+                f"No Mistral API key is set, and the server at {self.display_url} asks for one "
+                f"(HTTP {status}). Put it in the MISTRAL_API_KEY environment variable of the "
+                "process that sends the requests (for a self-hosted vLLM, the value of its "
+                "--api-key; for La Plateforme, a key from https://console.mistral.ai/api-keys).",
+                status=status,
+            )
         return MissingAPIKeyError(
-            f"{asked} Put it in the MISTRAL_API_KEY environment variable of the process that "
-            "sends the requests (create one at https://console.mistral.ai/api-keys; for a "
-            "self-hosted vLLM, the value of its --api-key). A self-hosted server without a "
-            "key is reached by setting MISTRAL_BASE_URL to it.",
-            status=status,
+            "No Mistral API key is set. Create one at https://console.mistral.ai/api-keys and "
+            "put it in the MISTRAL_API_KEY environment variable of the process that sends the "
+            "requests. A self-hosted server (vLLM) is reached by setting MISTRAL_BASE_URL to it."
         )
 
     def _chat_request(

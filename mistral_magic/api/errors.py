@@ -288,13 +288,6 @@ def error_from_response(
             "the client's retries. This is usually temporary: try again in a minute.",
             **common,
         )
-    if status == 404:
-        return InvalidRequestError(
-            f"The server{where} has no such endpoint (HTTP 404"
-            f"{': ' + server_text[:200] if server_text else ''}). MISTRAL_BASE_URL must be the "
-            "API root including /v1, e.g. https://api.mistral.ai/v1 or http://host:8000/v1.",
-            **common,
-        )
     lowered = server_text.lower()
     if (
         fields.error_type == "invalid_model"
@@ -302,8 +295,10 @@ def error_from_response(
         or ("invalid model" in lowered or ("model" in lowered and "does not exist" in lowered))
     ):
         hint = ""
-        if model and "2407" in model:
+        if model and "2407" in model and dialect != "openai":
             hint = " " + RETIRED_2407_HINT
+        elif dialect == "openai":
+            hint = " A vLLM server answers to the name given by its --served-model-name."
         shown_model = quote(model, 100) if model else "?"
         return ModelNotFoundError(
             f"The server{where} does not know the model {shown_model!r} "
@@ -311,6 +306,13 @@ def error_from_response(
             "(GET /models) names the models it serves; choose one with MISTRAL_MODEL or the "
             "model setting.",
             details=fields.details,
+            **common,
+        )
+    if status == 404:
+        return InvalidRequestError(
+            f"The server{where} has no such endpoint (HTTP 404"
+            f"{': ' + server_text[:200] if server_text else ''}). MISTRAL_BASE_URL must be the "
+            "API root including /v1, e.g. https://api.mistral.ai/v1 or http://host:8000/v1.",
             **common,
         )
     if (

@@ -236,7 +236,9 @@ def apply_results(
 ) -> list[PlannedRequest]:
     """Record every request's result; the corrections still to run."""
     replies, failures = read_results(client, job)
-    problems = "; ".join(str(e.get("message")) for e in job.errors if e.get("message"))
+    problems = client.scrubber.quote(
+        "; ".join(str(e.get("message")) for e in job.errors if e.get("message")), 500
+    )
     missing = Failure(
         "batch",
         f"Batch job {job.id} ended {job.status} without a result for this row"
