@@ -120,6 +120,7 @@ class _Tries:
         self.policy = policy
         self.started = time.monotonic()
         self.count = 0
+        self.last_sent = self.started  # when the latest try went out: the stall clock's start
 
     def wait_after(self, error: MistralError) -> float | None:
         return self.policy.next_wait(error, self.count, time.monotonic() - self.started)
@@ -545,6 +546,7 @@ class MistralClient(_ClientCore):
                 built = http.build_request(
                     request.method, request.url, content=request.content, headers=request.headers
                 )
+                tries.last_sent = time.monotonic()
                 response = http.send(built, stream=True)
             except httpx.HTTPError as exc:
                 error = self._transport_error(exc)
@@ -703,10 +705,9 @@ class ChatStream:
         while True:
             self._acc = client._accumulator(request)
             delivered = False
-            started = time.monotonic()
             response = client._send(request, tries, self._on_notice)  # retries HTTP errors
             try:
-                for delta in self._read(response, started, request):
+                for delta in self._read(response, tries.last_sent, request):
                     delivered = delivered or _delivered(delta)
                     yield delta
                 return
@@ -864,6 +865,7 @@ class AsyncMistralClient(_ClientCore):
                 built = http.build_request(
                     request.method, request.url, content=request.content, headers=request.headers
                 )
+                tries.last_sent = time.monotonic()
                 response = await http.send(built, stream=True)
             except httpx.HTTPError as exc:
                 error = self._transport_error(exc)
@@ -994,10 +996,9 @@ class AsyncChatStream:
         while True:
             self._acc = client._accumulator(request)
             delivered = False
-            started = time.monotonic()
             response = await client._send(request, tries, self._on_notice)
             try:
-                async for delta in self._read(response, started, request):
+                async for delta in self._read(response, tries.last_sent, request):
                     delivered = delivered or _delivered(delta)
                     yield delta
                 return
