@@ -27,13 +27,15 @@ from benchmarks.stub_process import start_stub  # noqa: E402
 
 def import_time(statement: str, runs: int) -> float:
     code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    # with bytecode caches, as a user's Python has them (the first run writes them)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": ""}
     samples = []
-    for _ in range(runs):
+    for _ in range(runs + 1):
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
         )
         samples.append(float(out.stdout))
-    return statistics.median(samples)
+    return statistics.median(samples[1:])
 
 
 def bench_import(runs: int) -> None:
