@@ -64,8 +64,8 @@ from .errors import (
 )
 from .request import build_chat_body
 from .retry import OnNotice, RetryPolicy
-from .scrub import Scrubber
-from .sse import SSEDecoder, StreamAccumulator
+from .scrub import Scrubber, url_secrets
+from .sse import ErrorExplainer, SSEDecoder, StreamAccumulator
 from .types import Completion, Delta, Message, ModelInfo
 from .urls import check_base_url, display_url
 from .wire import parse_completion
@@ -357,7 +357,8 @@ class _ClientCore:
     def _http_error(
         self, status: int, headers: httpx.Headers, body: bytes, request: _Request
     ) -> MistralError:
-        if status in (401, 403) and "Authorization" not in request.headers:
+        sent_credentials = "Authorization" in request.headers or url_secrets(request.url)
+        if status in (401, 403) and not sent_credentials:
             return self._missing_key(status)
         return error_from_response(
             status,
@@ -388,7 +389,7 @@ class _ClientCore:
             raise self._explain_error(request)(payload)
         return parse_completion(payload)
 
-    def _explain_error(self, request: _Request) -> Any:
+    def _explain_error(self, request: _Request) -> ErrorExplainer:
         def explain(body: Mapping[str, Any]) -> MistralError:
             return error_in_body(
                 body,
@@ -404,11 +405,12 @@ class _ClientCore:
         return StreamAccumulator(self.scrubber, self._explain_error(request))
 
     def _decoder(self) -> SSEDecoder:
-        # a line never needs to be longer than the longest reply, JSON-escaped
-        return SSEDecoder(max_line=8 * self.max_reply_chars + 65536)
+        return SSEDecoder(max_line=self._max_body)
 
     @property
     def _max_body(self) -> int:
+        """The longest SSE line or event, or non-streamed body: the longest reply, JSON-escaped
+        (a character may take up to 6 bytes as \\uXXXX), with room for the envelope."""
         return 8 * self.max_reply_chars + 65536
 
     def _models(self, payload: Any) -> list[ModelInfo]:

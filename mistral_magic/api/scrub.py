@@ -8,13 +8,20 @@ text in a message, so no path can forget to remove the key.
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 REDACTED = "[REDACTED]"
-# Header-style credentials, whatever key they carry (a gateway's, not only ours).
-_CREDENTIALS = re.compile(r"(?i)\b(bearer|basic|token)(\s+|=)[A-Za-z0-9._~+/=-]{6,}")
+# Credentials, whatever key they carry (a gateway's, not only ours): header values
+# ("Bearer …", "Basic …") and assignments ("api_key=…", "token: …"). A value must look like
+# a credential (a digit in it, or 20 characters and more), so that "basic validation" or
+# "missing bearer token" stay readable.
+_CREDENTIALS = re.compile(
+    r"(?i)\b(bearer\s+|basic\s+|(?:api[_-]?key|access[_-]?token|token)\s*[=:]\s*[\"']?)"
+    r"(?=[A-Za-z._~+/=-]*[0-9]|[A-Za-z0-9._~+/=-]{20})[A-Za-z0-9._~+/=-]{6,}"
+)
 # user:password@ inside any URL
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@\"']+@")
 _HTML = re.compile(r"(?is)^\s*(<!doctype\s+html|<html|<head|<body|<\?xml)")
@@ -44,7 +51,7 @@ class Scrubber:
             if secret in text:
                 text = text.replace(secret, REDACTED)
         text = _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
-        return _CREDENTIALS.sub(rf"\1\2{REDACTED}", text)
+        return _CREDENTIALS.sub(rf"\1{REDACTED}", text)
 
     def quote(self, raw: str | bytes | None, limit: int = 300) -> str:
         """``raw`` fit for a one-paragraph message: secrets removed *before* clipping (so a
@@ -64,7 +71,8 @@ class Scrubber:
 
 
 def url_secrets(url: str) -> list[str]:
-    """The credentials inside ``url`` (``user:password@``), raw and percent-decoded."""
+    """The credentials inside ``url`` (``user:password@``): raw, percent-decoded, and as the
+    Basic auth value that carries them."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -72,7 +80,9 @@ def url_secrets(url: str) -> list[str]:
     userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
     if not userinfo:
         return []
-    found = {userinfo, unquote(userinfo)}
+    plain = unquote(userinfo)
+    # ... and as the Basic auth header that carries them
+    found = {userinfo, plain, base64.b64encode(plain.encode()).decode()}
     user, _, password = userinfo.partition(":")
     for piece in (password, unquote(password)):
         if len(piece) >= 4:
