@@ -12,6 +12,8 @@ Bounds (each a constructor argument, each a ``Mistral`` setting):
   arrived for that many seconds: waiting for the answer to start, or a stream that stalls or
   trickles keep-alive comments. A long answer that keeps streaming is never cut. A timed-out
   request is never sent again (the server is working on it: asking again doubles the cost).
+  (The async client cuts at the deadline itself; the sync one at the first keep-alive past
+  it, as a blocking read cannot be shortened: under twice the timeout at worst.)
 * ``max_reply_chars``: a reply longer than this is cut there, its stream closed.
 * ``max_retries`` and ``retry_total_time``: 429 / 5xx / connection failures are retried with
   backoff (``Retry-After`` first), within both bounds; ``on_notice`` hears about each wait.
