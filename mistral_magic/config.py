@@ -52,7 +52,7 @@ DEFAULT_PRICES: dict[str, list[float]] = {
 }
 
 
-class _FromEnvironment:
+class FromEnvironment:
     """A setting that, until it is set, reads its environment variable at every use (not once:
     traitlets would otherwise keep the first value it computed)."""
 
@@ -69,28 +69,28 @@ class _FromEnvironment:
         return super().get(obj, cls)  # type: ignore[misc]
 
 
-class _EnvUnicode(_FromEnvironment, Unicode):
-    pass
+class EnvUnicode(FromEnvironment, Unicode):
+    """A string setting that follows an environment variable until it is set."""
 
 
-class _EnvDialect(_FromEnvironment, CaselessStrEnum):
-    pass
+class EnvCaselessStrEnum(FromEnvironment, CaselessStrEnum):
+    """A choice that follows an environment variable until it is set."""
 
 
 class Mistral(Configurable):
     """Settings of mistral-magic (the magics, the chat panel and the server extension)."""
 
-    model = _EnvUnicode(
+    model = EnvUnicode(
         env="MISTRAL_MODEL",
         fallback=DEFAULT_MODEL,
         help="Model id (until set: the environment variable MISTRAL_MODEL, read at each use).",
     ).tag(config=True)
-    base_url = _EnvUnicode(
+    base_url = EnvUnicode(
         env="MISTRAL_BASE_URL",
         fallback=DEFAULT_BASE_URL,
         help="API root including /v1 (until set: MISTRAL_BASE_URL, read at each use).",
     ).tag(config=True)
-    dialect = _EnvDialect(
+    dialect = EnvCaselessStrEnum(
         ["auto", "mistral", "openai"],
         env="MISTRAL_DIALECT",
         fallback="auto",
@@ -174,7 +174,7 @@ class Mistral(Configurable):
         root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         return os.path.join(root, "mistral-magic")
 
-    # Dynamic defaults (never cached: see _FromEnvironment) keep traitlets from storing a
+    # Dynamic defaults (never cached: see FromEnvironment) keep traitlets from storing a
     # static initial value, which would count as "set".
     @default("model")
     def _model_default(self) -> str:
@@ -245,6 +245,19 @@ class Mistral(Configurable):
         if not entry or len(entry) != 2:
             return None
         return float(entry[0]), float(entry[1])
+
+    @classmethod
+    def class_get_trait_help(
+        cls, trait: Any, inst: HasTraits | None = None, helptext: str | None = None
+    ) -> str:
+        """``%config Mistral`` shows the base URL in effect without its credentials."""
+        text = super().class_get_trait_help(trait, inst, helptext)
+        if inst is not None and trait.name == "base_url":
+            from .api.urls import display_url
+
+            url = inst.base_url  # type: ignore[attr-defined]
+            text = text.replace(f"Current: {url!r}", f"Current: {display_url(url)!r}")
+        return text
 
     def explicit(self, name: str) -> Any:
         """The value of setting ``name`` if it was set (config, ``%config``), else None."""

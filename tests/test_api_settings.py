@@ -86,6 +86,15 @@ def test_effective_settings_show_the_key_as_set_or_missing_only(monkeypatch):
     assert Mistral().effective()["api_key"] == "missing"
 
 
+def test_config_help_shows_the_base_url_without_credentials(monkeypatch):
+    monkeypatch.setenv("MISTRAL_BASE_URL", "http://erin:hidden-pw-77@gpu:8000/v1")
+    settings = Mistral()
+    help_text = Mistral.class_get_help(settings)  # what `%config Mistral` prints
+    assert "hidden-pw-77" not in help_text and "erin" not in help_text
+    assert "Current: 'http://[credentials]@gpu:8000/v1'" in help_text
+    assert "Choices: any of ['auto', 'mistral', 'openai']" in help_text
+
+
 def test_one_client_follows_the_environment_from_request_to_request(stub, monkeypatch):
     with StubServer(api_key="other-key") as other:
         monkeypatch.setenv("MISTRAL_BASE_URL", stub.base_url)
