@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -341,7 +342,40 @@ def test_interrupt_keeps_finished_rows_and_a_rerun_finishes_the_rest(env, capsys
     full = run(items, "{}", concurrency=4)
     assert full == [f"re: q{i}" for i in range(60)]
     resent = len(env.chat_requests) - sent_before
-    assert resent <= len(stopped) + 4  # finished rows came from the cache
+    assert resent == len(stopped)  # finished rows (in flight at Ctrl-C too) came from the cache
+
+
+def test_answers_in_flight_at_ctrl_c_are_kept_not_asked_again(env, capsys):
+    """Ctrl-C lets the requests already sent finish: their answers (billed anyway) come back
+    and are cached, so the interrupted run plus a resume ask each prompt exactly once."""
+    arrived = []
+    interrupted = threading.Event()
+
+    def interrupting(body):
+        arrived.append(body)
+        if len(arrived) == 12:  # Ctrl-C with requests 9 to 12 in flight
+            _thread.interrupt_main()
+            interrupted.set()
+        elif len(arrived) > 8:
+            interrupted.wait(10)
+        return echo(body)
+
+    env.latency = 0.05
+    env.responder = interrupting
+    items = [f"q{i}" for i in range(60)]
+    partial = run(items, "{}", concurrency=4)
+    sent_before = len(env.chat_requests)
+    answered = [i for i, v in enumerate(partial) if not isinstance(v, ApplyError)]
+    assert sent_before >= 12 and len(answered) == sent_before  # every request sent came back
+    assert all(partial[i] == f"re: q{i}" for i in answered)
+    assert "Stopping: the" in capsys.readouterr().err
+
+    env.latency = 0.0
+    env.responder = echo
+    full = run(items, "{}", concurrency=4)
+    assert full == [f"re: q{i}" for i in range(60)]
+    sent = Counter(user_text(r.body) for r in env.chat_requests)
+    assert sent == Counter(items)  # each prompt asked once, across both runs
 
 
 def test_cache_hits_across_processes(env, tmp_path):

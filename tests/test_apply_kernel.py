@@ -3,6 +3,9 @@ the magics call: run_map_magic and cache_subcommand."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+
 import pytest
 
 from tests.kernel import stub_kernel
@@ -66,3 +69,40 @@ def test_map_magic_usage_errors_are_one_paragraph(kernel):
     assert run.status == "error"
     assert run.reply["ename"] == "UsageError"
     assert "--map nope.text" in run.reply["evalue"] and "NameError" in run.reply["evalue"]
+
+
+def test_ctrl_c_in_the_kernel_keeps_the_answers_in_flight(kernel):
+    """A real interrupt (SIGINT to the kernel) while four requests are in flight: they
+    finish and are kept, so a resume sends only the rest, each prompt once in all."""
+    k, stub = kernel
+    arrived: list[str] = []
+    interrupted = threading.Event()
+
+    def holding_four(body):
+        prompt = body["messages"][-1]["content"]
+        arrived.append(prompt)
+        if len(arrived) == 12:
+            k.interrupt()
+            interrupted.set()
+        elif len(arrived) > 8:
+            interrupted.wait(10)  # in flight when the interrupt comes
+        return Reply(text="re: " + prompt)
+
+    before = len(stub.chat_requests)
+    stub.responder = holding_four
+    try:
+        run = k.execute(
+            "items = [f'ctrl-c {i}' for i in range(40)]\n"
+            "out = mistral_magic.apply(items, '{}', concurrency=4, progress=False)\n"
+            "print(sum(1 for v in out if v))"
+        )
+    finally:
+        stub.responder = lambda body: Reply(text="re: " + body["messages"][-1]["content"])
+    assert run.status == "ok", run.reply
+    first_run = stub.chat_requests[before:]
+    assert int(run.stdout.strip()) == len(first_run) >= 12  # nothing sent was thrown away
+    assert "Stopping: the" in run.stderr and "Interrupted after" in run.stderr
+    resumed = k.execute("out = mistral_magic.apply(items, '{}', concurrency=4, progress=False)")
+    assert resumed.status == "ok", resumed.reply
+    sent = Counter(r.body["messages"][-1]["content"] for r in stub.chat_requests[before:])
+    assert sent == Counter(f"ctrl-c {i}" for i in range(40))

@@ -12,6 +12,9 @@
 * Waits come from the same policy as the client's own retries: one place decides.
 * The asyncio loop runs in a worker thread, so this works inside Jupyter (whose own loop is
   already running) and Ctrl-C reaches the caller's thread; see :func:`run_in_thread`.
+* Ctrl-C stops the pool (:meth:`Pool.stop`): no new request starts, and the requests already
+  in flight finish, so their answers (computed, and billed, by the server anyway) are kept
+  and cached instead of being asked again on resume. A second Ctrl-C drops them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..api.errors import (
@@ -118,6 +121,22 @@ class Pool:
     concurrency: int
     policy: RetryPolicy
     cache: ResponseCache | None = None
+    _stopping: bool = field(default=False, init=False)
+    _workers: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _sending: set[asyncio.Task[Any]] = field(default_factory=set, init=False)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not answered yet."""
+        return len(self._sending)
+
+    def stop(self) -> None:
+        """Start no new request; let those in flight finish (their answers are kept). Call
+        it on the pool's event loop."""
+        self._stopping = True
+        for task in self._workers:
+            if task not in self._sending:
+                task.cancel()
 
     async def run(self, requests: Iterable[PlannedRequest]) -> None:
         queue: asyncio.Queue[PlannedRequest] = asyncio.Queue()
@@ -132,12 +151,15 @@ class Pool:
             )
             for k in range(min(self.concurrency, queue.qsize()))
         ]
+        self._workers = workers
         finished = asyncio.ensure_future(queue.join())
+        waiting: set[asyncio.Future[Any]] = {finished, *workers}
         try:
-            done, _ = await asyncio.wait([finished, *workers], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not finished and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+            while finished in waiting and len(waiting) > 1:  # done, or every worker stopped
+                done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not finished and not task.cancelled() and task.exception():
+                        raise task.exception()  # type: ignore[misc]
         finally:
             for task in [finished, *workers]:
                 task.cancel()
@@ -149,11 +171,11 @@ class Pool:
         throttle: Throttle,
         client: AsyncMistralClient,
     ) -> None:
-        while True:
+        while not self._stopping:
             request = await queue.get()
             try:
                 follow_up = await self._handle(request, throttle, client)
-                if follow_up is not None:
+                if follow_up is not None and not self._stopping:
                     queue.put_nowait(follow_up)
             finally:
                 queue.task_done()
@@ -165,10 +187,10 @@ class Pool:
         if cached is not None:
             return self.outcomes.accept(request, cached, from_cache=True)
         failures = rate_limited = 0
-        while True:
+        while not self._stopping:
             started = await throttle.acquire()
             try:
-                completion = await client.complete(request.messages, **request.params)
+                completion = await self._send(request, client)
             except RateLimitError as error:
                 self.stats.rate_limited += 1
                 await throttle.release(started, ok=False, rate_limited=error)
@@ -182,7 +204,8 @@ class Pool:
                 if is_fatal(error):
                     raise
                 if self.policy.should_retry(error, failures):
-                    await asyncio.sleep(self.policy.delay(error, failures))
+                    if not self._stopping:  # a stopping pool retries nothing
+                        await asyncio.sleep(self.policy.delay(error, failures))
                     failures += 1
                     continue
                 self.outcomes.reject(request, error)
@@ -190,9 +213,22 @@ class Pool:
             except BaseException:
                 await throttle.release(started, ok=False)
                 raise
-            await throttle.release(started, ok=True)
             self.stats.requests_sent += 1
-            return self.outcomes.accept(request, completion)
+            # Kept before the next await: a stopping pool may cancel this task there.
+            follow_up = self.outcomes.accept(request, completion)
+            await throttle.release(started, ok=True)
+            return follow_up
+        return None  # stopped before this request was sent: it stays unfinished
+
+    async def _send(self, request: PlannedRequest, client: AsyncMistralClient) -> Completion:
+        """One attempt; while it is in flight, :meth:`stop` lets it finish."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._sending.add(task)
+        try:
+            return await client.complete(request.messages, **request.params)
+        finally:
+            self._sending.discard(task)
 
     def _cached(self, request: PlannedRequest) -> Completion | None:
         """Corrections may be cached from an earlier run (first attempts were looked up
@@ -210,12 +246,20 @@ def run_in_thread(
     *,
     tick: Callable[[], None],
     interval: float = 0.1,
+    stop: Callable[[], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
     """Run the coroutine ``work()`` on a fresh event loop in a worker thread, calling
-    ``tick()`` every ``interval`` seconds here. Ctrl-C here cancels the work (in-flight
-    requests are dropped) and re-raises KeyboardInterrupt once the thread has stopped."""
+    ``tick()`` every ``interval`` seconds here.
+
+    Ctrl-C here calls ``stop()`` on the loop (and ``on_stop()`` here, to say what happens)
+    and waits for the work to wind down; without ``stop``, or at a second Ctrl-C, the work is
+    cancelled. KeyboardInterrupt is re-raised once the thread has stopped."""
     state: dict[str, Any] = {}
     ready = threading.Event()
+    # Set when the thread's work is over. Thread.join() interrupted by Ctrl-C can leave
+    # is_alive() False while the thread still runs (CPython gh-90882), so it is not used.
+    over = threading.Event()
 
     async def main() -> None:
         state["loop"] = asyncio.get_running_loop()
@@ -232,21 +276,39 @@ def run_in_thread(
             state["error"] = exc
         finally:
             ready.set()
+            over.set()
+
+    def on_loop(callback: Callable[[], None]) -> None:
+        ready.wait(5)
+        loop = state.get("loop")
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed: the work is done
+                loop.call_soon_threadsafe(callback)
 
     thread = threading.Thread(target=target, name="mistral-magic-apply", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(interval)
-            tick()
+        _wait(over, interval, tick)
     except KeyboardInterrupt:
-        ready.wait(5)
-        loop, task = state.get("loop"), state.get("task")
-        if loop is not None and task is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed: the work is done
-                loop.call_soon_threadsafe(task.cancel)
-        thread.join(10)
+        try:
+            if stop is None:
+                raise
+            on_loop(stop)
+            if on_stop is not None:
+                on_stop()
+            _wait(over, interval, tick)
+        except KeyboardInterrupt:
+            task = state.get("task")
+            if task is not None:
+                on_loop(task.cancel)
+            over.wait(10)
         tick()
         raise
     if "error" in state:
         raise state["error"]
+
+
+def _wait(over: threading.Event, interval: float, tick: Callable[[], None]) -> None:
+    while not over.wait(interval):
+        tick()
+    tick()

@@ -154,8 +154,8 @@ class BulkRun:
         return Progress(self.stats, self.cost_so_far, enabled=self.show_progress, **kwargs)
 
     def run_concurrently(self, pending: list[PlannedRequest], bar: Progress) -> None:
-        """Send ``pending`` through the adaptive pool. KeyboardInterrupt propagates (the
-        finished rows stay recorded)."""
+        """Send ``pending`` through the adaptive pool. KeyboardInterrupt propagates once the
+        requests in flight have finished (the finished rows stay recorded and cached)."""
         if not pending:
             return
         clients = async_clients(
@@ -181,8 +181,17 @@ class BulkRun:
                 for client in clients:
                     await client.aclose()
 
+        def stopping() -> None:
+            waiting = pool.in_flight
+            if waiting:
+                print(
+                    f"Stopping: the {waiting:,} request(s) in flight finish first and their "
+                    "answers are kept (press Ctrl-C again to drop them).",
+                    file=sys.stderr,
+                )
+
         try:
-            run_in_thread(work, tick=bar.tick)
+            run_in_thread(work, tick=bar.tick, stop=pool.stop, on_stop=stopping)
         finally:
             self.outcomes.save()  # what finished is in the cache, also after Ctrl-C
 
