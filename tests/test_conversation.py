@@ -23,12 +23,13 @@ def test_braces_in_json_code_and_fstrings_are_left_alone():
     prompt = (
         'Given {"a": 1} and {1, 2}, why does `f"{x}"` fail?\n'
         "```python\nprint(f'{df}')\nd = {x: 1}\n```\n"
-        "Also {{df}} literally."
+        "Also {{df}} and '{{x}}'.format(x=1) literally."
     )
     text, names = expand_placeholders(prompt, NS, describe)
     assert '{"a": 1}' in text and "{1, 2}" in text
     assert '`f"{x}"`' in text and "print(f'{df}')" in text and "d = {x: 1}" in text
-    assert "Also {df} literally." in text
+    # doubled braces are not an escape to undo: a format string in a question stays as typed
+    assert "Also {{df}} and '{{x}}'.format(x=1) literally." in text
     assert names == []
 
 

@@ -327,3 +327,85 @@ def test_map_usage_shows_in_the_session_usage(stub, kernel, tmp_path):
     usage = kernel.execute("%mistral usage").markdown[-1]
     row = next(line for line in usage.splitlines() if line.startswith("| mistral-large-2407 |"))
     assert int(row.split("|")[2]) >= 3  # the three map requests are counted
+
+
+# ------------------------------------------------------------------ reading the line
+
+
+def test_the_line_magic_never_evaluates_braces_or_dollars(stub, kernel, tmp_path):
+    marker = tmp_path / "ran"
+    kernel.execute("db_password = 'hunter2-very-secret'\nx = 41")
+    stub.queue(Reply(text="ok"), Reply(text="ok"), Reply(text="ok"), Reply(text="ok"))
+    kernel.execute("%mistral --no-context is {db_password} strong")
+    kernel.execute(f"%mistral --no-context {{__import__('os').system('touch {marker}')}}")
+    kernel.execute("%mistral --no-context what is $x and {sales}?")
+    kernel.execute("%%mistral --no-context\nwhat is $x and {sales}?")
+    asked = [r.body["messages"][-1]["content"] for r in stub.chat_requests]
+    assert asked[0] == "is {db_password} strong"  # a secret's name is never expanded
+    assert "hunter2" not in json.dumps([r.body for r in stub.chat_requests])
+    assert not marker.exists() and asked[1].startswith("{__import__")
+    assert asked[2] == asked[3]  # the line magic reads the question as the cell magic does
+    assert "$x" in asked[2] and "revenue" in asked[2] and "month" in asked[2]
+
+
+def test_a_million_character_line_is_asked_promptly(stub, kernel):
+    stub.queue(Reply(text="That is long."))
+    line = "hello world " * 83_334  # ~1,000,000 characters; IPython's var_expand: hours
+    run = kernel.execute(f"%mistral --no-context --no-insert {line}", timeout=90)
+    assert run.status == "ok", run.reply
+    assert stub.chat_requests[0].body["messages"][-1]["content"] == line.strip()
+
+
+def test_questions_that_start_with_a_subcommand_name_are_questions(stub, kernel):
+    stub.queue(*(Reply(text="ok") for _ in range(4)))
+    kernel.execute("%mistral --no-context usage of pd.cut")
+    kernel.execute("%mistral --no-context help me plot sales")
+    kernel.execute("%mistral ask --no-context help")
+    kernel.execute('%mistral --no-context what does "a b" mean, and -t?')
+    asked = [r.body["messages"][-1]["content"] for r in stub.chat_requests]
+    assert asked == [
+        "usage of pd.cut",
+        "help me plot sales",
+        "help",
+        'what does "a b" mean, and -t?',
+    ]
+    help_text = kernel.execute("%mistral help").markdown[-1]
+    assert "%mistral ask question" in help_text and "%mistral usage of pd.cut" in help_text
+    assert len(stub.chat_requests) == 4  # `%mistral help` alone is the subcommand
+
+
+def test_an_unbalanced_quote_is_a_question_or_one_clear_line(stub, kernel):
+    stub.queue(Reply(text="ok"))
+    asked = kernel.execute('%mistral --no-context "unbalanced')
+    assert asked.status == "ok" and "Traceback" not in asked.stderr
+    assert stub.chat_requests[0].body["messages"][-1]["content"] == '"unbalanced'
+    for line in ('%mistral -m "mistral-large', '%%mistral -m "mistral-large\nHi'):
+        run = kernel.execute(line)
+        assert run.reply["ename"] == "UsageError" and "unclosed quote" in run.reply["evalue"]
+    assert len(stub.chat_requests) == 1
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("get_ipython", "IPython's own get_ipython"),
+        ("In", "IPython's own In"),
+        ("_i3", "IPython's own _i3"),
+        ("print", "built-in print"),
+        ("1bad", "needs a Python variable name"),
+        ("class", "needs a Python variable name"),
+    ],
+)
+def test_out_takes_a_plain_variable_name(stub, kernel, name, message):
+    run = kernel.execute(f"%%mistral --no-context -o {name}\nHi")
+    assert run.reply["ename"] == "UsageError" and message in run.reply["evalue"]
+    assert stub.chat_requests == []
+    assert kernel.execute("get_ipython().run_line_magic('mistral', 'config')").status == "ok"
+
+
+def test_doubled_braces_are_sent_as_written(stub, kernel):
+    stub.queue(Reply(text="ok"))
+    kernel.execute("%%mistral --no-context\nWhy does '{{x}}'.format(x=1) give '{x}'?")
+    asked = stub.chat_requests[0].body["messages"][-1]["content"]
+    assert asked.startswith("Why does '{{x}}'.format(x=1) give '")
+    assert "x: int" in asked or "41" in asked  # the single-brace {x} is a placeholder

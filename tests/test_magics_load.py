@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from IPython.testing.globalipapp import get_ipython, start_ipython
+from IPython import get_ipython  # globalipapp's own get_ipython returns None once started
+from IPython.testing.globalipapp import start_ipython
 
 from mistral_magic.faces.magics import keep_question_marks
 

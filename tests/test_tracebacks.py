@@ -7,7 +7,7 @@ from IPython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 
 from mistral_magic.faces import tracebacks
-from mistral_magic.faces.magics import _is_subcommand
+from mistral_magic.faces.magic_line import is_subcommand
 from mistral_magic.faces.tracebacks import (
     REMEMBERED_ERRORS,
     CapturedError,
@@ -147,13 +147,13 @@ def test_prompts_and_fixed_code():
 
 
 def test_subcommand_words_that_start_questions_stay_questions():
-    assert _is_subcommand(["explain"]) and _is_subcommand(["explain", "12"])
-    assert _is_subcommand(["fix", "In[3]"]) and _is_subcommand(["errors", "on"])
-    assert _is_subcommand(["chat"]) and _is_subcommand(["errors"])
-    assert not _is_subcommand(["explain", "this", "groupby"])
-    assert not _is_subcommand(["fix", "the", "plot"])
-    assert not _is_subcommand(["chat", "about", "pandas"])
-    assert not _is_subcommand(["errors", "in", "my", "code"])
+    assert is_subcommand(["explain"]) and is_subcommand(["explain", "12"])
+    assert is_subcommand(["fix", "In[3]"]) and is_subcommand(["errors", "on"])
+    assert is_subcommand(["chat"]) and is_subcommand(["errors"])
+    assert not is_subcommand(["explain", "this", "groupby"])
+    assert not is_subcommand(["fix", "the", "plot"])
+    assert not is_subcommand(["chat", "about", "pandas"])
+    assert not is_subcommand(["errors", "in", "my", "code"])
 
 
 def test_unload_removes_the_hook():

@@ -4,12 +4,10 @@ question). Argument parsing -> Assistant -> streamed display -> code offered as 
 from __future__ import annotations
 
 import json
-import re
-import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..config import Mistral
@@ -26,37 +24,13 @@ from .render import (
     show_problem,
 )
 
-SUBCOMMANDS = (
-    "help",
-    "config",
-    "models",
-    "reset",
-    "usage",
-    "tools",
-    "explain",
-    "fix",
-    "errors",
-    "chat",
-    "cache",
-)
-#: Subcommands that are also words a question may start with ("%mistral explain this
-#: groupby"): they are subcommands only with the arguments they take.
-_CELL_NUMBER = r"(In\[)?\d+\]?"
-_ARGUMENTS = {
-    "explain": _CELL_NUMBER,
-    "fix": _CELL_NUMBER,
-    "errors": "on|off",
-    "chat": None,
-    "tools": None,
-    "cache": "info|clear",
-}
-
 HELP = """\
 **mistral-magic** — ask Mistral about this notebook.
 
 ```
 %%mistral [options]          the rest of the cell is your question
-%mistral [options] question  a one-line question
+%mistral [options] question  a one-line question, exactly as typed
+%mistral ask question        the same, when it starts with a subcommand's name
 %mistral help | config | models | reset | usage | tools
 %mistral explain [n] | fix [n]  explain / fix the last error (or cell n's)
 %mistral errors on|off        Explain / Fix buttons under new tracebacks
@@ -69,12 +43,17 @@ Options: `-m/--model ID`, `-t/--temperature T`, `--max-tokens N`, `--top-p P`, `
 `--budget TOKENS`, `-o/--out VAR` (store the reply), `--no-insert`, `--new` (outside the
 conversation), `--dry-run` (show the exact request and its cost; send nothing),
 `--tools NAMES` (tools the model may call: names, `notebook` for the built-in notebook tools,
-`all`, `none`; define your own with `from mistral_magic import tool`), `--tool-choice
-auto|any|none|NAME`, `--cache` (answer a repeated question from the response cache),
+`all`, `none`; define your own with `from mistral_magic import tool`),
+`--tool-choice auto|any|none|NAME`, `--cache` (answer a repeated question from the cache),
 `--map DATA` (the cell is a template applied to each item of DATA, e.g. `df.text`; with
 `--concurrency N`, `--batch` for Mistral's Batch API, `--json`, `--cache`).
 
-`{name}` in a question inserts a description of variable `name` (`{{name}}` for a literal).
+Options go before the question. A question that starts with a subcommand's name is still a
+question unless it fits the subcommand (`%mistral usage of pd.cut` asks; `%mistral usage`
+shows usage).
+
+`{name}` in a question inserts a description of variable `name`; every other brace is sent
+as written (`{{name}}` too); `{name}` inside backticks stays literal.
 Settings: `%config Mistral` lists them, e.g. `%config Mistral.temperature = 0.2`.
 Key: the `MISTRAL_API_KEY` environment variable. Server: `MISTRAL_BASE_URL`.
 """
@@ -113,23 +92,33 @@ class MistralMagics(Magics):
     @argument("--cache", action="store_true", help="answer from the response cache when it can")
     @argument("words", nargs="*", help="subcommand, or a one-line question")
     @line_cell_magic
+    @no_var_expand  # `{name}` and `$x` are ours to read, never IPython's to evaluate
     def mistral(self, line: str, cell: str | None = None) -> Any:
         """Ask Mistral about this notebook. `%mistral help` for details."""
-        words = _split(line)
-        if cell is None and words and _is_subcommand(words):
-            return self._subcommand(words[0], words[1:])
-        args = parse_argstring(self.mistral, line)
-        if cell is not None and args.words:
-            raise UsageError(
-                f"Unexpected words after %%mistral: {' '.join(args.words)!r}. Options go on "
-                "the %%mistral line; the question goes in the cell below it."
-            )
-        prompt = (cell if cell is not None else " ".join(args.words)).strip()
+        from .magic_line import check_variable_name, read_line
+
+        if cell is None:
+            parsed = read_line(line, MistralMagics.mistral.parser)
+            if parsed.subcommand is not None:
+                return self._subcommand(parsed.subcommand, parsed.arguments)
+            args = _parse_options(parsed.options)
+            prompt = parsed.question
+        else:
+            args = _parse_options(line)
+            if args.words:
+                raise UsageError(
+                    f"Unexpected words after %%mistral: {' '.join(args.words)!r}. Options go "
+                    "on the %%mistral line; the question goes in the cell below it."
+                )
+            prompt = cell
+        prompt = prompt.strip()
         if not prompt:
             raise UsageError(
                 "Nothing to ask: write the question in the cell under %%mistral, or after "
                 "%mistral on the same line. `%mistral help` lists the options."
             )
+        if args.out is not None:
+            check_variable_name(args.out, self.shell)
         if args.map is not None:
             return self._map(prompt, args)
         if args.batch:
@@ -321,8 +310,6 @@ class MistralMagics(Magics):
 
             chat()
             return None
-        if rest:
-            raise UsageError(f"`%mistral {name}` takes no arguments (got {' '.join(rest)!r}).")
         if name == "help":
             show_markdown(self.shell, HELP)
         elif name == "config":
@@ -386,21 +373,15 @@ class MistralMagics(Magics):
         show_markdown(self.shell, "\n".join(rows))
 
 
-def _is_subcommand(words: list[str]) -> bool:
-    name, rest = words[0], words[1:]
-    if name not in SUBCOMMANDS:
-        return False
-    if name not in _ARGUMENTS:
-        return True
-    pattern = _ARGUMENTS[name]
-    return not rest or bool(pattern and len(rest) == 1 and re.fullmatch(pattern, rest[0]))
-
-
-def _split(line: str) -> list[str]:
+def _parse_options(options: str) -> Any:
+    """The options part of a magic's line, parsed; a bad one is one clear UsageError."""
     try:
-        return shlex.split(line)
-    except ValueError:
-        return line.split()
+        return parse_argstring(MistralMagics.mistral, options)
+    except ValueError as error:  # shlex: an unclosed quote
+        raise UsageError(
+            f"Could not read the options {options.strip()!r}: an unclosed quote ({error}). "
+            "Quote option values with matching ' or \"."
+        ) from None
 
 
 def _params(args: Any) -> dict[str, Any]:
