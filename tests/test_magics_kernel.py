@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 
+import mistune
 import pytest
 
+from mistral_magic.faces.markdown_stream import HARD_BLOCK_CHARS
 from tests.kernel import stub_kernel
-from tests.stub import CaptureReplay, Fault, Reply, StubServer
+from tests.stub import CaptureReplay, Fault, Reply, StubServer, ToolCallSpec
 
 CODE_REPLY = """Sum revenue per region and month, then plot it:
 
@@ -54,6 +57,22 @@ def fresh(stub, kernel):
     stub.reset()
     kernel.execute("%mistral reset")
     yield
+
+
+HOSTILE = (
+    "Done. <img src=x onerror=\"fetch('/api/contents/PWNED.txt',{method:'PUT',"
+    "body:JSON.stringify({type:'file',format:'text',content:'x'})})\">"
+    "<script>document.title='PWNED'</script>\n\n"
+    "| a | b |\n|---|---|\n| <b onmouseover=alert(1)>1</b> | 2 |\n"
+)
+_RAW_HTML_RENDERER = mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])
+_LIVE = re.compile(r"<(img|script|b|details|svg|iframe)\b[^>]*\bon\w+=|<script", re.IGNORECASE)
+
+
+def live_markup(markdown: str) -> list[str]:
+    """Tags with event handlers (or scripts) that ``markdown`` gives when a renderer passes
+    raw HTML through, as JupyterLab does for a kernel's own (trusted) outputs."""
+    return _LIVE.findall(_RAW_HTML_RENDERER(markdown))
 
 
 def system_text(request) -> str:
@@ -327,6 +346,61 @@ def test_map_usage_shows_in_the_session_usage(stub, kernel, tmp_path):
     usage = kernel.execute("%mistral usage").markdown[-1]
     row = next(line for line in usage.splitlines() if line.startswith("| mistral-large-2407 |"))
     assert int(row.split("|")[2]) >= 3  # the three map requests are counted
+
+
+# ------------------------------------------------------------------ model and server text
+
+
+def test_a_hostile_reply_is_shown_as_text_not_html(stub, kernel):
+    stub.queue(Reply(text=HOSTILE))
+    run = kernel.execute("%%mistral --no-context\nMake me a chart")
+    assert run.status == "ok", run.reply
+    (shown,) = run.markdown
+    assert live_markup(HOSTILE)  # the check sees the attack ...
+    assert not live_markup(shown)  # ... and none of it is left
+    assert "&lt;img src=x onerror=" in shown and "&lt;script>" in shown
+    assert "| a | b |" in shown  # the table is still a table
+
+
+def test_server_and_tool_text_is_shown_as_text(stub, kernel):
+    hostile_id = "<img src=x onerror=alert(1)>"
+    stub.models = [*stub.models, hostile_id]
+    models = kernel.execute("%mistral models").markdown[-1]
+    assert "\\<img" in models and not live_markup(models)
+    kernel.execute(f"bait = {hostile_id!r}")
+    stub.queue(
+        Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": hostile_id})]),
+        Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": "bait"})]),
+        Reply(text="ok"),
+    )
+    tools = kernel.execute("%%mistral --tools notebook --no-context\nLook")
+    assert len(tools.markdown) == 3 and not any(live_markup(m) for m in tools.markdown)
+    dry = kernel.execute("%%mistral --dry-run\nWhat is in bait? ````\n" + hostile_id)
+    (report,) = dry.markdown
+    assert hostile_id in report and not live_markup(report)
+
+
+def test_a_long_reply_costs_iopub_bytes_in_proportion_to_its_length(stub, kernel):
+    """Each display update carries one block, not the reply so far: a 400 kB reply sends
+    about its own size, where re-sending the whole text would send it dozens of times."""
+    paragraph = "Revenue grows in the north while the south stays flat. " * 8
+    text = "\n\n".join(f"{i}. {paragraph}" for i in range(900))  # ~400 kB
+    stub.queue(Reply(text=text, chunks=[text[i : i + 120] for i in range(0, len(text), 120)]))
+    stub.token_delay = 0.001  # ~3,400 events over a few seconds: many throttled updates
+    run = kernel.execute(
+        "%%mistral --no-context --no-insert --max-tokens 120000\nA long answer", timeout=120
+    )
+    assert run.status == "ok", run.reply
+    sizes = [
+        len(m["content"]["data"]["text/markdown"])
+        for m in run.messages
+        if m["msg_type"] in ("display_data", "update_display_data")
+    ]
+    assert len(sizes) >= 50 and run.updates >= 10
+    assert max(sizes) <= HARD_BLOCK_CHARS + 200  # no update carries more than one block
+    assert sum(sizes) <= 3 * len(text)  # linear in the reply, not quadratic
+    blocks = "".join(run.markdown)
+    assert all(f"{i}. Revenue grows" in blocks for i in range(900))
 
 
 # ------------------------------------------------------------------ reading the line

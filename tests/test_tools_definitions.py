@@ -286,7 +286,7 @@ def test_tool_call_lines_for_notebook_and_terminal():
     args = {"name": "df", "n": 5}
     assert call_signature("dataframe_head", args) == 'dataframe_head(name="df", n=5)'
     running = ToolEvent("abcdefghi", "dataframe_head", args, "running")
-    assert tool_call_markdown(running) == '🔧 <code>dataframe_head(name="df", n=5)</code> · …'
+    assert tool_call_markdown(running) == '🔧 <code>dataframe\\_head(name="df", n=5)</code> · …'
     done = dataclasses.replace(running, status="ok", result="a\n```\nb", seconds=0.25)
     markdown = tool_call_markdown(done)
     assert markdown.startswith("<details><summary>🔧 <code>dataframe_head(")

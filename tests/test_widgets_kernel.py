@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from mistral_magic.faces.markdown_stream import HARD_BLOCK_CHARS
 from tests.kernel import Kernel, stub_kernel
 from tests.stub import Reply, StubServer
 from tests.widget_comm import click_widget, send_comm, widget_displays, widget_values
@@ -240,3 +242,57 @@ def test_a_bad_tools_value_is_explained_and_nothing_is_sent(stub, kernel, panel)
     )
     assert "no_such_tool" in run.stdout
     assert stub.chat_requests == []
+
+
+HOSTILE = (
+    "Done. <img src=x onerror=\"fetch('/api/contents/PWNED.txt',{method:'PUT'})\">"
+    "<script>document.title='PWNED'</script> [click](javascript:alert(1))\n\n"
+    "| a | b |\n|---|---|\n| <b onmouseover=alert(1)>1</b> | 2 |\n"
+)
+LIVE = re.compile(r"<(img|script|b|details)\b[^>]*\bon\w+=|<script|javascript:", re.IGNORECASE)
+
+
+def test_a_hostile_reply_and_tool_call_show_as_text_in_the_panel(stub, kernel, panel):
+    from tests.stub import ToolCallSpec
+
+    kernel.execute("import json")
+    hostile_name = "<img src=x onerror=alert(1)>"
+    stub.queue(
+        Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": hostile_name})]),
+        Reply(text=HOSTILE),
+    )
+    stub.token_delay = 0.002
+    kernel.execute("panel.tools_box.value = 'notebook'")
+    try:
+        run = ask(kernel, "Chart?")
+    finally:
+        stub.token_delay = 0
+        kernel.execute("panel.tools_box.value = ''")
+    status, text = json.loads(run.stdout)
+    assert (status, text) == ("done", HOSTILE.strip())
+    values = widget_values(run.messages)  # every value sent while streaming and after
+    assert any("&lt;img src=x onerror=" in v for v in values)
+    assert not [v for v in values if LIVE.search(v)]
+    tools = kernel.execute("print(panel.current.tools_view.value)").stdout
+    assert "<details>" in tools and "&lt;img src=x onerror=alert(1)&gt;" in tools
+    assert not LIVE.search(tools)
+
+
+def test_a_long_reply_updates_only_its_last_block(stub, kernel, panel):
+    kernel.execute("import json")
+    paragraph = "Revenue grows in the north while the south stays flat. " * 8
+    text = "\n\n".join(f"{i}. {paragraph}" for i in range(300))  # ~135 kB
+    stub.queue(Reply(text=text, chunks=[text[i : i + 120] for i in range(0, len(text), 120)]))
+    stub.token_delay = 0.001
+    kernel.execute("%config Mistral.max_tokens = None")
+    try:
+        run = ask(kernel, "A long answer")
+    finally:
+        stub.token_delay = 0
+        kernel.execute("%config Mistral.max_tokens = 2048")
+    assert json.loads(run.stdout)[0] == "done"
+    streamed = [v for v in widget_values(run.messages) if "▌" in v]
+    assert len(streamed) >= 10
+    assert max(len(v) for v in streamed) < 3 * HARD_BLOCK_CHARS  # one block of HTML each
+    while_streaming = sum(len(v) for v in streamed)
+    assert while_streaming < 4 * len(text)  # not the whole reply again on every update

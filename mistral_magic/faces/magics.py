@@ -173,7 +173,9 @@ class MistralMagics(Magics):
         if args.dry_run:
             show_markdown(self.shell, self._dry_run_report(prepared))
             return None
-        display = StreamingDisplay(notebook=in_notebook(self.shell))
+        display = StreamingDisplay(
+            notebook=in_notebook(self.shell), code_language="json" if args.json else None
+        )
         use_cache = args.cache and not prepared.toolbox
         completion = self._cached(prepared) if use_cache else None
         if completion is not None:
@@ -193,10 +195,7 @@ class MistralMagics(Magics):
             if code:
                 self.shell.set_next_input(code, replace=False)
                 footer += " · code added as a new cell below (not run)"
-        shown = completion.content
-        if args.json:
-            shown = f"```json\n{completion.content}\n```"
-        display.finish(shown, footer)
+        display.finish(completion.content, footer)
         return self._result(completion.content, args)
 
     def _stream_answer(self, prepared: Any, display: StreamingDisplay) -> Any:
@@ -204,24 +203,19 @@ class MistralMagics(Magics):
         stays on screen, marked, and a failure is explained in one paragraph)."""
         from ..api.errors import MistralError
 
-        text = ""
-
-        def show(so_far: str) -> None:
-            nonlocal text
-            text = so_far
-            display.update(so_far)
-
         def notice(waiting: Any) -> None:  # e.g. a 429's Retry-After: say why nothing moves
             print(f"⏳ Mistral: {waiting.message}…", flush=True)
 
         try:
             on_tool = ToolCallDisplay(notebook=display.notebook, text_display=display)
-            return self.assistant.answer(prepared, on_text=show, on_tool=on_tool, on_notice=notice)
+            return self.assistant.answer(
+                prepared, on_text=display.update, on_tool=on_tool, on_notice=notice
+            )
         except KeyboardInterrupt:
-            display.finish(text, "⏹ interrupted: the partial answer above is kept")
+            display.finish_here("⏹ interrupted: the partial answer above is kept")
         except MistralError as error:
-            if text:
-                display.finish(text, "the answer above is incomplete")
+            if display.started:
+                display.finish_here("the answer above is incomplete")
             show_problem(for_notebook(error))
         return None
 
@@ -273,6 +267,8 @@ class MistralMagics(Magics):
             show_problem(f"The reply could not be cached ({error}).")
 
     def _dry_run_report(self, prepared: Any) -> str:
+        from .markdown_safe import fence_for, literal_inline
+
         count = "exact" if prepared.exact_count else "estimated"
         max_out = prepared.params.get("max_tokens") or 0
         cost = estimate_cost(prepared.model, prepared.prompt_tokens, max_out, self.settings.price)
@@ -287,11 +283,12 @@ class MistralMagics(Magics):
             f"estimated cost at most {format_cost(cost)} (with a full {max_out:,}-token reply).",
         ]
         if prepared.packed is not None:
-            labels = ", ".join(item.label for item in prepared.packed.included) or "none"
+            labels = ", ".join(literal_inline(i.label) for i in prepared.packed.included) or "none"
             lines.append(f"Context sent: {labels}.")
         if prepared.context_note:
             lines.append(prepared.context_note)
-        lines.append(f"\n````json\n{body}\n````")
+        fence = fence_for(body)
+        lines.append(f"\n{fence}json\n{body}\n{fence}")
         return "\n\n".join(lines)
 
     # -- subcommands ------------------------------------------------------------------
@@ -316,7 +313,7 @@ class MistralMagics(Magics):
             values = self.settings.effective()
             values["dialect"] = self._dialect_in_effect()
             rows = ["| setting | value |", "|---|---|"]
-            rows += [f"| {k} | `{v}` |" for k, v in values.items()]
+            rows += [f"| {k} | {_cell_code(v)} |" for k, v in values.items()]
             show_markdown(self.shell, "\n".join(rows))
         elif name == "models":
             self._models()
@@ -331,13 +328,14 @@ class MistralMagics(Magics):
 
     def _tools(self) -> None:
         from ..tools.core import registry
+        from .markdown_safe import literal_inline
 
         rows = ["| tool | kind | description |", "|---|---|---|"]
         builtins = self.assistant.notebook_tools().tools()
         for found in [*builtins, *registry.all()]:
             kind = "notebook" if found.builtin else ("asks first" if found.confirm else "yours")
-            about = found.description.split("\n")[0].replace("|", "\\|")
-            rows.append(f"| `{found.name}` | {kind} | {about} |")
+            about = found.description.split("\n")[0]
+            rows.append(f"| {_cell_code(found.name)} | {kind} | {literal_inline(about)} |")
         rows.append("\nUse them with `%%mistral --tools notebook` (or names, or `all`).")
         show_markdown(self.shell, "\n".join(rows))
 
@@ -352,6 +350,7 @@ class MistralMagics(Magics):
 
     def _models(self) -> None:
         from ..api.errors import MistralError
+        from .markdown_safe import literal_inline
 
         try:
             models = self.assistant.client.list_models()
@@ -365,12 +364,19 @@ class MistralMagics(Magics):
             if m.id == current:
                 notes.append("**current**")
             if m.deprecation:
-                notes.append(f"deprecated {m.deprecation[:10]}")
+                notes.append(f"deprecated {literal_inline(m.deprecation[:10])}")
             if m.capabilities.get("function_calling"):
                 notes.append("tools")
             context = f"{m.max_context_length:,}" if m.max_context_length else ""
-            rows.append(f"| {m.id} | {context} | {', '.join(notes)} |")
+            rows.append(f"| {literal_inline(m.id)} | {context} | {', '.join(notes)} |")
         show_markdown(self.shell, "\n".join(rows))
+
+
+def _cell_code(value: object) -> str:
+    """``value`` as code in a Markdown table cell (its pipes escaped, as GFM wants)."""
+    from .markdown_safe import code_span
+
+    return code_span(str(value)).replace("|", "\\|")
 
 
 def _parse_options(options: str) -> Any:

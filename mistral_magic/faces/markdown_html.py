@@ -1,8 +1,9 @@
 """Markdown to HTML for the widgets (chat panel, error help).
 
 ipywidgets' ``HTML`` shows HTML, not Markdown, so replies are rendered here: mistune (the
-Markdown library nbconvert and Jupyter already ship; raw HTML in a reply is escaped and
-``javascript:`` links are dropped) with code highlighted by pygments. Styles are inline or
+Markdown library nbconvert and Jupyter already ship; raw HTML in a reply is escaped,
+``javascript:`` links are dropped and images become links, so a reply cannot make the
+browser fetch anything without a click) with code highlighted by pygments. Styles are inline or
 scoped to ``.mm-md``, so a reply looks the same in JupyterLab, Notebook 7 and VS Code.
 Without mistune a reply is shown as escaped preformatted text.
 """
@@ -91,6 +92,9 @@ def _markdown_renderer(copy_buttons: bool) -> Callable[[str], str] | None:
         def block_code(self, code: str, info: str | None = None) -> str:
             language = (info or "").split()[0].lower() if (info or "").strip() else ""
             return code_block_html(code.rstrip("\n"), language, copy_button=copy_buttons)
+
+        def image(self, text: str, url: str, title: str | None = None) -> str:
+            return self.link(text or html.escape(url), url, title)
 
     markdown: Any = mistune.create_markdown(
         escape=True, renderer=Renderer(escape=True), plugins=["table", "strikethrough"]

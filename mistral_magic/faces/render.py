@@ -1,8 +1,12 @@
 """Showing a reply as it streams, and finding the code in it.
 
-In a notebook the reply is one Markdown output updated in place (at most ``max_fps`` times a
-second, so a fast stream never queues up renders); in terminal IPython the text is printed
-as it arrives.
+In a notebook the reply is Markdown cut into blocks (:mod:`markdown_stream`): each finished
+block is its own output, sent once, and only the last one is updated as text arrives (at most
+``max_fps`` times a second, so a fast stream never queues up renders), so an update costs
+the same at the end of a long reply as at its start. Everything shown as Markdown goes through
+:func:`markdown_safe.neutralize` first: front ends render a kernel's Markdown as trusted, and
+model or server text must never become live HTML. In terminal IPython the text is printed as
+it arrives, and Markdown is printed as plain text.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 PYTHON_LANGS = frozenset({"python", "py", "python3", "ipython", "ipython3"})
-_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)$")
+CURSOR = " ▌"
 
 
 @dataclass(frozen=True)
@@ -39,37 +43,29 @@ def split_segments(markdown: str) -> list[Segment]:
     """The reply cut into prose and fenced code blocks (``` or ~~~; a closing fence is at
     least as long as its opening one). An unclosed last block stays prose: a reply cut off
     mid-block would give code that does not run."""
+    from .markdown_fence import markdown_lines, opening_fence
+
     segments: list[Segment] = []
     prose: list[str] = []
-    code: list[str] = []
-    opening = ""
-    fence: str | None = None
-    language = ""
-    for line in markdown.splitlines():
-        match = _FENCE.match(line)
+    lines = markdown_lines(markdown)
+    i = 0
+    while i < len(lines):
+        fence = opening_fence(lines[i])
+        end = i + 1
+        while fence is not None and end < len(lines) and not fence.closed_by(lines[end]):
+            end += 1
         if fence is None:
-            if match:
-                fence = match["fence"]
-                info = match["info"].strip()
-                language = info.split()[0].lower() if info else ""
-                opening, code = line, []
-            else:
-                prose.append(line)
-        elif (
-            match
-            and match["fence"][0] == fence[0]
-            and len(match["fence"]) >= len(fence)
-            and not match["info"].strip()
-        ):
-            if any(p.strip() for p in prose):
-                segments.append(Prose("\n".join(prose)))
-            prose = []
-            segments.append(CodeBlock(language, "\n".join(code)))
-            fence = None
-        else:
-            code.append(line)
-    if fence is not None:
-        prose += [opening, *code]
+            prose.append(lines[i])
+            i += 1
+            continue
+        if end == len(lines):  # a block that never closes: the rest is prose
+            prose += lines[i:]
+            break
+        if any(p.strip() for p in prose):
+            segments.append(Prose("\n".join(prose)))
+        prose = []
+        segments.append(CodeBlock(fence.language, "\n".join(lines[i + 1 : end])))
+        i = end + 1
     if any(p.strip() for p in prose):
         segments.append(Prose("\n".join(prose)))
     return segments
@@ -100,51 +96,115 @@ def in_notebook(shell: Any) -> bool:
 
 
 class StreamingDisplay:
-    """One reply on screen: ``update`` as text grows, ``finish`` once with the footer."""
+    """One reply on screen: ``update`` as text grows, ``finish`` once with the footer.
 
-    def __init__(self, *, notebook: bool, max_fps: float = 15.0, out: TextIO | None = None):
+    ``update`` and ``finish`` take the whole text so far; only what is new since the last
+    call is looked at. ``code_language`` shows the reply as one code block of that language
+    in a notebook (``json`` for ``--json``); a terminal prints it as it comes."""
+
+    def __init__(
+        self,
+        *,
+        notebook: bool,
+        max_fps: float = 15.0,
+        out: TextIO | None = None,
+        code_language: str | None = None,
+    ) -> None:
         self.notebook = notebook
         self._interval = 1.0 / max_fps
         self._last = 0.0
-        self._handle: Any = None
-        self._printed = 0
         self._out = out or sys.stdout
-        self.renders = 0
+        # Imported here, not at module level: %load_ext stays fast (the regexes compile
+        # when the first reply is shown).
+        from .markdown_safe import fence_for
+        from .markdown_stream import MarkdownBlocks
+
+        self._blocks = MarkdownBlocks()
+        self._seen = 0  # characters of the text taken into the blocks (or printed)
+        self._handle: Any = None  # the output showing the unfinished block
+        self._closing_fence = ""
+        if code_language is not None:
+            fence = fence_for("")
+            self._blocks.feed(f"{fence}{code_language}\n")
+            self._closing_fence = f"\n{fence}"
+        self.renders = 0  # display messages sent
         self.at_line_start = True  # terminal: whether the printed text ended a line
 
     def update(self, text: str) -> None:
         if not self.notebook:
             self._print_new(text)
             return
+        self._publish(self._take(text))
         now = time.monotonic()
         if now - self._last < self._interval:
             return
         self._last = now
-        self._show(text + " ▌")
+        self._show(self._blocks.tail + CURSOR)
+
+    def break_block(self) -> None:
+        """End the block on screen here, so what comes next appears below whatever is
+        displayed in between (a tool call's line)."""
+        if self.notebook:
+            self._publish(self._blocks.cut())
+
+    @property
+    def started(self) -> bool:
+        """Whether any text has been shown."""
+        return self._seen > 0
 
     def finish(self, text: str, footer: str = "") -> None:
+        """The whole reply, then ``footer`` under it."""
         if not self.notebook:
             self._print_new(text)
+        else:
+            self._publish(self._take(text))
+        self.finish_here(footer)
+
+    def finish_here(self, footer: str) -> None:
+        """End with the text shown so far (an interrupted or failed reply), then ``footer``.
+        The faces keep no copy of the growing text: the engine can then append to it in
+        place instead of copying it for every piece."""
+        if not self.notebook:
             self._out.write("\n" + (f"\n{footer}\n" if footer else ""))
             self._out.flush()
             return
-        self._show(text + (f"\n\n---\n*{footer}*" if footer else ""))
+        self._publish(self._blocks.feed(self._closing_fence))
+        last = self._blocks.close()
+        if footer:
+            from .markdown_safe import literal_inline
+
+            last += f"\n\n---\n*{literal_inline(footer)}*"
+        if last.strip() or self._handle is not None:
+            self._show(last)
+        self._handle = None
+
+    def _take(self, text: str) -> list[str]:
+        new, self._seen = text[self._seen :], len(text)
+        return self._blocks.feed(new)
+
+    def _publish(self, finished: list[str]) -> None:
+        for block in finished:
+            self._show(block)
+            self._handle = None  # the next block gets an output of its own
 
     def _print_new(self, text: str) -> None:
-        self._out.write(text[self._printed :])
+        self._out.write(text[self._seen :])
         self._out.flush()
-        if len(text) > self._printed:
+        if len(text) > self._seen:
             self.at_line_start = text.endswith("\n")
-        self._printed = len(text)
+        self._seen = len(text)
 
     def _show(self, markdown: str) -> None:
         from IPython.display import Markdown, display
 
+        from .markdown_safe import neutralize
+
         self.renders += 1
+        shown = Markdown(neutralize(markdown))
         if self._handle is None:
-            self._handle = display(Markdown(markdown), display_id=True)
+            self._handle = display(shown, display_id=True)
         else:
-            self._handle.update(Markdown(markdown))
+            self._handle.update(shown)
 
 
 class ToolCallDisplay:
@@ -181,6 +241,8 @@ class ToolCallDisplay:
         markdown = Markdown(tool_call_markdown(event))
         handle = self._handles.get(key)
         if handle is None:
+            if self._text_display is not None:
+                self._text_display.break_block()  # text after the call goes below it
             self._handles[key] = display(markdown, display_id=True)
         else:
             handle.update(markdown)
@@ -195,17 +257,28 @@ _TOOL_STATUS = {
 }
 
 
-def tool_call_markdown(event: Any) -> str:
-    """``🔧 describe_variable(name="df")`` with the result folded underneath."""
-    import html
-
+def tool_call_summary(event: Any) -> tuple[str, str]:
+    """A tool call's signature on one line, and what to say after it (status, time)."""
     status = _TOOL_STATUS.get(event.status, event.status)
     facts = [f for f in (status, f"{event.seconds:.2f} s" if event.seconds >= 0.01 else "") if f]
     tail = f" · {' · '.join(facts)}" if facts else ""
-    summary = f"🔧 <code>{html.escape(event.signature, quote=False)}</code>{tail}"
+    return re.sub(r"[\r\n]+", " ", event.signature), tail
+
+
+def tool_call_markdown(event: Any) -> str:
+    """``🔧 describe_variable(name="df")`` with the result folded underneath. The model
+    chose the name and arguments, so no character of them is left to be read as markup:
+    Markdown-escaped in a paragraph, HTML-escaped in the ``<details>`` HTML block (where
+    Markdown is not read), and the result in a fence no line of it can close."""
+    import html
+
+    from .markdown_safe import fence_for, literal_inline
+
+    signature, tail = tool_call_summary(event)
     if not event.done or not event.result:
-        return summary
-    fence = "`" * max(3, _longest_backtick_run(event.result) + 1)
+        return f"🔧 <code>{literal_inline(signature)}</code>{literal_inline(tail)}"
+    summary = f"🔧 <code>{html.escape(signature, quote=False)}</code>{html.escape(tail)}"
+    fence = fence_for(event.result)
     return (
         f"<details><summary>{summary}</summary>\n\n{fence}text\n{event.result}\n{fence}\n\n"
         "</details>"
@@ -225,19 +298,18 @@ def tool_call_line(event: Any) -> str:
     return f"🔧 {event.signature} → {outcome}"
 
 
-def _longest_backtick_run(text: str) -> int:
-    runs = re.findall(r"`+", text)
-    return max((len(r) for r in runs), default=0)
-
-
 def show_markdown(shell: Any, markdown: str) -> None:
-    """A one-off Markdown output (plain text in a terminal)."""
+    """A one-off Markdown output, its raw HTML shown as text (plain text in a terminal)."""
     if in_notebook(shell):
         from IPython.display import Markdown, display
 
-        display(Markdown(markdown))
+        from .markdown_safe import neutralize
+
+        display(Markdown(neutralize(markdown)))
     else:
-        print(markdown)
+        from .markdown_plain import to_plain
+
+        print(to_plain(markdown))
 
 
 def show_problem(message: str) -> None:

@@ -492,21 +492,14 @@ def answer_in_cell(magics: MistralMagics, prepared: PreparedRequest, *, offer_fi
     from .render import StreamingDisplay, in_notebook, show_problem
 
     display = StreamingDisplay(notebook=in_notebook(magics.shell))
-    text = ""
-
-    def show(so_far: str) -> None:
-        nonlocal text
-        text = so_far
-        display.update(so_far)
-
     try:
-        completion = magics.assistant.answer(prepared, on_text=show)
+        completion = magics.assistant.answer(prepared, on_text=display.update)
     except KeyboardInterrupt:
-        display.finish(text, "⏹ interrupted: the partial answer above is kept")
+        display.finish_here("⏹ interrupted: the partial answer above is kept")
         return
     except MistralError as error:
-        if text:
-            display.finish(text, "the answer above is incomplete")
+        if display.started:
+            display.finish_here("the answer above is incomplete")
         show_problem(for_notebook(error))
         return
     magics.assistant.record(prepared, completion, remember=True)

@@ -70,6 +70,19 @@ def _note(text: str, css: str = "mm-note") -> str:
     return f'<div class="{css}">{html.escape(text)}</div>'
 
 
+def tool_call_html(event: Any) -> str:
+    """``🔧 describe_variable(name="df")`` with the result folded underneath (escaped: the
+    model chose the call)."""
+    from .render import tool_call_summary
+
+    signature, tail = tool_call_summary(event)
+    summary = f"🔧 <code>{html.escape(signature, quote=False)}</code>{html.escape(tail)}"
+    if not event.done or not event.result:
+        return f"<div>{summary}</div>"
+    result = code_block_html(event.result, "text", copy_button=False)
+    return f"<details><summary>{summary}</summary>{result}</details>"
+
+
 def display_with_fallback(widget: w.Widget, plain_text: str) -> None:
     """Display ``widget`` with ``plain_text`` as what front ends without widgets show."""
     from IPython.display import display
@@ -85,8 +98,12 @@ def display_with_fallback(widget: w.Widget, plain_text: str) -> None:
 
 
 class ReplyView(w.VBox):
-    """A reply: Markdown re-rendered as it streams, then its code blocks with Copy (in the
-    block) and Insert as new cell (under each Python block)."""
+    """A reply: Markdown rendered as it streams, then its code blocks with Copy (in the
+    block) and Insert as new cell (under each Python block).
+
+    While it streams, the reply is cut into blocks (:mod:`markdown_stream`): each finished
+    block gets a widget of its own, rendered and sent once, and only the last one is
+    re-rendered as text arrives, so an update costs the same late in a long reply as early."""
 
     def __init__(
         self,
@@ -97,20 +114,22 @@ class ReplyView(w.VBox):
         on_insert: Callable[[str], None] | None = None,
         fix: bool = False,
     ) -> None:
-        self.body = w.HTML(value=_note("Waiting for Mistral…"))
+        self.body = w.HTML(value=_note("Waiting for Mistral…"))  # the block being written
+        self.finished_view = w.VBox()  # the blocks already finished, while streaming
         self.tools_view = w.HTML(layout=w.Layout(display="none"))
-        self.tool_calls: dict[tuple[int, str], str] = {}  # (round, call id) -> Markdown
-        super().__init__([self.tools_view, self.body])
+        self.tool_calls: dict[tuple[int, str], str] = {}  # (round, call id) -> HTML
+        super().__init__([self.tools_view, self.finished_view, self.body])
         self.add_class("mm-reply")
         self.assistant = assistant
         self.inserter = inserter
         self.on_finish = on_finish
         self.on_insert = on_insert
         self.fix = fix
-        self.text = ""
+        self._text: str | None = None  # the whole reply, once it is over
         self.footer = ""
         self.problem = ""
         self.status = "new"
+        self._pieces: list[str] = []  # the text so far, as it arrived
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._finished = threading.Event()
@@ -124,23 +143,38 @@ class ReplyView(w.VBox):
         thread.start()
         return thread
 
+    @property
+    def text(self) -> str:
+        """The reply: what has arrived so far while it streams."""
+        return self._text if self._text is not None else "".join(self._pieces)
+
     def _run(self, prepared: PreparedRequest, remember: bool) -> None:
         from ..api.errors import MistralError
         from .hints import for_notebook
+        from .markdown_stream import MarkdownBlocks
 
+        blocks = MarkdownBlocks()
         last = 0.0
+        seen = 0
 
         def on_text(text: str) -> None:
-            nonlocal last
+            nonlocal last, seen
             if self._stop.is_set():
                 raise _Stopped()
-            self.text = text
+            new, seen = text[seen:], len(text)  # no copy of the whole text is kept
+            self._pieces.append(new)
+            finished = blocks.feed(new)
             now = time.monotonic()
-            if now - last >= STREAM_INTERVAL:
-                last = now
-                with self._lock:
-                    if self.status == STREAMING:
-                        self.body.value = markdown_to_html(text + " ▌", copy_buttons=False)
+            if not finished and now - last < STREAM_INTERVAL:
+                return
+            last = now
+            with self._lock:
+                if self.status != STREAMING:
+                    return
+                if finished:
+                    done = [w.HTML(value=markdown_to_html(b, copy_buttons=False)) for b in finished]
+                    self.finished_view.children = (*self.finished_view.children, *done)
+                self.body.value = markdown_to_html(blocks.tail + " ▌", copy_buttons=False)
 
         try:
             completion = self.assistant.answer(
@@ -149,10 +183,12 @@ class ReplyView(w.VBox):
         except _Stopped:
             return
         except MistralError as error:
-            note = "the answer above is incomplete" if self.text else ""
-            self._finish(FAILED, self.text, note, problem=for_notebook(error))
+            partial = self.text
+            note = "the answer above is incomplete" if partial else ""
+            self._finish(FAILED, partial, note, problem=for_notebook(error))
         except Exception as error:  # a thread must never die silently
-            self._finish(FAILED, self.text, "", problem=f"{type(error).__name__}: {error}")
+            problem = f"{type(error).__name__}: {error}"
+            self._finish(FAILED, self.text, "", problem=problem)
         else:
             if self._stop.is_set():
                 return
@@ -162,15 +198,12 @@ class ReplyView(w.VBox):
 
     def _on_tool(self, event: Any) -> None:
         """Each tool call as a line above the reply, its result folded underneath."""
-        from .render import tool_call_markdown
-
         if self._stop.is_set():
             raise _Stopped()
-        self.tool_calls[(event.round, event.call_id)] = tool_call_markdown(event)
+        self.tool_calls[(event.round, event.call_id)] = tool_call_html(event)
         with self._lock:
-            self.tools_view.value = markdown_to_html(
-                "\n\n".join(self.tool_calls.values()), copy_buttons=False
-            )
+            calls = "".join(self.tool_calls.values())
+            self.tools_view.value = f'<div class="mm-md">{calls}</div>'
             self.tools_view.layout.display = ""
 
     def stop(self) -> None:
@@ -191,7 +224,7 @@ class ReplyView(w.VBox):
         with self._lock:
             if self.status != STREAMING:
                 return
-            self.status, self.text, self.footer, self.problem = status, text, footer, problem
+            self.status, self._text, self.footer, self.problem = status, text, footer, problem
             children: list[w.Widget] = [self.tools_view] if self.tool_calls else []
             children += self._segment_widgets(text) if text else []
             notes = (_note(problem, "mm-note mm-problem") if problem else "") + (

@@ -1,0 +1,150 @@
+"""``%%mistral`` in a real JupyterLab (Debian's Chromium through Playwright), the stub as the
+model: a reply carrying live HTML must show as text and run nothing.
+
+JupyterLab renders a kernel's own Markdown outputs as trusted (unsanitized), so a reply with
+``<img src=x onerror=…>`` would run script in the page with the user's session, no click
+needed; here the script tries to write a file through Jupyter's contents API.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.lab_server import (  # noqa: F401  (overrides)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TOKEN,
+    jp_asyncio_loop,
+    jp_server_cleanup,
+    start_lab,
+)
+from tests.stub import Reply, StubServer
+
+TIMEOUT_MS = 60_000
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+pytestmark = pytest.mark.timeout(300)
+expect.set_options(timeout=TIMEOUT_MS)
+
+# What a hostile reply does once it runs in the page: write PWNED.txt through the contents
+# API with the page's own session (its XSRF cookie), and mark the page.
+ATTACK = (
+    "document.title='PWNED';"
+    "fetch('/api/contents/PWNED.txt',{method:'PUT',headers:{'Content-Type':'application/json',"
+    "'X-XSRFToken':(document.cookie.match(/_xsrf=([^;]+)/)||[])[1]},"
+    "body:JSON.stringify({type:'file',format:'text',content:'pwned'})})"
+)
+HOSTILE = (
+    f'Here is your chart. <img src=x onerror="{ATTACK}">\n\n'
+    f"<script>{ATTACK}</script>\n\n"
+    "| region | total |\n|---|---|\n| north | <b>120</b> |\n\n"
+    "Done."
+)
+
+
+def _cell(source: str) -> dict:
+    return {
+        "cell_type": "code",
+        "metadata": {},
+        "execution_count": None,
+        "outputs": [],
+        "source": source,
+    }
+
+
+NOTEBOOK = {
+    "nbformat": 4,
+    "nbformat_minor": 4,
+    "metadata": {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    },
+    "cells": [
+        _cell("%load_ext mistral_magic"),
+        _cell("%%mistral --no-context\nMake me a chart of the totals"),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[StubServer]:
+    with StubServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def lab(stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = start_lab(stub, tmp_path_factory.mktemp("magic-lab"), {"magic.ipynb": NOTEBOOK})
+    try:
+        yield server.base_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def page(lab: str) -> Iterator[Page]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium", pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1300, "height": 1000})
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        page.goto(f"{lab}lab/tree/magic.ipynb?token={TOKEN}")
+        expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(len(NOTEBOOK["cells"]))
+        expect(page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first).to_be_visible()
+        try:
+            yield page
+        finally:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "magic-hostile-reply.png"), full_page=True)
+            browser.close()
+
+
+def _run_cell(page: Page, index: int) -> None:
+    page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputPrompt").click()
+    page.keyboard.press("Control+Enter")
+
+
+def _contents_status(lab: str, name: str) -> int:
+    url = f"{lab}api/contents/{name}?content=0&token={TOKEN}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_reply_with_live_html_shows_it_as_text_and_runs_nothing(
+    page: Page, lab: str, stub: StubServer
+) -> None:
+    puts: list[str] = []
+    page.on("request", lambda r: puts.append(r.url) if "PWNED" in r.url else None)
+    _run_cell(page, 0)
+    stub.queue(Reply(text=HOSTILE))
+    stub.token_delay = 0.005
+    try:
+        _run_cell(page, 1)
+        output = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea")
+        expect(output).to_contain_text("Done.")
+        expect(output).to_contain_text("mistral-large-2407")  # the footer: the reply is over
+    finally:
+        stub.token_delay = 0
+    # the markup is on screen as text, and no element of it exists in the page
+    expect(output).to_contain_text('<img src=x onerror="document.title=')
+    expect(output).to_contain_text("<script>document.title=")
+    assert output.locator("img, script").count() == 0
+    expect(output.locator("table td").nth(1)).to_have_text("<b>120</b>")  # the table stays
+    # an image that fails now has its error event after the reply's would have had theirs
+    page.evaluate(
+        "() => new Promise(done => { const probe = new Image(); "
+        "probe.onerror = probe.onload = done; probe.src = 'x?probe=' + Date.now(); })"
+    )
+    assert page.title() != "PWNED"
+    assert puts == [] and _contents_status(lab, "PWNED.txt") == 404
