@@ -1,10 +1,13 @@
 """Magic benchmarks: %load_ext cost in a fresh kernel, magic overhead over a raw client call,
-and keeping up with a fast 5,000-token stream.
+keeping up with a fast 5,000-token stream, and what a long reply costs on the kernel's
+iopub channel (display updates must grow with the reply, not with its square).
 
     python benchmarks/bench_magics.py [--quick]
 
 Targets (issue #3): %load_ext under 150 ms over a bare cell (jupyter-ai's costs ~1.7 s on
 these machines); magic overhead under 10 ms; rendering never lags behind the stream.
+Issue #11: the display messages of a long reply total a small multiple of its size, and
+none is larger than one block (``HARD_BLOCK_CHARS``) however long the reply.
 """
 
 from __future__ import annotations
@@ -125,6 +128,43 @@ def bench_render(stub: StubServer, tokens: int) -> None:
     )
 
 
+def bench_long_reply(stub: StubServer, megabytes: float, seconds: float = 0.0) -> None:
+    """A reply of ``megabytes`` in 10 kB pieces, at full speed or spread over ``seconds``,
+    through a real kernel: the bytes of every display message on iopub, against the reply's
+    own size (re-sending the whole text on each update grows with the stream's duration)."""
+    import json
+
+    from tests.kernel import stub_env
+
+    paragraph = "Revenue grows in the north while the south stays flat. " * 8
+    count = max(1, int(megabytes * 1e6 / (len(paragraph) + 8)))
+    text = "\n\n".join(f"{i}. {paragraph}" for i in range(count))
+    chunks = [text[i : i + 10_000] for i in range(0, len(text), 10_000)]
+    kernel = Kernel(stub_env(stub))
+    try:
+        kernel.execute("%load_ext mistral_magic\n%config Mistral.max_tokens = None")
+        stub.queue(Reply(text=text, chunks=chunks))
+        stub.token_delay = seconds / len(chunks)
+        started = time.perf_counter()
+        run = kernel.execute("%%mistral --no-context --no-insert\nA long answer", timeout=1800)
+        elapsed = time.perf_counter() - started
+    finally:
+        stub.token_delay = 0.0
+        kernel.shutdown()
+    sizes = [
+        len(json.dumps(m["content"]))
+        for m in run.messages
+        if m["msg_type"] in ("display_data", "update_display_data")
+    ]
+    total = sum(sizes)
+    pace = f"over {seconds:g} s" if seconds else "at full speed"
+    print(
+        f"{len(text) / 1e6:5.1f} MB reply {pace}: {len(sizes):,} display messages, "
+        f"{total / 1e6:6.1f} MB on iopub ({total / len(text):.2f}x the reply), largest "
+        f"{max(sizes) / 1e3:.1f} kB, {elapsed:.1f} s in the kernel"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds, for CI")
@@ -139,6 +179,8 @@ def main() -> None:
         bench_load_ext(kernels=1 if args.quick else 3)
         bench_overhead(stub, calls=10 if args.quick else 50)
         bench_render(stub, tokens=1000 if args.quick else 5000)
+        for megabytes, seconds in [(0.2, 2.0)] if args.quick else [(2, 0), (2, 10), (20, 0)]:
+            bench_long_reply(stub, megabytes, seconds)
 
 
 if __name__ == "__main__":
