@@ -16,6 +16,7 @@ from tests.stub import Reply, StubServer
 
 ROOT = Path(__file__).resolve().parents[1]
 JSON_REPLY = '{"rows": 6, "note": "the whole reply."}'
+ESCAPES = "\x1b]52;c;cHduZWQ=\x07\x1b[2J"
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,8 @@ def terminal() -> Iterator[str]:
     """What terminal IPython printed for a few magics, run one after the other."""
     command = [sys.executable, "-m", "IPython", "--quick", "--no-banner", "--colors=nocolor"]
     with StubServer() as stub:
-        stub.queue(Reply(text=JSON_REPLY), Reply(text="Plain **answer**."))
+        # the second reply tries to set the terminal's clipboard (OSC 52) and clear the screen
+        stub.queue(Reply(text=JSON_REPLY), Reply(text=f"Plain **answer**.{ESCAPES}"))
         code = (
             "%load_ext mistral_magic\n"
             "%mistral --json --no-context -o info describe sales\n"
@@ -54,6 +56,11 @@ def test_json_is_printed_once_without_a_fence(terminal):
     assert 'reply."}reply' not in before_help and "```" not in before_help
     assert "stored: 6" in before_help
     assert "Plain **answer**." in before_help  # a reply is printed as the model wrote it
+
+
+def test_control_characters_from_the_model_never_reach_the_terminal(terminal):
+    assert "\x1b" not in terminal and "\x07" not in terminal
+    assert "Plain **answer**.\ufffd]52;c;cHduZWQ=\ufffd\ufffd[2J" in terminal
 
 
 def test_help_and_tables_are_plain_text(terminal):

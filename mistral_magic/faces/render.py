@@ -19,6 +19,15 @@ from typing import Any, TextIO
 
 PYTHON_LANGS = frozenset({"python", "py", "python3", "ipython", "ipython3"})
 CURSOR = " ▌"
+# Control characters other than tab and newline: in model or server text printed to a
+# terminal they could move the cursor, rewrite what is on screen or set the clipboard
+# (ANSI escape sequences, a lone carriage return).
+_CONTROL = re.compile(r"\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print to a terminal: control characters shown as ``�``."""
+    return _CONTROL.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -188,7 +197,7 @@ class StreamingDisplay:
             self._handle = None  # the next block gets an output of its own
 
     def _print_new(self, text: str) -> None:
-        self._out.write(text[self._seen :])
+        self._out.write(printable(text[self._seen :]))
         self._out.flush()
         if len(text) > self._seen:
             self.at_line_start = text.endswith("\n")
@@ -231,7 +240,7 @@ class ToolCallDisplay:
             if self._text_display is not None and not self._text_display.at_line_start:
                 self._out.write("\n")
                 self._text_display.at_line_start = True
-            self._out.write(tool_call_line(event) + "\n")
+            self._out.write(printable(tool_call_line(event)) + "\n")
             self._out.flush()
 
     def _show(self, event: Any) -> None:
@@ -309,9 +318,10 @@ def show_markdown(shell: Any, markdown: str) -> None:
     else:
         from .markdown_plain import to_plain
 
-        print(to_plain(markdown))
+        print(printable(to_plain(markdown)))
 
 
 def show_problem(message: str) -> None:
-    """A failure, as one paragraph on stderr: no traceback."""
-    print(message, file=sys.stderr)
+    """A failure, as one paragraph on stderr: no traceback (and no control characters a
+    server's text might carry)."""
+    print(printable(message), file=sys.stderr)
