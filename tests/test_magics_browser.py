@@ -68,6 +68,7 @@ NOTEBOOK = {
     "cells": [
         _cell("%load_ext mistral_magic"),
         _cell("%%mistral --no-context\nMake me a chart of the totals"),
+        _cell("%%mistral --no-context --no-insert\nHow do I compare two columns?"),
     ],
 }
 
@@ -148,3 +149,36 @@ def test_a_reply_with_live_html_shows_it_as_text_and_runs_nothing(
     )
     assert page.title() != "PWNED"
     assert puts == [] and _contents_status(lab, "PWNED.txt") == 404
+
+
+ORDINARY = """### Comparing columns
+
+1. Build the mask:
+
+   ```python
+   mask = sales["a"] < sales["b"]
+   ```
+
+2. Count it with `mask.sum()`; in Java it would be a `List<Boolean>`.
+
+Rows where $a < b$ and **a** is not null:
+
+```python
+sales[mask & sales["a"].notna()]
+```
+"""
+
+
+def test_an_ordinary_reply_keeps_its_formatting(page: Page, stub: StubServer) -> None:
+    stub.queue(Reply(text=ORDINARY))
+    _run_cell(page, 2)
+    output = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea")
+    expect(output).to_contain_text("mistral-large-2407")
+    expect(output.locator("h3")).to_contain_text("Comparing columns")
+    expect(output.locator("ol > li")).to_have_count(2)
+    expect(output.locator("pre code")).to_have_count(2)  # both blocks are code blocks
+    expect(output.locator("pre code").first).to_have_text('mask = sales["a"] < sales["b"]')
+    expect(output.locator("li code", has_text="List<Boolean>")).to_have_count(1)
+    expect(output.locator("strong")).to_have_text("a")
+    assert "&lt;" not in output.inner_text() and "&amp;" not in output.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "magic-ordinary-reply.png"), full_page=True)
