@@ -37,6 +37,10 @@ def terminal() -> Iterator[str]:
             "%mistral config\n"
             "print('=== usage')\n"
             "%mistral usage\n"
+            "print('=== models')\n"
+            "%mistral models\n"
+            "print('=== tools')\n"
+            "%mistral tools\n"
         )
         done = subprocess.run(
             [*command, "-c", code],
@@ -66,8 +70,10 @@ def test_control_characters_from_the_model_never_reach_the_terminal(terminal):
 def test_help_and_tables_are_plain_text(terminal):
     help_text = terminal.split("=== help")[1].split("=== config")[0]
     config = terminal.split("=== config")[1].split("=== usage")[0]
-    usage = terminal.split("=== usage")[1]
-    for shown in (help_text, config, usage):
+    usage = terminal.split("=== usage")[1].split("=== models")[0]
+    models = terminal.split("=== models")[1].split("=== tools")[0]
+    tools = terminal.split("=== tools")[1]
+    for shown in (help_text, config, usage, models, tools):
         assert "**" not in shown and "```" not in shown and "|---" not in shown
     assert "%mistral ask question" in help_text and "-m/--model ID" in help_text
     rows = [line for line in config.splitlines() if line.strip()]
@@ -78,3 +84,6 @@ def test_help_and_tables_are_plain_text(terminal):
             assert row[value_column - 2 : value_column] == "  " and row[value_column] != " "
     assert any(line.startswith("model ") and "mistral-large-2407" in line for line in rows)
     assert "mistral-large-2407" in usage
+    model_rows = [line.split()[:2] for line in models.splitlines()]
+    assert ["mistral-large-2407", "131,072"] in model_rows
+    assert ["describe_variable", "notebook"] in [line.split()[:2] for line in tools.splitlines()]
