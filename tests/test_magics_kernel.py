@@ -483,3 +483,18 @@ def test_doubled_braces_are_sent_as_written(stub, kernel):
     asked = stub.chat_requests[0].body["messages"][-1]["content"]
     assert asked.startswith("Why does '{{x}}'.format(x=1) give '")
     assert "x: int" in asked or "41" in asked  # the single-brace {x} is a placeholder
+
+
+def test_a_reply_cut_at_the_size_bound_keeps_its_text_and_says_so(stub, kernel):
+    paragraph = "The south stays flat. " * 40
+    text = "\n\n".join(paragraph for _ in range(30))  # ~26 kB
+    stub.queue(Reply(text=text, chunks=[text[i : i + 500] for i in range(0, len(text), 500)]))
+    kernel.execute("%config Mistral.max_reply_chars = 10000")
+    try:
+        run = kernel.execute("%%mistral --no-context --no-insert --max-tokens 20000\nLong")
+    finally:
+        kernel.execute("%config Mistral.max_reply_chars = 1000000")
+    assert run.status == "ok" and "Traceback" not in run.stderr
+    shown = "".join(run.markdown)
+    assert "The south stays flat." in shown and "the answer above is incomplete" in shown
+    assert "max_reply_chars" in run.stderr and len(run.stderr.strip().splitlines()) == 1
