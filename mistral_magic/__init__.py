@@ -20,7 +20,7 @@ _LAZY = {
     "batch_results": "mistral_magic.bulk.batch",
     "cancel_batch": "mistral_magic.bulk.batch",
     "tool": "mistral_magic.tools",
-    "chat": "mistral_magic.faces.widgets",
+    "chat": "mistral_magic.extension",
 }
 
 __all__ = [
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .bulk.apply import apply, map
     from .bulk.batch import batch_results, cancel_batch
     from .bulk.outcomes import ApplyError, ApplyFailed
-    from .faces.widgets import chat
+    from .extension import chat
     from .tools import tool
 
 
@@ -54,13 +54,13 @@ def __getattr__(name: str) -> Any:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .faces.magics import load
+    from .extension import load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .faces.magics import unload
+    from .extension import unload
 
     unload(ipython)
 

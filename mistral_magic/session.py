@@ -1,23 +1,30 @@
-"""The engine behind every face (magics, chat panel): settings, one reused client, the
-conversation, usage, and turning a question plus the live notebook into a request."""
+"""One :class:`Session` per kernel shell (the Jupyter server keeps one per user): the state
+every face of that shell shares.
+
+It holds the settings, the model clients, the conversation, the usage ledger, the response
+cache's settings, the tools the model may call, the errors the notebook raised, and a lock
+for what the chat panel's background thread changes. Every face gets it from one place,
+:func:`session_for`; the faces never reach into each other for it. The request itself is
+built by :func:`mistral_magic.engine.prepare.prepare` (this module only gathers what goes
+into it: the shell's namespace and context, the tools) and answered by
+:func:`mistral_magic.engine.answer.answer`.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any
+import weakref
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import Mistral
-from .engine.prepare import (
-    SYSTEM_PROMPT,
-    TOOLS_PROMPT,
-    Conversation,
-    PreparedRequest,
-    build_request,
-    expand_placeholders,
-)
-from .engine.usage import UsageLedger, estimate_cost, format_cost
+from .engine.clients import AsyncClients, Clients
+from .engine.conversation import Conversation
+from .engine.prepare import PreparedRequest, WireTarget, prepare
+from .engine.prompts import ASK, Kind, error_question
+from .engine.usage import UsageLedger
 
 if TYPE_CHECKING:
     from .api.client import MistralClient
@@ -25,41 +32,51 @@ if TYPE_CHECKING:
     from .api.types import Completion
     from .context.items import ContextItem
     from .context.redact import Redactor
+    from .engine.cache import ResponseCache
+    from .engine.failures import CapturedError, ErrorLog
     from .engine.tool_loop import Confirm, OnTool
     from .tools.core import Toolbox
     from .tools.notebook import NotebookTools
 
 ALL_SOURCES = ("cells", "vars", "error")
 TextCallback = Callable[[str], None]
+T = TypeVar("T")
 
 
-class Assistant:
-    def __init__(self, settings: Mistral, shell: Any = None) -> None:
+class Session:
+    """The state of one shell (or one server user) behind every face."""
+
+    def __init__(
+        self, settings: Mistral, shell: Any = None, clients: Clients | AsyncClients | None = None
+    ) -> None:
         self.settings = settings
         self.shell = shell
+        # A kernel's own clients; a server user's session shares the server's one client.
+        self.clients = clients if clients is not None else Clients(settings)
         self.conversation = Conversation()
         self.ledger = UsageLedger(settings.price)
-        self._client: MistralClient | None = None
-        self._client_key: tuple[Any, ...] | None = None
-        self._lock = threading.Lock()
+        #: Held while a reply's outcome is recorded (usage and conversation together), so
+        #: the chat panel's thread and the main thread never interleave their updates.
+        self.lock = threading.RLock()
         self._notebook_tools: NotebookTools | None = None
+        self._errors: ErrorLog | None = None
+        self._kept: dict[str, Any] = {}
 
-    # -- the HTTP client, built once and rebuilt only when its settings change --------------
-    @property
-    def client(self) -> MistralClient:
-        """One client (one connection pool). Settings that follow the environment are read
-        by the client at each request, so changing MISTRAL_BASE_URL or the key needs no new
-        client; changing a ``%config Mistral`` setting makes one."""
-        with self._lock:
-            wanted = tuple(self.settings.client_options().items())
-            if self._client is None or wanted != self._client_key:
-                from .api.client import MistralClient
+    # -- clients ---------------------------------------------------------------------------
+    @contextmanager
+    def client(self) -> Iterator[MistralClient]:
+        """A client for one request (or one streamed reply): a settings change meanwhile
+        never closes it under the reply."""
+        clients = self.clients
+        assert isinstance(clients, Clients), "a server session answers on the event loop"
+        with clients.lease() as client:
+            yield client
 
-                if self._client is not None:
-                    self._client.close()
-                self._client = MistralClient(**dict(wanted))
-                self._client_key = wanted
-            return self._client
+    def target(self) -> WireTarget:
+        """Where this kernel's requests go, and in which dialect."""
+        clients = self.clients
+        assert isinstance(clients, Clients), "a server's target is awaited (MistralService)"
+        return clients.target()
 
     def warm_up(self) -> threading.Thread:
         """Pay the one-off costs in the background, so the first question does not: the
@@ -68,9 +85,9 @@ class Assistant:
 
         def work() -> None:
             try:
-                client = self.client
-                _ = client.http
-                client.resolve_dialect()
+                with self.client() as client:
+                    _ = client.http
+                    client.resolve_dialect()  # GET /models, once per base URL
             except Exception:  # a warm-up that fails only means the first call is slower
                 pass
             try:
@@ -85,12 +102,45 @@ class Assistant:
         return thread
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        for kept in self._kept.values():
+            close = getattr(kept, "close", None)
+            if callable(close):
+                close()
+        self._kept.clear()
+        if self._errors is not None:
+            self._errors.uninstall()
+        if isinstance(self.clients, Clients):
+            self.clients.close()
 
-    # -- requests ------------------------------------------------------------------------
+    # -- what the faces keep per session ----------------------------------------------------
+    def keep(self, name: str, make: Callable[[], T]) -> T:
+        """The object a face keeps for this session under ``name`` (made on first use,
+        closed with the session): e.g. the cell inserter of the widget faces."""
+        with self.lock:
+            if name not in self._kept:
+                self._kept[name] = make()
+            return self._kept[name]
+
+    def remember(self, name: str, value: Any) -> None:
+        """Keep ``value`` under ``name`` (replacing the previous one)."""
+        with self.lock:
+            self._kept[name] = value
+
+    def kept(self, name: str) -> Any:
+        with self.lock:
+            return self._kept.get(name)
+
+    # -- errors ------------------------------------------------------------------------------
+    @property
+    def errors(self) -> ErrorLog:
+        """The failing cells of this shell (the hook is registered by the extension)."""
+        if self._errors is None:
+            from .engine.failures import ErrorLog
+
+            self._errors = ErrorLog(self.shell)
+        return self._errors
+
+    # -- requests ----------------------------------------------------------------------------
     def redactor(self) -> Redactor:
         from .context.redact import Redactor
 
@@ -106,7 +156,7 @@ class Assistant:
 
     def prepare(
         self,
-        prompt: str,
+        prompt: str = "",
         *,
         sources: Collection[str] = ALL_SOURCES,
         budget: int | None = None,
@@ -115,45 +165,52 @@ class Assistant:
         remember: bool = True,
         extra_items: Collection[ContextItem] = (),
         tools: str | Sequence[str] | None = None,
+        kind: Kind = ASK,
+        error_count: int | None = None,
     ) -> PreparedRequest:
-        """Build the request for ``prompt``: expand ``{name}``, collect and pack context.
-
-        ``extra_items`` (e.g. an error's context from :mod:`.faces.tracebacks`) are packed together
-        with what ``sources`` collects, by priority; they replace collected items with the
-        same key."""
+        """The request for ``prompt`` from this shell: its namespace for ``{name}``, the
+        context ``sources`` collect (with ``extra_items``, e.g. an error's context, first),
+        the conversation unless not ``remember``, the tools named (``--tools`` words;
+        default ``Mistral.tools``). Built by :func:`~mistral_magic.engine.prepare.prepare`."""
         from .context.describe import describe
         from .context.redact import is_secret_name
 
         namespace = getattr(self.shell, "user_ns", {}) or {}
         visible = {k: v for k, v in namespace.items() if not is_secret_name(k)}
-        redactor = self.redactor()
-        text, expanded = expand_placeholders(prompt, visible, describe)
-        text = redactor.redact(text)
-        model = model or self.settings.model
-        merged: dict[str, Any] = {
-            "temperature": self.settings.temperature,
-            "top_p": self.settings.top_p,
-            "max_tokens": self.settings.max_tokens,
-        }
-        merged.update(params or {})
-        toolbox = self._offer_tools(self.settings.tools if tools is None else tools, merged)
-        if toolbox and budget is None:
-            budget = min(self.settings.context_budget, self.settings.tools_context_budget)
-        prepared = build_request(
-            text,
-            model=model,
-            items=_merged(extra_items, self.collect(prompt, sources)),
+        toolbox = self.toolbox(self.settings.tools if tools is None else tools)
+        # The question decides what is collected (the cells and variables it names).
+        question = prompt if kind == ASK else error_question(kind, error_count)
+        return prepare(
+            question,
+            model=model or self.settings.model,
+            target=self.target(),
+            params=params,
+            settings=self.settings,
+            items=_merged(extra_items, self.collect(question, sources)),
             conversation=self.conversation if remember else None,
-            params={k: v for k, v in merged.items() if v is not None},
-            context_budget=self.settings.context_budget if budget is None else budget,
-            history_budget=self.settings.history_budget,
-            system_prompt=SYSTEM_PROMPT + TOOLS_PROMPT if toolbox else SYSTEM_PROMPT,
+            budget=budget,
+            toolbox=toolbox,
+            kind=kind,
+            error_count=error_count,
+            namespace=visible,
+            describe=describe,
+            redactor=self.redactor(),
         )
-        prepared.expanded = expanded
-        prepared.toolbox = toolbox
-        return prepared
 
-    # -- tools ---------------------------------------------------------------------------
+    def prepare_error_help(self, captured: CapturedError, kind: Kind) -> PreparedRequest:
+        """The request explaining or fixing ``captured``: its context first, then the
+        notebook's cells and variables."""
+        from .engine.failures import error_items
+
+        items = error_items(self.shell, captured, self.redactor())
+        return self.prepare(
+            sources=("cells", "vars"),
+            extra_items=items,
+            kind=kind,
+            error_count=captured.count,
+        )
+
+    # -- tools -------------------------------------------------------------------------------
     def notebook_tools(self) -> NotebookTools:
         """The built-in notebook tools bound to this shell (made once)."""
         if self._notebook_tools is None:
@@ -171,26 +228,7 @@ class Assistant:
         builtins = self.notebook_tools().tools() if self.shell is not None else []
         return select(names, builtins)
 
-    def _offer_tools(
-        self, names: str | Sequence[str] | None, params: dict[str, Any]
-    ) -> Toolbox | None:
-        """Resolve the tools and put their specs (and a checked tool_choice) in ``params``."""
-        choice = params.get("tool_choice")
-        if not names and choice is None:
-            return None
-        from .tools.core import ToolSelectionError, check_tool_choice
-
-        toolbox = self.toolbox(names)
-        if not toolbox:
-            if choice is not None:
-                raise ToolSelectionError(
-                    f"--tool-choice {choice} needs tools to choose from: add --tools."
-                )
-            return None
-        params["tools"] = toolbox.to_wire()
-        params["tool_choice"] = check_tool_choice(choice, toolbox)
-        return toolbox
-
+    # -- answers -----------------------------------------------------------------------------
     def answer(
         self,
         prepared: PreparedRequest,
@@ -199,91 +237,99 @@ class Assistant:
         confirm: Confirm | None = None,
         on_notice: OnNotice | None = None,
     ) -> Completion:
-        """Send ``prepared`` and stream the reply, calling ``on_text`` with the text so far.
+        """Send ``prepared`` and stream the reply (see :func:`engine.answer.answer`); the
+        tools run here, asking ``confirm`` (default: ``input()``) before ``confirm=True``
+        tools. ``on_notice`` hears what the client waits for before a retry ("rate
+        limited, retrying in 3 s")."""
+        from .engine.answer import answer
+        from .engine.tool_loop import LocalTools, ToolLimits
 
-        With tools (``prepared.toolbox``), runs the tools the model calls, reporting each to
-        ``on_tool`` as it starts and ends, asking ``confirm`` (default: ``input()``) before
-        tools marked ``confirm=True``, until the model answers in text; the completion then
-        holds the text of every round and the usage summed over them, and
-        ``prepared.tool_events`` the calls.
+        executor = None
+        if prepared.toolbox:
+            from .tools.notebook import tool_redactor
 
-        ``on_notice`` hears what the client waits for before a retry ("rate limited, retrying
-        in 3 s"). Raises a ``MistralError`` (its ``.partial`` holds what arrived) or lets
-        ``KeyboardInterrupt`` through; either way ``on_text`` has shown the partial text.
-        """
-        if not prepared.toolbox:
-            return self._stream(
-                prepared.messages, prepared.model, prepared.params, on_text, "", on_notice
+            executor = LocalTools(
+                prepared.toolbox,
+                confirm=confirm,
+                redactor=tool_redactor(self.shell, self.redactor()),
             )
-        from .engine.tool_loop import ToolLimits, run_tool_loop
-        from .tools.notebook import tool_redactor
-
         limits = ToolLimits(
             max_rounds=self.settings.max_tool_rounds,
             max_seconds=self.settings.max_tool_seconds,
             result_chars=self.settings.tool_result_chars,
         )
-        result = run_tool_loop(
-            lambda messages, params, lead: self._stream(
-                messages, prepared.model, params, on_text, lead, on_notice
-            ),
-            prepared.messages,
-            prepared.toolbox,
-            params=prepared.params,
-            limits=limits,
-            on_tool=on_tool,
-            confirm=confirm,
-            redactor=tool_redactor(self.shell, self.redactor()),
-        )
-        prepared.tool_events = result.events
-        prepared.tool_note = result.note
-        return result.completion
-
-    def _stream(
-        self,
-        messages: list[dict[str, Any]],
-        model: str,
-        params: dict[str, Any],
-        on_text: TextCallback,
-        lead: str = "",
-        on_notice: OnNotice | None = None,
-    ) -> Completion:
-        stream = self.client.stream(messages, model=model, on_notice=on_notice, **params)
-        text = lead
-        for delta in stream:
-            if delta.text and delta.index == 0:
-                text += delta.text
-                on_text(text)
-        return stream.completion
+        with self.client() as client:
+            return answer(
+                client,
+                prepared,
+                on_text,
+                executor=executor,
+                limits=limits,
+                on_tool=on_tool,
+                on_notice=on_notice,
+            )
 
     def footer(self, prepared: PreparedRequest, completion: Completion) -> str:
-        """One line under a reply: model, tokens, estimated cost, notes."""
-        model = completion.model or prepared.model
-        parts = [model]
-        usage = completion.usage
-        if usage is not None:
-            parts.append(f"{usage.prompt_tokens:,} → {usage.completion_tokens:,} tokens")
-            cost = estimate_cost(
-                model, usage.prompt_tokens, usage.completion_tokens, self.settings.price
-            )
-            parts.append(format_cost(cost))
-        if completion.finish_reason == "length":
-            parts.append("reply cut at max_tokens")
-        if prepared.tool_events:
-            count = len(prepared.tool_events)
-            parts.append(f"{count} tool call{'s' if count != 1 else ''}")
-        if prepared.tool_note:
-            parts.append(prepared.tool_note)
-        if prepared.context_note:
-            parts.append(prepared.context_note)
-        return " · ".join(parts)
+        from .engine.answer import footer
+
+        return footer(prepared, completion, self.settings.price)
 
     def record(self, prepared: PreparedRequest, completion: Completion, *, remember: bool) -> None:
-        self.ledger.record(completion.model or prepared.model, completion.usage)
-        if remember and completion.content:
-            self.conversation.add(prepared.prompt, completion.content)
+        """Count the usage and, if ``remember``, add the turn to the conversation (both at
+        once, under the session's lock: the chat panel records from its own thread)."""
+        with self.lock:
+            self.ledger.record(completion.model or prepared.model, completion.usage)
+            if remember and completion.content:
+                self.conversation.add(prepared.prompt, completion.content)
+
+    def open_cache(self) -> ResponseCache:
+        """The response cache at ``Mistral.cache_dir`` (raises ``CacheError``)."""
+        from .engine.cache import ResponseCache
+
+        return ResponseCache.from_settings(self.settings)
 
 
 def _merged(extra: Collection[ContextItem], collected: list[ContextItem]) -> list[ContextItem]:
     keys = {item.key for item in extra}
     return [*extra, *(item for item in collected if item.key not in keys)]
+
+
+# ------------------------------------------------------------------------------------------
+# One session per shell
+
+_SESSIONS: weakref.WeakKeyDictionary[Any, Session] = weakref.WeakKeyDictionary()
+_SESSIONS_LOCK = threading.Lock()
+
+
+def session_for(shell: Any, *, create: bool = True) -> Session | None:
+    """The session of ``shell``: made (with its ``Mistral`` settings registered on the shell,
+    so ``%config Mistral.…`` reaches them) on first use, unless not ``create``."""
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(shell)
+        if session is None and create:
+            settings = Mistral(parent=shell)
+            shell.configurables.append(settings)
+            session = _SESSIONS[shell] = Session(settings, shell)
+        return session
+
+
+def current_session(*, create: bool = False) -> Session | None:
+    """The session of the running IPython shell, if there is a shell (and a session)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency
+        return None
+    shell = get_ipython()
+    return session_for(shell, create=create) if shell is not None else None
+
+
+def end_session(shell: Any) -> Session | None:
+    """Forget ``shell``'s session and close it (``%unload_ext``); its settings leave the
+    shell's configurables."""
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.pop(shell, None)
+    if session is not None:
+        session.close()
+        if session.settings in getattr(shell, "configurables", []):
+            shell.configurables.remove(session.settings)
+    return session

@@ -117,13 +117,18 @@ def test_answer_streams_as_markdown_and_code_goes_to_a_new_cell(stub, kernel):
 
 
 def test_dry_run_shows_the_exact_request_and_sends_nothing(stub, kernel):
-    run = kernel.execute("%%mistral --dry-run --max-tokens 100\nWhat columns does sales have?")
+    question = "%%mistral --max-tokens 100 --no-insert\nWhat columns does sales have?"
+    run = kernel.execute(question.replace("%%mistral", "%%mistral --dry-run"))
     assert run.status == "ok"
     assert stub.chat_requests == []
     (report,) = run.markdown
     assert "Dry run" in report and "prompt tokens" in report and "(exact)" in report
     assert "What columns does sales have?" in report
     assert "sales" in report and SECRET_VALUE not in report
+    shown = json.loads(report.split("````json\n", 1)[1].rsplit("\n````", 1)[0])
+    # asked right after, the same question goes out exactly as the dry run showed it
+    assert kernel.execute(question).status == "ok"
+    assert stub.chat_requests[0].body == shown
 
 
 def test_no_context_sends_the_question_alone(stub, kernel):

@@ -20,7 +20,7 @@ from IPython.testing.globalipapp import start_ipython
 from pydantic import BaseModel
 
 from mistral_magic.config import Mistral
-from mistral_magic.session import Assistant
+from mistral_magic.session import Session
 from mistral_magic.tools.core import registry, tool
 from tests.stub import Reply, ToolCallSpec
 
@@ -53,7 +53,7 @@ def assistant(stub_env, shell, monkeypatch):
     monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
     monkeypatch.setattr(sys, "last_value", shell.mistral_test_error, raising=False)
     settings = Mistral(max_retries=0)
-    made = Assistant(settings, shell)
+    made = Session(settings, shell)
     yield made
     made.close()
 
@@ -65,7 +65,7 @@ def clean_registry():
         registry.remove(name)
 
 
-def ask(assistant: Assistant, prompt: str = "How are sales?", **kwargs):
+def ask(assistant: Session, prompt: str = "How are sales?", **kwargs):
     events = []
     texts = []
     confirm = kwargs.pop("confirm", None)

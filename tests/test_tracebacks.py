@@ -6,19 +6,24 @@ import pytest
 from IPython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 
-from mistral_magic.faces import tracebacks
-from mistral_magic.faces.magic_line import is_subcommand
-from mistral_magic.faces.tracebacks import (
+from mistral_magic.engine.failures import (
     REMEMBERED_ERRORS,
     CapturedError,
-    capture_for,
+    ErrorLog,
     clean_text,
     error_items,
-    fixed_code,
-    help_prompt,
     is_offered,
     package_versions,
 )
+from mistral_magic.engine.prompts import error_question
+from mistral_magic.faces.magic_line import is_subcommand
+from mistral_magic.faces.magics import fixed_code
+from mistral_magic.session import session_for
+
+
+def capture_for(shell) -> ErrorLog | None:
+    session = session_for(shell, create=False)
+    return session.errors if session is not None else None
 
 
 @pytest.fixture
@@ -138,9 +143,9 @@ def test_package_versions_name_the_libraries_in_the_traceback():
 
 
 def test_prompts_and_fixed_code():
-    assert help_prompt("fix", 4).startswith("Fix the error in In[4]")
-    assert "```python" in help_prompt("fix", 4)
-    assert help_prompt("explain", None).startswith("Explain the error:")
+    assert error_question("fix", 4).startswith("Fix the error in In[4]")
+    assert "```python" in error_question("fix", 4)
+    assert error_question("explain", None).startswith("Explain the error:")
     reply = "Use this:\n```python\nx = 1\n```\nor finally:\n```python\nx = 2\n```"
     assert fixed_code(reply) == "x = 2"
     assert fixed_code("no code") is None
@@ -164,7 +169,6 @@ def test_unload_removes_the_hook():
     ip.run_line_magic("unload_ext", "mistral_magic")
     assert hook not in ip.events.callbacks["post_run_cell"]
     assert capture_for(ip) is None
-    assert tracebacks._CAPTURES.get(id(ip)) is None
 
 
 def test_explain_without_an_error_says_so(shell, capsys):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mistral_magic.context.budget import count_tokens
-from mistral_magic.engine.prepare import SYSTEM_PROMPT
+from mistral_magic.engine.prompts import SYSTEM_PROMPT
 from tests.kernel import Execution, stub_kernel
 from tests.stub import Reply, StubServer
 from tests.widget_comm import WIDGET_VIEW, click_widget, widget_displays, widget_values
@@ -173,8 +173,9 @@ def test_interrupts_and_mistral_errors_are_not_explained(stub, kernel):
     assert interrupted and "KeyboardInterrupt" in json.dumps([m["content"] for m in run.messages])
     assert widget_displays(run.messages) == []
     remembered = kernel.execute(
-        "from mistral_magic.faces.tracebacks import capture_for\n"
-        "print({type(c.error).__name__ for c in capture_for(get_ipython()).errors.values()})"
+        "from mistral_magic.session import session_for\n"
+        "log = session_for(get_ipython()).errors\n"
+        "print({type(c.error).__name__ for c in log.errors.values()})"
     )
     assert "KeyboardInterrupt" not in remembered.stdout
     assert "UsageError" not in remembered.stdout
@@ -208,8 +209,9 @@ def test_error_buttons_appear_under_the_traceback_and_go_away_on_unload(stub, ke
     # clicking Explain streams the answer into the widget, without re-running the cell
     stub.queue(Reply(text="The list has 2 items; index 5 is past its end."))
     click = kernel.execute(
-        "from mistral_magic.faces.widgets import last_error_help\n"
-        "help_view = last_error_help()\n"
+        "from mistral_magic.faces.error_buttons import last_error_help\n"
+        "from mistral_magic.session import session_for\n"
+        "help_view = last_error_help(session_for(get_ipython()))\n"
         "help_view.explain_button.click()\n"
         "assert help_view.wait(30)\n"
         "print(help_view.reply.status, '|', help_view.reply.text)"
@@ -226,7 +228,7 @@ def test_error_buttons_appear_under_the_traceback_and_go_away_on_unload(stub, ke
             "print([getattr(f, '__qualname__', '') for f in "
             "get_ipython().events.callbacks['post_run_cell']])"
         )
-        assert "ErrorCapture" not in hooks.stdout
+        assert "ErrorLog" not in hooks.stdout
     finally:
         kernel.execute("%load_ext mistral_magic\n%config Mistral.max_retries = 1")
 
@@ -236,8 +238,9 @@ def test_fix_button_offers_the_code_to_insert(stub, kernel):
     kernel.execute("total = 10\ncount = 0\nratio = total / count")
     stub.queue(Reply(text=FIX_REPLY))
     click = kernel.execute(
-        "from mistral_magic.faces.widgets import last_error_help\n"
-        "help_view = last_error_help()\n"
+        "from mistral_magic.faces.error_buttons import last_error_help\n"
+        "from mistral_magic.session import session_for\n"
+        "help_view = last_error_help(session_for(get_ipython()))\n"
         "help_view.fix_button.click()\n"
         "assert help_view.wait(30)\n"
         "rows = [c for c in help_view.reply.children if hasattr(c, 'children')]\n"

@@ -41,7 +41,7 @@ def kernel(stub):
 def panel(stub, kernel):
     """A fresh panel in variable ``panel`` (the shared conversation reset)."""
     stub.reset()
-    run = kernel.execute("panel = mistral_magic.chat()\npanel.assistant.conversation.reset()")
+    run = kernel.execute("panel = mistral_magic.chat()\npanel.session.conversation.reset()")
     assert run.status == "ok", run.reply
     return run
 

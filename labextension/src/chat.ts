@@ -52,6 +52,8 @@ export interface IAskOptions {
   /** Ask about the error of this cell (index in the notebook): Explain / Fix. */
   errorCell?: number;
   panel?: NotebookPanel | null;
+  /** Explain or fix the error: the server words the question (`prompt` is its label). */
+  kind?: 'explain' | 'fix';
 }
 
 export class ChatSidebar extends Panel {
@@ -191,6 +193,10 @@ export class ChatSidebar extends Panel {
       body = { prompt, sources: [] };
     }
     body.request_id = requestId;
+    if (options.kind) {
+      body.kind = options.kind;
+      body.prompt = '';
+    }
 
     const question = new MessageView('user', this.rendermime, null);
     question.text = prompt;

@@ -32,11 +32,6 @@ namespace CommandIDs {
   export const fixError = 'mistral-magic:fix-error';
 }
 
-const EXPLAIN_PROMPT =
-  'Explain this error: what went wrong in the failing cell, and how do I fix it?';
-const FIX_PROMPT =
-  'Fix this error. Reply with the corrected code of the failing cell as one ```python block ' +
-  '(the whole cell, ready to run), then one or two sentences on what changed.';
 const CELL_PROMPT =
   'Explain what the active cell does, and point out any problems in it.';
 
@@ -101,9 +96,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       fix: boolean
     ) => {
       open();
-      void sidebar.ask(fix ? FIX_PROMPT : EXPLAIN_PROMPT, {
+      // The server words the question (mistral_magic/engine/prompts.py); this is its label.
+      void sidebar.ask(fix ? 'Fix the error' : 'Explain the error', {
         errorCell: index,
-        panel
+        panel,
+        kind: fix ? 'fix' : 'explain'
       });
     };
 

@@ -44,6 +44,8 @@ export interface IVariableItem {
 /** The body of `POST chat` and `POST context`. */
 export interface IChatRequest {
   prompt: string;
+  /** What the user asked for: the server words explain and fix itself. */
+  kind?: 'ask' | 'explain' | 'fix';
   request_id?: string;
   notebook?: { cells: any[] };
   notebook_path?: string;

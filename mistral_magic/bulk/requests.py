@@ -1,4 +1,6 @@
-"""The exact request of every row: messages, parameters, the wire body and its cache key.
+"""The exact request of every row: messages, parameters, the wire body and its cache key,
+built by the engine's request builder (:func:`mistral_magic.engine.prepare.prepare`), like
+every other request.
 
 Rows whose requests are identical share one request when ``dedupe`` is on (it is whenever
 the cache is: the same request would get the same cached reply anyway).
@@ -10,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..api.request import Dialect, build_chat_body
-from ..engine.cache import request_key
+from ..api.request import Dialect
+from ..engine.prepare import PreparedRequest, WireTarget, prepare
 from .structured import OutputSpec
 
 
@@ -27,6 +29,7 @@ class PlannedRequest:
     rows: list[int] = field(default_factory=list)  # positions of the rows it answers
     attempt: int = 0
     custom_id: str | None = None  # its line in a batch job, when not str(id)
+    prepared: PreparedRequest | None = field(default=None, repr=False)  # None: from a job file
 
     @property
     def batch_id(self) -> str:
@@ -43,26 +46,35 @@ class RequestFactory:
     spec: OutputSpec
     system: str | None = None
 
-    def messages(self, prompt: str) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        if self.system:
-            messages.append({"role": "system", "content": self.system})
-        messages.append({"role": "user", "content": self.spec.prompt(prompt)})
-        return messages
+    @property
+    def target(self) -> WireTarget:
+        return WireTarget(self.base_url, self.dialect)
 
-    def build(
-        self, request_id: int, messages: list[dict[str, Any]], attempt: int = 0
-    ) -> PlannedRequest:
+    def first(self, request_id: int, prompt: str) -> PlannedRequest:
+        """The request of one row: its prompt (with the JSON instructions), no context, the
+        run's parameters and ``system`` message, not streamed."""
         params = dict(self.params)
         model = params.pop("model")
-        body = build_chat_body(messages, params, model=model, dialect=self.dialect, stream=False)
+        prepared = prepare(
+            self.spec.prompt(prompt),
+            model=model,
+            target=self.target,
+            params=params,
+            defaults=False,  # the run's parameters are complete (apply's own defaults)
+            system=self.system or None,
+            stream=False,
+        )
+        return self._planned(request_id, prepared, attempt=0)
+
+    def _planned(self, request_id: int, prepared: PreparedRequest, attempt: int) -> PlannedRequest:
         return PlannedRequest(
             id=request_id,
-            messages=messages,
+            messages=prepared.messages,
             params=dict(self.params),
-            body=body,
-            key=request_key(self.base_url, body),
+            body=prepared.body,
+            key=prepared.cache_key,
             attempt=attempt,
+            prepared=prepared,
         )
 
     def plan(self, prompts: Sequence[str | None], *, dedupe: bool) -> list[PlannedRequest]:
@@ -72,7 +84,7 @@ class RequestFactory:
         for position, prompt in enumerate(prompts):
             if prompt is None:
                 continue
-            request = self.build(len(planned), self.messages(prompt))
+            request = self.first(len(planned), prompt)
             if dedupe and request.key in by_key:
                 by_key[request.key].rows.append(position)
                 continue
@@ -89,5 +101,18 @@ class RequestFactory:
             *turns,
             {"role": "user", "content": self.spec.correction(problem)},
         ]
-        again = self.build(request.id, messages, attempt=request.attempt + 1)
+        base = request.prepared or self._restored(request)
+        again = self._planned(request.id, base.follow_up(messages), request.attempt + 1)
         return replace(again, rows=request.rows)
+
+    def _restored(self, request: PlannedRequest) -> PreparedRequest:
+        """A request read back from a batch job's input file, as the engine's request."""
+        params = {k: v for k, v in self.params.items() if k != "model"}
+        return PreparedRequest(
+            prompt="",
+            model=self.params["model"],
+            messages=request.messages,
+            params=params,
+            body=request.body,
+            target=self.target,
+        )

@@ -234,16 +234,16 @@ class BulkRun:
         )
 
     def _record_usage(self) -> None:
-        """Into the session's ``%mistral usage`` when the extension is loaded."""
-        from ..faces.magics import loaded_assistant
+        """Into the session's ``%mistral usage`` when the shell has a session."""
+        from ..session import current_session
 
         s = self.stats
-        assistant = loaded_assistant()
-        if assistant is None or not (s.prompt_tokens or s.completion_tokens):
+        session = current_session()
+        if session is None or not (s.prompt_tokens or s.completion_tokens):
             return
         answered = s.rows_done - s.rows_cached - s.rows_failed - s.rows_skipped
         requests = s.requests_sent or answered  # a batch job sends no requests of its own
-        assistant.ledger.record_bulk(
+        session.ledger.record_bulk(
             self.model, requests, s.prompt_tokens, s.completion_tokens, self.price_factor
         )
 

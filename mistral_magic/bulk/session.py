@@ -1,11 +1,12 @@
-"""Settings and clients for a run: the notebook's ``Mistral`` settings when the extension is
-loaded (so ``%config Mistral.…`` applies), else the defaults and the environment."""
+"""Settings and clients for a run: the session's ``Mistral`` settings when the shell has a
+session (so ``%config Mistral.…`` applies), else the defaults and the environment."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from ..config import Mistral
+from ..session import current_session
 
 if TYPE_CHECKING:
     from ..api.client import AsyncMistralClient, MistralClient
@@ -13,13 +14,13 @@ if TYPE_CHECKING:
 
 
 def current_settings() -> Mistral:
+    """The settings of the running shell's session (``%config Mistral.…`` applies), else
+    a fresh ``Mistral`` reading the config files and the environment."""
+    session = current_session()
+    if session is not None:
+        return session.settings
     shell = _shell()
-    if shell is not None:
-        for configurable in getattr(shell, "configurables", []):
-            if isinstance(configurable, Mistral):
-                return configurable
-        return Mistral(parent=shell)
-    return Mistral()
+    return Mistral(parent=shell) if shell is not None else Mistral()
 
 
 def _shell() -> Any:

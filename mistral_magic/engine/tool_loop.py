@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..api.types import Choice, Completion, ToolCall, Usage
 
@@ -124,20 +124,79 @@ def ask_with_input(tool: Tool, event: ToolEvent) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+class ToolExecutor(Protocol):
+    """Runs the tools the model calls and turns each outcome into the text the model reads.
+
+    :class:`LocalTools` runs them in this process (the kernel's magics and chat panel); an
+    executor for the Jupyter server can run them in a notebook's kernel instead."""
+
+    def run(self, call: ToolCall, event: ToolEvent, limits: ToolLimits) -> ToolEvent:
+        """Run ``call`` (``event`` is its "running" report) and return the finished event:
+        status, the result text (redacted, at most ``limits.result_chars``), seconds."""
+        ...
+
+
+class LocalTools:
+    """The tools of a :class:`~mistral_magic.tools.core.Toolbox`, run here: arguments
+    validated, ``confirm=True`` tools asked about (``confirm``, default ``input()``), every
+    result redacted with ``redactor`` and cut to size."""
+
+    def __init__(
+        self,
+        toolbox: Toolbox,
+        *,
+        confirm: Confirm | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.toolbox = toolbox
+        self.confirm = confirm or ask_with_input
+        self.redactor = redactor
+
+    def run(self, call: ToolCall, event: ToolEvent, limits: ToolLimits) -> ToolEvent:
+        from ..tools.core import ToolArgumentsError, result_text
+
+        tool = self.toolbox.get(call.name)
+        status: ToolStatus = "error"
+        seconds = 0.0
+        if tool is None:
+            offered = ", ".join(self.toolbox.names())
+            text = f"Error: there is no tool named {call.name!r}. The tools are: {offered}."
+        elif not call.arguments_valid:
+            raw = call.raw_arguments[:200]
+            text = f"Error: the arguments are not a JSON object ({raw!r}). Call the tool again."
+        else:
+            allowed, refusal = _confirmed(tool, event, self.confirm)
+            if not allowed:
+                status, text = "declined", refusal
+            else:
+                started = time.perf_counter()
+                try:
+                    value = tool.call(call.arguments)
+                except ToolArgumentsError as exc:
+                    text = f"Error: invalid arguments for {tool.name}: {exc}"
+                except Exception as exc:
+                    text = f"Error: {type(exc).__name__}: {exc}"
+                else:
+                    status = "ok"
+                    text = result_text(value, max_chars=limits.result_chars, redactor=self.redactor)
+                seconds = time.perf_counter() - started
+        if status != "ok":
+            text = result_text(text, max_chars=limits.result_chars, redactor=self.redactor)
+        return replace(event, status=status, result=text, seconds=seconds)
+
+
 def run_tool_loop(
     send: Send,
     messages: Sequence[dict[str, Any]],
-    toolbox: Toolbox,
+    executor: ToolExecutor,
     *,
     params: dict[str, Any],
     limits: ToolLimits,
     on_tool: OnTool | None = None,
-    confirm: Confirm | None = None,
-    redactor: Redactor | None = None,
 ) -> ToolLoopResult:
-    """Send ``messages`` and keep answering tool calls until the model replies in text."""
+    """Send ``messages`` and keep answering tool calls (run by ``executor``) until the
+    model replies in text."""
     report = on_tool or (lambda event: None)
-    ask = confirm or ask_with_input
     history = list(messages)
     texts: list[str] = []
     usages: list[Usage] = []
@@ -173,7 +232,10 @@ def run_tool_loop(
                 event = _skipped(call, call_id, rounds, limits)
                 report(event)
             else:
-                event = _run_call(call, call_id, rounds, toolbox, limits, ask, report, redactor)
+                running = ToolEvent(call_id, call.name, call.arguments, "running", round=rounds)
+                report(running)
+                event = executor.run(call, running, limits)
+                report(event)
                 tool_seconds += event.seconds
             events.append(event)
             history.append(_tool_message(call, call_id, event.result))
@@ -223,52 +285,6 @@ def _skipped(call: ToolCall, call_id: str, round_number: int, limits: ToolLimits
         "used up. Answer with what you have.",
         round=round_number,
     )
-
-
-def _run_call(
-    call: ToolCall,
-    call_id: str,
-    round_number: int,
-    toolbox: Toolbox,
-    limits: ToolLimits,
-    ask: Confirm,
-    report: OnTool,
-    redactor: Redactor | None,
-) -> ToolEvent:
-    from ..tools.core import ToolArgumentsError, result_text
-
-    event = ToolEvent(call_id, call.name, call.arguments, "running", round=round_number)
-    report(event)
-    tool = toolbox.get(call.name)
-    status: ToolStatus = "error"
-    seconds = 0.0
-    if tool is None:
-        offered = ", ".join(toolbox.names())
-        text = f"Error: there is no tool named {call.name!r}. The tools are: {offered}."
-    elif not call.arguments_valid:
-        raw = call.raw_arguments[:200]
-        text = f"Error: the arguments are not a JSON object ({raw!r}). Call the tool again."
-    else:
-        allowed, refusal = _confirmed(tool, event, ask)
-        if not allowed:
-            status, text = "declined", refusal
-        else:
-            started = time.perf_counter()
-            try:
-                value = tool.call(call.arguments)
-            except ToolArgumentsError as exc:
-                text = f"Error: invalid arguments for {tool.name}: {exc}"
-            except Exception as exc:
-                text = f"Error: {type(exc).__name__}: {exc}"
-            else:
-                status = "ok"
-                text = result_text(value, max_chars=limits.result_chars, redactor=redactor)
-            seconds = time.perf_counter() - started
-    if status != "ok":
-        text = result_text(text, max_chars=limits.result_chars, redactor=redactor)
-    done = replace(event, status=status, result=text, seconds=seconds)
-    report(done)
-    return done
 
 
 def _confirmed(tool: Tool, event: ToolEvent, ask: Confirm) -> tuple[bool, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,28 +40,32 @@ class ModelTally:
 
 
 class UsageLedger:
-    """What this session spent, per model."""
+    """What this session spent, per model (recorded from the main thread and the chat
+    panel's thread alike: every change is locked)."""
 
     def __init__(self, price: PriceLookup) -> None:
         self._price = price
         self.by_model: dict[str, ModelTally] = {}
+        self._lock = threading.Lock()
 
     def record(self, model: str, usage: Usage | None) -> None:
-        tally = self.by_model.setdefault(model, ModelTally())
-        tally.requests += 1
-        if usage is not None:
-            tally.prompt_tokens += usage.prompt_tokens
-            tally.completion_tokens += usage.completion_tokens
+        with self._lock:
+            tally = self.by_model.setdefault(model, ModelTally())
+            tally.requests += 1
+            if usage is not None:
+                tally.prompt_tokens += usage.prompt_tokens
+                tally.completion_tokens += usage.completion_tokens
 
     def record_bulk(
         self, model: str, requests: int, prompt: int, completion: int, price_factor: float = 1.0
     ) -> None:
         """A data job's totals (``apply``/``map``); Batch API jobs get their own row."""
         key = model if price_factor == 1.0 else f"{model} (batch)"
-        tally = self.by_model.setdefault(key, ModelTally(price_factor=price_factor))
-        tally.requests += requests
-        tally.prompt_tokens += prompt
-        tally.completion_tokens += completion
+        with self._lock:
+            tally = self.by_model.setdefault(key, ModelTally(price_factor=price_factor))
+            tally.requests += requests
+            tally.prompt_tokens += prompt
+            tally.completion_tokens += completion
 
     def cost(self, model: str) -> float | None:
         tally = self.by_model.get(model, ModelTally())
@@ -69,14 +74,16 @@ class UsageLedger:
         return None if cost is None else cost * tally.price_factor
 
     def summary_markdown(self) -> str:
-        if not self.by_model:
+        with self._lock:
+            tallies = sorted(self.by_model.items())
+        if not tallies:
             return "No requests yet in this session."
         rows = [
             "| model | requests | prompt tokens | completion tokens | estimated cost |",
             "|---|---:|---:|---:|---:|",
         ]
         total: float | None = 0.0
-        for model, t in sorted(self.by_model.items()):
+        for model, t in tallies:
             cost = self.cost(model)
             total = None if cost is None or total is None else total + cost
             rows.append(

@@ -32,7 +32,8 @@ QUEUED = "queued"
 
 class CellInserter:
     """Inserts code as a new cell for one shell: through the labextension when it answered,
-    otherwise by queueing it for the next executed cell."""
+    otherwise by queueing it for the next executed cell. One per session (kept there by
+    :func:`.widgets.inserter_of`, closed with it on ``%unload_ext``)."""
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
@@ -130,21 +131,3 @@ def queued_cell(codes: list[str]) -> str:
 def _offers_a_cell_already(shell: Any) -> bool:
     payloads = getattr(getattr(shell, "payload_manager", None), "_payload", None) or []
     return any(p.get("source") == "set_next_input" for p in payloads if isinstance(p, dict))
-
-
-_INSERTERS: dict[int, CellInserter] = {}
-
-
-def inserter_for(shell: Any) -> CellInserter:
-    """The shell's inserter (created on first use)."""
-    inserter = _INSERTERS.get(id(shell))
-    if inserter is None:
-        inserter = _INSERTERS[id(shell)] = CellInserter(shell)
-    return inserter
-
-
-def close_inserter(shell: Any) -> None:
-    """Drop the hook and the comm (on ``%unload_ext``); queued code is discarded."""
-    inserter = _INSERTERS.pop(id(shell), None)
-    if inserter is not None:
-        inserter.close()

@@ -1,18 +1,25 @@
 """``%%mistral`` (the cell is the question) and ``%mistral`` (subcommands, or a one-line
-question). Argument parsing -> Assistant -> streamed display -> code offered as a new cell."""
+question). Argument parsing -> the session's request (``engine.prepare``) -> streamed display
+-> code offered as a new cell. ``%mistral explain|fix`` ask the same way about an error.
+
+A face: it imports no other face. ``%mistral chat`` opens the chat panel through the
+``open_chat`` callable :mod:`mistral_magic.extension` hands over."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..config import Mistral
+from ..engine.failures import REMEMBERED_ERRORS
+from ..engine.prompts import EXPLAIN, FIX
 from ..engine.usage import estimate_cost, format_cost
-from ..session import ALL_SOURCES, Assistant
+from ..session import ALL_SOURCES, Session
 from .hints import for_notebook
 from .render import (
     StreamingDisplay,
@@ -23,6 +30,9 @@ from .render import (
     show_markdown,
     show_problem,
 )
+
+if TYPE_CHECKING:
+    from ..engine.prepare import PreparedRequest
 
 HELP = """\
 **mistral-magic** — ask Mistral about this notebook.
@@ -61,10 +71,13 @@ Key: the `MISTRAL_API_KEY` environment variable. Server: `MISTRAL_BASE_URL`.
 
 @magics_class
 class MistralMagics(Magics):
-    def __init__(self, shell: Any, settings: Mistral) -> None:
+    def __init__(
+        self, shell: Any, session: Session, *, open_chat: Callable[[], Any] | None = None
+    ) -> None:
         super().__init__(shell)
-        self.settings = settings
-        self.assistant = Assistant(settings, shell)
+        self.session = session
+        self.settings = session.settings
+        self.open_chat = open_chat
 
     @magic_arguments()
     @argument("-m", "--model", help="model id (default: Mistral.model / MISTRAL_MODEL)")
@@ -159,7 +172,7 @@ class MistralMagics(Magics):
         from ..tools.core import ToolSelectionError
 
         try:
-            prepared = self.assistant.prepare(
+            prepared = self.session.prepare(
                 prompt,
                 sources=sources,
                 budget=budget,
@@ -172,6 +185,8 @@ class MistralMagics(Magics):
             raise UsageError(str(error)) from None
         if args.dry_run:
             show_markdown(self.shell, self._dry_run_report(prepared))
+            if args.out:
+                self.shell.user_ns[args.out] = prepared.body_copy()
             return None
         display = StreamingDisplay(
             notebook=in_notebook(self.shell), code_language="json" if args.json else None
@@ -180,16 +195,16 @@ class MistralMagics(Magics):
         completion = self._cached(prepared) if use_cache else None
         if completion is not None:
             if remember and completion.content:
-                self.assistant.conversation.add(prepared.prompt, completion.content)
+                self.session.conversation.add(prepared.prompt, completion.content)
             footer = f"{completion.model} · from the response cache, no cost"
         else:
             completion = self._stream_answer(prepared, display)
             if completion is None:
                 return None
-            self.assistant.record(prepared, completion, remember=remember)
+            self.session.record(prepared, completion, remember=remember)
             if use_cache and completion.finish_reason == "stop":
                 self._store(prepared, completion)
-            footer = self.assistant.footer(prepared, completion)
+            footer = self.session.footer(prepared, completion)
         if self.settings.insert_code and not args.no_insert and not args.json:
             code = python_cell(extract_code_blocks(completion.content))
             if code:
@@ -208,7 +223,7 @@ class MistralMagics(Magics):
 
         try:
             on_tool = ToolCallDisplay(notebook=display.notebook, text_display=display)
-            return self.assistant.answer(
+            return self.session.answer(
                 prepared, on_text=display.update, on_tool=on_tool, on_notice=notice
             )
         except KeyboardInterrupt:
@@ -233,50 +248,34 @@ class MistralMagics(Magics):
             self.shell.user_ns[args.out] = result
         return result if args.json else None
 
-    def _cache_key(self, prepared: Any) -> str:
-        from ..api.request import build_chat_body
-        from ..engine.cache import request_key
-
-        client = self.assistant.client
-        body = build_chat_body(
-            prepared.messages,
-            prepared.params,
-            model=prepared.model,
-            dialect=client.dialect,
-            stream=False,
-        )
-        return request_key(client.base_url, body)
-
-    def _cached(self, prepared: Any) -> Any:
-        from ..engine.cache import CacheError, ResponseCache
+    def _cached(self, prepared: PreparedRequest) -> Any:
+        from ..engine.cache import CacheError
 
         try:
-            with ResponseCache.from_settings(self.settings) as cache:
-                return cache.get(self._cache_key(prepared))
+            with self.session.open_cache() as cache:
+                return cache.get(prepared.cache_key)
         except CacheError as error:
             show_problem(f"The response cache is not usable ({error}); asking the model.")
             return None
 
-    def _store(self, prepared: Any, completion: Any) -> None:
-        from ..engine.cache import CacheError, ResponseCache
+    def _store(self, prepared: PreparedRequest, completion: Any) -> None:
+        from ..engine.cache import CacheError
 
         try:
-            with ResponseCache.from_settings(self.settings) as cache:
-                cache.put(self._cache_key(prepared), completion)
+            with self.session.open_cache() as cache:
+                cache.put(prepared.cache_key, completion)
         except CacheError as error:
             show_problem(f"The reply could not be cached ({error}).")
 
-    def _dry_run_report(self, prepared: Any) -> str:
+    def _dry_run_report(self, prepared: PreparedRequest) -> str:
+        """The request exactly as it would be POSTed, its size and its cost."""
+        from ..api.urls import display_url
         from .markdown_safe import fence_for, literal_inline
 
         count = "exact" if prepared.exact_count else "estimated"
         max_out = prepared.params.get("max_tokens") or 0
         cost = estimate_cost(prepared.model, prepared.prompt_tokens, max_out, self.settings.price)
-        body = json.dumps(
-            {"model": prepared.model, "messages": prepared.messages, **prepared.params},
-            indent=2,
-            ensure_ascii=False,
-        )
+        body = json.dumps(prepared.body, indent=2, ensure_ascii=False)
         lines = [
             f"**Dry run** — nothing was sent. Model `{prepared.model}`, "
             f"**{prepared.prompt_tokens:,} prompt tokens** ({count}), "
@@ -287,9 +286,61 @@ class MistralMagics(Magics):
             lines.append(f"Context sent: {labels}.")
         if prepared.context_note:
             lines.append(prepared.context_note)
+        where = literal_inline(f"{display_url(prepared.target.base_url)}/chat/completions")
+        lines.append(f"The body POSTed to {where} ({prepared.target.dialect} dialect):")
         fence = fence_for(body)
         lines.append(f"\n{fence}json\n{body}\n{fence}")
         return "\n\n".join(lines)
+
+    # -- errors -------------------------------------------------------------------------
+    def _explain(self, kind: str, rest: list[str]) -> None:
+        """``%mistral explain [n]`` / ``%mistral fix [n]``: the answer streams under the
+        running cell; a fix's corrected code goes to a new cell below."""
+        count = parse_cell_number(rest)
+        captured = self.session.errors.find(count)
+        if captured is None:
+            which = f"In[{count}] raised no error" if count is not None else "No error"
+            show_problem(
+                f"{which} that mistral-magic can explain (it remembers the last "
+                f"{REMEMBERED_ERRORS} failing cells; interrupts and %mistral's own errors are "
+                "not explained)."
+            )
+            return None
+        prepared = self.session.prepare_error_help(captured, EXPLAIN if kind == EXPLAIN else FIX)
+        display = StreamingDisplay(notebook=in_notebook(self.shell))
+        completion = self._stream_answer(prepared, display)
+        if completion is None:
+            return None
+        self.session.record(prepared, completion, remember=True)
+        footer = self.session.footer(prepared, completion)
+        code = fixed_code(completion.content) if kind == FIX and self.settings.insert_code else None
+        if code:
+            self.shell.set_next_input(code, replace=False)
+            footer += " · corrected code added as a new cell below (not run)"
+        display.finish(completion.content, footer)
+        return None
+
+    def _error_help(self, rest: list[str]) -> None:
+        """``%mistral errors on|off``: Explain / Fix buttons under new tracebacks."""
+        if len(rest) > 1 or (rest and rest[0].lower() not in ("on", "off")):
+            raise UsageError("Use `%mistral errors on` or `%mistral errors off`.")
+        if rest:
+            self.settings.error_help = rest[0].lower() == "on"
+        self.session.errors.install()
+        if self.settings.error_help:
+            with contextlib.suppress(ImportError):  # pay the import now, not under a traceback
+                import ipywidgets  # noqa: F401
+            show_markdown(
+                self.shell,
+                "Error help is **on**: new tracebacks get **Explain** and **Fix** buttons "
+                "(`%mistral errors off` to stop).",
+            )
+        else:
+            show_markdown(
+                self.shell,
+                "Error help is **off**; `%mistral explain` and `%mistral fix` still work "
+                "(`%mistral errors on` adds buttons under new tracebacks).",
+            )
 
     # -- subcommands ------------------------------------------------------------------
     def _subcommand(self, name: str, rest: list[str]) -> Any:
@@ -298,14 +349,14 @@ class MistralMagics(Magics):
 
             show_markdown(self.shell, cache_subcommand(rest[0] if rest else "info"))
             return None
-        if name in ("explain", "fix", "errors"):
-            from .tracebacks import run_subcommand
-
-            return run_subcommand(self, name, rest)
+        if name in (EXPLAIN, FIX):
+            return self._explain(name, rest)
+        if name == "errors":
+            return self._error_help(rest)
         if name == "chat":
-            from .widgets import chat
-
-            chat()
+            if self.open_chat is None:
+                raise UsageError("The chat panel is not available here.")
+            self.open_chat()
             return None
         if name == "help":
             show_markdown(self.shell, HELP)
@@ -318,10 +369,10 @@ class MistralMagics(Magics):
         elif name == "models":
             self._models()
         elif name == "reset":
-            self.assistant.conversation.reset()
+            self.session.conversation.reset()
             show_markdown(self.shell, "Started a new conversation.")
         elif name == "usage":
-            show_markdown(self.shell, self.assistant.ledger.summary_markdown())
+            show_markdown(self.shell, self.session.ledger.summary_markdown())
         elif name == "tools":
             self._tools()
         return None
@@ -331,7 +382,7 @@ class MistralMagics(Magics):
         from .markdown_safe import literal_inline
 
         rows = ["| tool | kind | description |", "|---|---|---|"]
-        builtins = self.assistant.notebook_tools().tools()
+        builtins = self.session.notebook_tools().tools()
         for found in [*builtins, *registry.all()]:
             kind = "notebook" if found.builtin else ("asks first" if found.confirm else "yours")
             about = found.description.split("\n")[0]
@@ -344,7 +395,8 @@ class MistralMagics(Magics):
         from ..api.errors import MistralError
 
         try:
-            return str(self.assistant.client.resolve_dialect())
+            with self.session.client() as client:
+                return str(client.resolve_dialect())
         except MistralError as error:
             return f"unknown ({error})"
 
@@ -353,7 +405,8 @@ class MistralMagics(Magics):
         from .markdown_safe import literal_inline
 
         try:
-            models = self.assistant.client.list_models()
+            with self.session.client() as client:
+                models = client.list_models()
         except MistralError as error:
             show_problem(for_notebook(error))
             return
@@ -409,6 +462,23 @@ def _params(args: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
+def parse_cell_number(rest: list[str]) -> int | None:
+    if not rest:
+        return None
+    text = rest[0].strip().removeprefix("In[").removesuffix("]")
+    if len(rest) > 1 or not text.isdigit():
+        raise UsageError(
+            f"Expected a cell number such as `%mistral explain 12`, not {' '.join(rest)!r}."
+        )
+    return int(text)
+
+
+def fixed_code(reply: str) -> str | None:
+    """The corrected code a fix ends with: its last Python block."""
+    blocks = [b for b in extract_code_blocks(reply) if b.is_python and b.code.strip()]
+    return blocks[-1].code.strip("\n") if blocks else None
+
+
 def _sources(args: Any) -> tuple[str, ...]:
     if args.no_context:
         return ()
@@ -422,19 +492,6 @@ def _sources(args: Any) -> tuple[str, ...]:
             f"{', '.join(ALL_SOURCES)} (comma-separated), or --no-context."
         )
     return chosen
-
-
-_LOADED: dict[int, MistralMagics] = {}
-
-
-def loaded_assistant(shell: Any = None) -> Assistant | None:
-    """The Assistant of ``shell`` (default: the running one) if the extension is loaded."""
-    if shell is None:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    magics = _LOADED.get(id(shell)) if shell is not None else None
-    return magics.assistant if magics is not None else None
 
 
 def keep_question_marks(lines: list[str]) -> list[str]:
@@ -452,37 +509,3 @@ def keep_question_marks(lines: list[str]) -> list[str]:
             line = f"{indent}get_ipython().run_line_magic('mistral', {argument!r})\n"
         out.append(line)
     return out
-
-
-def load(shell: Any) -> MistralMagics:
-    """Register the magics and the ``Mistral`` settings on ``shell`` (idempotent)."""
-    if id(shell) in _LOADED:
-        return _LOADED[id(shell)]
-    settings = Mistral(parent=shell)
-    shell.configurables.append(settings)
-    magics = MistralMagics(shell, settings)
-    shell.register_magics(magics)
-    shell.input_transformers_cleanup.append(keep_question_marks)
-    _LOADED[id(shell)] = magics
-    from . import tracebacks
-
-    tracebacks.install(shell, settings)  # remembers errors; buttons only with error_help
-    magics.assistant.warm_up()
-    return magics
-
-
-def unload(shell: Any) -> None:
-    magics = _LOADED.pop(id(shell), None)
-    if magics is None:
-        return
-    magics.assistant.close()
-    from . import cell_insert, tracebacks
-
-    tracebacks.uninstall(shell)
-    cell_insert.close_inserter(shell)
-    if keep_question_marks in shell.input_transformers_cleanup:
-        shell.input_transformers_cleanup.remove(keep_question_marks)
-    if magics.settings in shell.configurables:
-        shell.configurables.remove(magics.settings)
-    for kind in ("line", "cell"):
-        shell.magics_manager.magics[kind].pop("mistral", None)

@@ -321,6 +321,12 @@ def show_markdown(shell: Any, markdown: str) -> None:
         print(printable(to_plain(markdown)))
 
 
+def hint_line(count: int | None) -> str:
+    """The one line shown where the Explain / Fix buttons cannot be."""
+    n = f" {count}" if count is not None else ""
+    return f"Mistral can explain this error: run %mistral explain{n} (or %mistral fix{n})."
+
+
 def show_problem(message: str) -> None:
     """A failure, as one paragraph on stderr: no traceback (and no control characters a
     server's text might carry)."""

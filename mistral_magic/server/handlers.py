@@ -110,8 +110,8 @@ class ContextHandler(_Base):
             payload = parse_payload(self.body_json(), require_prompt=False)
         except PayloadError as exc:
             raise web.HTTPError(400, str(exc)) from None
-        conversation = conversation_from(self.history.load(self.user_name))
-        prepared, chips = self.service.prepare(payload, conversation)
+        entries = await self.service.off_loop(self.history.load, self.user_name)
+        prepared, chips = await self.service.prepare_off_loop(payload, conversation_from(entries))
         self.finish(
             json.dumps(
                 {
@@ -152,8 +152,9 @@ class ChatHandler(_Base):
             raise web.HTTPError(400, str(exc)) from None
         user = self.user_name
         request_id = payload.request_id or uuid.uuid4().hex
-        conversation = conversation_from(self.history.load(user))
-        prepared, chips = self.service.prepare(payload, conversation)
+        # Reading history and packing the notebook block: both run off the event loop.
+        entries = await self.service.off_loop(self.history.load, user)
+        prepared, chips = await self.service.prepare_off_loop(payload, conversation_from(entries))
 
         # Each event is a small write: without TCP_NODELAY, Nagle's algorithm and the
         # browser's delayed ACK would hold many of them back for up to 40 ms.
@@ -216,12 +217,13 @@ class ChatHandler(_Base):
         text = ""
         reply: dict[str, Any] = {"role": "assistant", "text": "", "model": prepared.model}
         deltas = None
+        # Leased for the whole reply: a settings change meanwhile does not close it.
+        client = await self.service.clients.take()
         try:
-            stream = self.service.client.stream(
-                prepared.messages,
-                model=prepared.model,
+            stream = await self.service.stream(
+                client,
+                prepared,
                 on_notice=lambda n: self._send("notice", {"message": n.message, "kind": n.kind}),
-                **prepared.params,
             )
             deltas = stream.__aiter__()
             while True:
@@ -242,6 +244,7 @@ class ChatHandler(_Base):
                     )
             completion = stream.completion
             model = completion.model or prepared.model
+            self.service.record_usage(self.user_name, model, completion.usage)
             usage = self.service.usage_json(model, completion.usage)
             reply.update(text=text, model=model, usage=usage)
             await self._send("usage", usage)
@@ -282,5 +285,8 @@ class ChatHandler(_Base):
             if deltas is not None:
                 # closes the upstream response; shielded so that nothing interrupts it
                 await asyncio.shield(deltas.aclose())
+            await asyncio.shield(self.service.clients.give_back(client))
             if remember:
-                self.history.append(self.user_name, user_entry, reply)
+                await asyncio.shield(
+                    self.service.off_loop(self.history.append, self.user_name, user_entry, reply)
+                )

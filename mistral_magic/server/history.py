@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mistral_magic.engine.prepare import Conversation
+from mistral_magic.engine.conversation import Conversation
 
 MAX_ENTRIES = 100
 MAX_CHARS = 50_000

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mistral_magic.api.defaults import CONTEXT_WINDOW
+from mistral_magic.engine.prompts import ASK, KINDS, Kind
 
 MAX_PROMPT_CHARS = 100_000
 SOURCES = frozenset({"cells", "active", "error", "vars"})
@@ -26,6 +27,7 @@ class PayloadError(ValueError):
 @dataclass
 class ChatPayload:
     prompt: str
+    kind: Kind = ASK  # ask | explain | fix (the engine words explain and fix itself)
     request_id: str | None = None
     notebook: dict[str, Any] = field(default_factory=dict)
     notebook_path: str = ""
@@ -64,8 +66,11 @@ def _string(body: Mapping[str, Any], name: str, limit: int) -> str:
 def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
     if not isinstance(body, Mapping):
         raise PayloadError("The request body must be a JSON object.")
+    kind = body.get("kind", ASK)
+    if kind not in KINDS:
+        raise PayloadError(f"`kind` must be one of {', '.join(KINDS)}.")
     prompt = _string(body, "prompt", MAX_PROMPT_CHARS).strip()
-    if require_prompt and not prompt:
+    if require_prompt and kind == ASK and not prompt:
         raise PayloadError("The question is empty: type something to ask.")
     request_id = body.get("request_id")
     if request_id is not None and (
@@ -95,6 +100,7 @@ def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
             raise PayloadError("`temperature` must be a number from 0 to 1.5.")
     return ChatPayload(
         prompt=prompt,
+        kind=kind,
         request_id=request_id,
         notebook=dict(notebook),
         notebook_path=_string(body, "notebook_path", 4096),

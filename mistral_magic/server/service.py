@@ -1,30 +1,47 @@
-"""The server extension's engine: settings, one reused async client, and a request payload
-turned into context items, chips and a :class:`PreparedRequest` (via the shared conversation
-code: the same packing and redaction as the magics)."""
+"""The server extension's side of the engine: the settings, one async client for the whole
+server process, a :class:`~mistral_magic.session.Session` per user, and a request payload
+turned into context items, chips and a :class:`PreparedRequest` by the engine's one request
+builder (:func:`mistral_magic.engine.prepare.prepare`: the same prompts, packing and
+redaction as the magics).
+
+Packing a notebook (tokenizing megabytes of cells) and reading or writing history are
+blocking work: :meth:`MistralService.off_loop` runs them in a small thread pool so the
+Jupyter server's event loop keeps answering every other request meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from mistral_magic.config import Mistral
 from mistral_magic.context.items import KIND_CELL, ContextItem
 from mistral_magic.context.notebook import collect_notebook, variable_items
 from mistral_magic.context.redact import Redactor
-from mistral_magic.engine.prepare import Conversation, PreparedRequest, build_request
+from mistral_magic.engine.clients import AsyncClients
+from mistral_magic.engine.conversation import Conversation
+from mistral_magic.engine.prepare import PreparedRequest, WireTarget, prepare
 from mistral_magic.engine.usage import estimate_cost, format_cost
 from mistral_magic.server.payload import ChatPayload
+from mistral_magic.session import Session
 
 if TYPE_CHECKING:
-    from mistral_magic.api.client import AsyncMistralClient
+    from mistral_magic.api.client import AsyncChatStream, AsyncMistralClient
+    from mistral_magic.api.retry import OnNotice
     from mistral_magic.api.types import Usage
 
 NOTEBOOK_CHIP = "notebook"
+#: Threads for blocking work (packing, history files): enough that a big notebook being
+#: packed for one user does not hold up another's history read.
+OFF_LOOP_WORKERS = 2
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,9 +110,29 @@ class MistralService:
 
     def __init__(self, settings: Mistral) -> None:
         self.settings = settings
-        self._client: AsyncMistralClient | None = None
+        self.clients = AsyncClients(settings)  # one client for the whole server process
         self.running: dict[str, asyncio.Task[Any]] = {}
         self._cancelled: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._sessions: dict[str, Session] = {}
+        self._sessions_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def session(self, user: str) -> Session:
+        """``user``'s session: the server's settings and client, the user's usage."""
+        with self._sessions_lock:
+            found = self._sessions.get(user)
+            if found is None:
+                found = self._sessions[user] = Session(self.settings, clients=self.clients)
+            return found
+
+    async def off_loop(self, work: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``work(*args)`` in the service's threads, not on the event loop."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=OFF_LOOP_WORKERS, thread_name_prefix="mistral-magic-server"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(work, *args))
 
     def cancel(self, task: asyncio.Task[Any] | None) -> bool:
         """Cancel a running answer once. (Stop both aborts the fetch and posts chat/cancel; a
@@ -110,20 +147,18 @@ class MistralService:
     # -- the client ------------------------------------------------------------------------
     @property
     def client(self) -> AsyncMistralClient:
-        """One client for the server process; settings that follow the environment are read
-        by the client at each request."""
-        if self._client is None:
-            from mistral_magic.api.client import AsyncMistralClient
-
-            self._client = AsyncMistralClient(**self.settings.client_options())
-        return self._client
+        """The current client, for what it knows (the dialect); answers lease it from
+        :attr:`clients`, so a settings change never closes it under a reply. Settings that
+        follow the environment are read by the client at each request."""
+        return self.clients.current()
 
     async def close(self) -> None:
         for task in list(self.running.values()):
             self.cancel(task)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.clients.aclose()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     @staticmethod
     def key_configured() -> bool:
@@ -168,29 +203,50 @@ class MistralService:
         return items
 
     def prepare(
-        self, payload: ChatPayload, conversation: Conversation | None
+        self, payload: ChatPayload, conversation: Conversation | None, target: WireTarget
     ) -> tuple[PreparedRequest, list[Chip]]:
+        """The request and its chips (blocking: tokenizes the notebook; see
+        :meth:`prepare_off_loop`)."""
         items = self.items(payload)
         chosen = [i for i in items if chip_id(i) not in payload.exclude]
-        s = self.settings
-        params: dict[str, Any] = {
-            "temperature": s.temperature if payload.temperature is None else payload.temperature,
-            "top_p": s.top_p,
-            "max_tokens": s.max_tokens,
-        }
-        prompt = self.redactor().redact(payload.prompt) if payload.prompt else ""
-        prepared = build_request(
-            prompt,
-            model=payload.model or s.model,
+        params = {} if payload.temperature is None else {"temperature": payload.temperature}
+        prepared = prepare(
+            payload.prompt,
+            kind=payload.kind,
+            error_count=_execution_count(payload.notebook, payload.error_cell),
+            model=payload.model or self.settings.model,
+            target=target,
+            params=params,
+            settings=self.settings,
             items=chosen,
             conversation=conversation if payload.remember else None,
-            params={k: v for k, v in params.items() if v is not None},
-            context_budget=s.context_budget
-            if payload.context_budget is None
-            else payload.context_budget,
-            history_budget=s.history_budget,
+            budget=payload.context_budget,
+            redactor=self.redactor(),
         )
+        _ = prepared.prompt_tokens  # counted here, off the event loop
         return prepared, chips_for(chosen, prepared)
+
+    async def prepare_off_loop(
+        self, payload: ChatPayload, conversation: Conversation | None
+    ) -> tuple[PreparedRequest, list[Chip]]:
+        target = await self.clients.target()  # the dialect, from /models once per server
+        return await self.off_loop(self.prepare, payload, conversation, target)
+
+    async def stream(
+        self,
+        client: AsyncMistralClient,
+        prepared: PreparedRequest,
+        on_notice: OnNotice | None = None,
+    ) -> AsyncChatStream:
+        """Send ``prepared`` with ``client`` (leased from :attr:`clients`): the body posted is
+        ``prepared.body``, rebuilt first if the settings changed the server since."""
+        choice = await client.resolve_dialect()
+        prepared.retarget(WireTarget(client.base_url, choice.dialect))
+        messages, params = prepared.send_arguments()
+        return client.stream(messages, on_notice=on_notice, **params)
+
+    def record_usage(self, user: str, model: str, usage: Usage | None) -> None:
+        self.session(user).ledger.record(model, usage)
 
     def usage_json(self, model: str, usage: Usage | None) -> dict[str, Any]:
         if usage is None:
@@ -206,3 +262,13 @@ class MistralService:
             "cost": cost,
             "cost_text": format_cost(cost),
         }
+
+
+def _execution_count(notebook: dict[str, Any], index: int | None) -> int | None:
+    """The execution count of cell ``index`` of the notebook JSON (the ``[7]`` an Explain
+    names), if it has one."""
+    cells = notebook.get("cells") or []
+    if index is None or not 0 <= index < len(cells) or not isinstance(cells[index], dict):
+        return None
+    count = cells[index].get("execution_count")
+    return count if isinstance(count, int) and not isinstance(count, bool) else None

@@ -32,6 +32,16 @@ if TYPE_CHECKING:
     from ..context.redact import Redactor
     from .schema import ArgumentsSpec
 
+#: The built-in notebook tools (:mod:`.notebook`); user tools may not take these names.
+BUILTIN_NAMES = (
+    "list_variables",
+    "describe_variable",
+    "dataframe_head",
+    "column_stats",
+    "get_cell",
+    "search_cells",
+    "get_last_error",
+)
 NAME_RULE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 NOTEBOOK = "notebook"  # --tools keyword: the built-in notebook tools
 ALL = "all"  # --tools keyword: built-ins and every registered tool
@@ -157,7 +167,6 @@ class ToolRegistry:
         self._lock = threading.Lock()
 
     def add(self, new: Tool) -> Tool:
-        from .notebook import BUILTIN_NAMES
         from .schema import ToolDefinitionError
 
         if not new.builtin and new.name in BUILTIN_NAMES:

@@ -26,20 +26,11 @@ from ..context.history import (
 )
 from ..context.kernel import NAMED_CHARS, is_frame_like, shell_redactor, user_variables
 from ..context.redact import is_secret_name
+from .core import BUILTIN_NAMES, Tool
 
 if TYPE_CHECKING:
     from ..context.redact import Redactor
-    from .core import Tool
 
-BUILTIN_NAMES = (
-    "list_variables",
-    "describe_variable",
-    "dataframe_head",
-    "column_stats",
-    "get_cell",
-    "search_cells",
-    "get_last_error",
-)
 MAX_LISTED_VARIABLES = 200
 MAX_HEAD_ROWS = 50
 MAX_SEARCH_HITS = 20
@@ -70,8 +61,6 @@ class NotebookTools:
 
     def tools(self) -> list[Tool]:
         if self._tools is None:
-            from .core import Tool
-
             made = []
             for name in BUILTIN_NAMES:
                 method = getattr(self, name)

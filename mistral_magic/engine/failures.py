@@ -1,11 +1,11 @@
-"""Errors: capturing them, and ``%mistral explain [n]`` / ``%mistral fix [n]``.
+"""Errors the notebook raised: remembering them, and the context that explains one.
 
 Capture uses IPython's documented ``post_run_cell`` event and reads the error from the
 ``ExecutionResult`` (``error_in_exec``, or ``error_before_exec`` for SyntaxError and
 IndentationError). IPython has already shown the traceback by then, exactly as it always does:
-nothing here formats, replaces or delays it. The hook only remembers the exception (for the
-last :data:`REMEMBERED_ERRORS` failing cells) and, when ``Mistral.error_help`` is on, shows
-small Explain / Fix buttons under the traceback (:func:`widgets.show_error_help`).
+nothing here formats, replaces or delays it. :class:`ErrorLog` only remembers the exception
+(for the last :data:`REMEMBERED_ERRORS` failing cells) and tells its listeners (the error
+buttons, when ``Mistral.error_help`` is on; wired by :mod:`mistral_magic.extension`).
 
 Not offered: KeyboardInterrupt, and errors of cells that invoke ``%mistral`` / ``%%mistral``
 or raised inside mistral-magic itself.
@@ -14,7 +14,7 @@ The context of an explanation is built here: the failing line, the condensed tra
 (chained exceptions included), the failing cell's source, descriptions of the variables the
 failing line names (the frame's locals first, then the notebook's), and the versions of the
 packages whose frames are in the traceback. All of it is redacted, made valid UTF-8, and packed
-to the context budget with the rest of the notebook context.
+to the context budget with the rest of the notebook context (:func:`error_items`).
 """
 
 from __future__ import annotations
@@ -27,18 +27,12 @@ import re
 import sys
 import types
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from IPython.core.error import UsageError
+from typing import Any
 
 from ..context.items import KIND_ERROR, KIND_NAMED, ContextItem, priority_for
-
-if TYPE_CHECKING:
-    from ..engine.prepare import PreparedRequest
-    from ..session import Assistant
-    from .magics import MistralMagics
 
 REMEMBERED_ERRORS = 8
 FAILING_VARIABLE_CHARS = 1500
@@ -50,9 +44,6 @@ CELL_SOURCE_CHARS = 6000
 #: Packages whose frames sit above the cell's own (IPython running the cell).
 _SHELL_PACKAGES = frozenset({"IPython", "ipykernel"})
 
-EXPLAIN = "explain"
-FIX = "fix"
-
 _MISTRAL_LINE = re.compile(
     r"^\s*(?:%%?mistral\b|get_ipython\(\)\.run_(?:cell|line)_magic\(\s*['\"]mistral['\"])",
     re.MULTILINE,
@@ -60,7 +51,7 @@ _MISTRAL_LINE = re.compile(
 _IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# The mistral_magic package directory (this file is in its faces/ folder).
+# The mistral_magic package directory (this file is in its engine/ folder).
 _PACKAGE_DIR = str(Path(__file__).parents[1])
 
 
@@ -104,13 +95,30 @@ def _raised_inside_package(error: BaseException) -> bool:
 # Capture
 
 
-class ErrorCapture:
-    """The ``post_run_cell`` hook of one shell: remembers errors, offers help under them."""
+OnError = Callable[[CapturedError], None]
 
-    def __init__(self, shell: Any, settings: Any) -> None:
+
+class ErrorLog:
+    """The failing cells of one shell (the newest :data:`REMEMBERED_ERRORS`), recorded by
+    its ``post_run_cell`` hook; each new one is handed to the ``listeners``."""
+
+    def __init__(self, shell: Any) -> None:
         self.shell = shell
-        self.settings = settings
         self.errors: OrderedDict[int | None, CapturedError] = OrderedDict()
+        self.listeners: list[OnError] = []
+        self._installed = False
+
+    def install(self) -> None:
+        """Register the hook on the shell (idempotent)."""
+        if not self._installed:
+            self.shell.events.register("post_run_cell", self.post_run_cell)
+            self._installed = True
+
+    def uninstall(self) -> None:
+        if self._installed:
+            with contextlib.suppress(ValueError):
+                self.shell.events.unregister("post_run_cell", self.post_run_cell)
+            self._installed = False
 
     def post_run_cell(self, result: Any) -> None:
         error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
@@ -126,21 +134,8 @@ class ErrorCapture:
         self.errors[count] = captured
         while len(self.errors) > REMEMBERED_ERRORS:
             self.errors.popitem(last=False)
-        if self.settings.error_help:
-            self.offer_help(captured)
-
-    def offer_help(self, captured: CapturedError) -> None:
-        from .render import in_notebook
-
-        if in_notebook(self.shell):
-            try:
-                from .widgets import show_error_help
-
-                show_error_help(self.shell, captured)
-                return
-            except Exception:  # no ipywidgets, or a widget failure: never a second traceback
-                pass
-        print(hint_line(captured.count))
+        for listener in list(self.listeners):
+            listener(captured)
 
     def find(self, count: int | None = None) -> CapturedError | None:
         """The error of cell ``count``, or the most recent one. Falls back on the error IPython
@@ -161,36 +156,6 @@ class ErrorCapture:
             return None
         captured = CapturedError(info.execution_count, value, info.cell_source or "")
         return captured if is_offered(value, captured.source) else None
-
-
-def hint_line(count: int | None) -> str:
-    """The one line shown where the Explain / Fix buttons cannot be."""
-    n = f" {count}" if count is not None else ""
-    return f"Mistral can explain this error: run %mistral explain{n} (or %mistral fix{n})."
-
-
-_CAPTURES: dict[int, ErrorCapture] = {}
-
-
-def install(shell: Any, settings: Any) -> ErrorCapture:
-    """Register the error hook on ``shell`` (idempotent)."""
-    capture = _CAPTURES.get(id(shell))
-    if capture is None:
-        capture = _CAPTURES[id(shell)] = ErrorCapture(shell, settings)
-        shell.events.register("post_run_cell", capture.post_run_cell)
-    return capture
-
-
-def uninstall(shell: Any) -> None:
-    """Remove the error hook (``%unload_ext``)."""
-    capture = _CAPTURES.pop(id(shell), None)
-    if capture is not None:
-        with contextlib.suppress(ValueError):
-            shell.events.unregister("post_run_cell", capture.post_run_cell)
-
-
-def capture_for(shell: Any) -> ErrorCapture | None:
-    return _CAPTURES.get(id(shell))
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,128 +373,3 @@ def error_items(shell: Any, captured: CapturedError, redactor: Any = None) -> li
                 )
             )
     return items
-
-
-# --------------------------------------------------------------------------------------------
-# Prompts and requests
-
-
-def help_prompt(mode: str, count: int | None) -> str:
-    where = f" in In[{count}]" if count is not None else ""
-    if mode == FIX:
-        return (
-            f"Fix the error{where}. In two or three sentences say what went wrong, in which "
-            "line of my code, and why. Then end your answer with the corrected code of the "
-            "whole failing cell as ONE ```python block, complete and ready to run in its place "
-            "(keep everything that already worked)."
-        )
-    return (
-        f"Explain the error{where}: what went wrong, in which line of my code (not inside "
-        "a library), why, and how to fix it. Be brief and concrete; show a short corrected "
-        "snippet only if it helps."
-    )
-
-
-def prepare_help(
-    assistant: Assistant, shell: Any, captured: CapturedError, mode: str
-) -> PreparedRequest:
-    """The request explaining or fixing ``captured``: its context first, then the notebook's."""
-    items = error_items(shell, captured, assistant.redactor())
-    return assistant.prepare(
-        help_prompt(mode, captured.count), sources=("cells", "vars"), extra_items=items
-    )
-
-
-def fixed_code(reply: str) -> str | None:
-    """The corrected code a fix ends with: its last Python block."""
-    from .render import extract_code_blocks
-
-    blocks = [b for b in extract_code_blocks(reply) if b.is_python and b.code.strip()]
-    return blocks[-1].code.strip("\n") if blocks else None
-
-
-# --------------------------------------------------------------------------------------------
-# The subcommands
-
-
-def parse_cell_number(rest: list[str]) -> int | None:
-    if not rest:
-        return None
-    text = rest[0].strip().removeprefix("In[").removesuffix("]")
-    if len(rest) > 1 or not text.isdigit():
-        raise UsageError(
-            f"Expected a cell number such as `%mistral explain 12`, not {' '.join(rest)!r}."
-        )
-    return int(text)
-
-
-def run_subcommand(magics: MistralMagics, name: str, rest: list[str]) -> None:
-    """``%mistral explain [n]``, ``%mistral fix [n]``, ``%mistral errors [on|off]``."""
-    if name == "errors":
-        return set_error_help(magics, rest)
-    from .render import show_problem
-
-    count = parse_cell_number(rest)
-    capture = capture_for(magics.shell) or install(magics.shell, magics.settings)
-    captured = capture.find(count)
-    if captured is None:
-        which = f"In[{count}] raised no error" if count is not None else "No error"
-        show_problem(
-            f"{which} that mistral-magic can explain (it remembers the last "
-            f"{REMEMBERED_ERRORS} failing cells; interrupts and %mistral's own errors are "
-            "not explained)."
-        )
-        return None
-    prepared = prepare_help(magics.assistant, magics.shell, captured, name)
-    answer_in_cell(magics, prepared, offer_fix=name == FIX)
-    return None
-
-
-def answer_in_cell(magics: MistralMagics, prepared: PreparedRequest, *, offer_fix: bool) -> None:
-    """Stream the answer under the running cell; a fix's code goes to a new cell below."""
-    from ..api.errors import MistralError
-    from .hints import for_notebook
-    from .render import StreamingDisplay, in_notebook, show_problem
-
-    display = StreamingDisplay(notebook=in_notebook(magics.shell))
-    try:
-        completion = magics.assistant.answer(prepared, on_text=display.update)
-    except KeyboardInterrupt:
-        display.finish_here("⏹ interrupted: the partial answer above is kept")
-        return
-    except MistralError as error:
-        if display.started:
-            display.finish_here("the answer above is incomplete")
-        show_problem(for_notebook(error))
-        return
-    magics.assistant.record(prepared, completion, remember=True)
-    footer = magics.assistant.footer(prepared, completion)
-    code = fixed_code(completion.content) if offer_fix and magics.settings.insert_code else None
-    if code:
-        magics.shell.set_next_input(code, replace=False)
-        footer += " · corrected code added as a new cell below (not run)"
-    display.finish(completion.content, footer)
-
-
-def set_error_help(magics: MistralMagics, rest: list[str]) -> None:
-    from .render import show_markdown
-
-    if len(rest) > 1 or (rest and rest[0].lower() not in ("on", "off")):
-        raise UsageError("Use `%mistral errors on` or `%mistral errors off`.")
-    if rest:
-        magics.settings.error_help = rest[0].lower() == "on"
-    install(magics.shell, magics.settings)
-    if magics.settings.error_help:
-        with contextlib.suppress(ImportError):  # pay the import now, not under a traceback
-            import ipywidgets  # noqa: F401
-        show_markdown(
-            magics.shell,
-            "Error help is **on**: new tracebacks get **Explain** and **Fix** buttons "
-            "(`%mistral errors off` to stop).",
-        )
-    else:
-        show_markdown(
-            magics.shell,
-            "Error help is **off**; `%mistral explain` and `%mistral fix` still work "
-            "(`%mistral errors on` adds buttons under new tracebacks).",
-        )
