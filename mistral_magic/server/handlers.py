@@ -38,7 +38,7 @@ from tornado.iostream import StreamClosedError
 
 from mistral_magic.server.events import encode_event
 from mistral_magic.server.history import HistoryStore, conversation_from
-from mistral_magic.server.payload import PayloadError, parse_payload
+from mistral_magic.server.payload import ChatPayload, PayloadError, parse_payload
 from mistral_magic.server.service import MistralService
 
 AUTH_RESOURCE = "mistral-magic"
@@ -73,6 +73,16 @@ class _Base(APIHandler):
         except ValueError:
             raise web.HTTPError(400, "The request body is not valid JSON.") from None
 
+    async def read_payload(self, *, require_prompt: bool = True) -> ChatPayload:
+        """The checked request body, parsed off the event loop (it holds a whole notebook,
+        possibly megabytes of JSON)."""
+        try:
+            return await self.service.off_loop(
+                lambda: parse_payload(self.body_json(), require_prompt=require_prompt)
+            )
+        except PayloadError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+
 
 class ConfigHandler(_Base):
     @web.authenticated
@@ -106,10 +116,7 @@ class ContextHandler(_Base):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        try:
-            payload = parse_payload(self.body_json(), require_prompt=False)
-        except PayloadError as exc:
-            raise web.HTTPError(400, str(exc)) from None
+        payload = await self.read_payload(require_prompt=False)
         entries = await self.service.off_loop(self.history.load, self.user_name)
         prepared, chips = await self.service.prepare_off_loop(payload, conversation_from(entries))
         self.finish(
@@ -146,10 +153,7 @@ class ChatHandler(_Base):
     @authorized
     async def post(self) -> None:
         self._started = time.perf_counter()
-        try:
-            payload = parse_payload(self.body_json())
-        except PayloadError as exc:
-            raise web.HTTPError(400, str(exc)) from None
+        payload = await self.read_payload()
         user = self.user_name
         request_id = payload.request_id or uuid.uuid4().hex
         # Reading history and packing the notebook block: both run off the event loop.
