@@ -29,9 +29,9 @@ RAISING_CELL = "values = [1, 2, 3]\nvalues[10]"
 
 TIME_THE_HOOK = """
 import time
-from mistral_magic.faces.tracebacks import capture_for
+from mistral_magic.session import session_for
 _shell = get_ipython()
-_capture = capture_for(_shell)
+_capture = session_for(_shell).errors
 _hook_times = []
 def _timed_hook(result, _hook=_capture.post_run_cell):
     started = time.perf_counter()

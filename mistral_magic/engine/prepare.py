@@ -14,6 +14,7 @@ send_arguments`) for the same dialect (:class:`WireTarget`, read from the client
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -122,10 +123,10 @@ class PreparedRequest:
     @property
     def cache_key(self) -> str:
         """The response cache's key: the server and the body, streamed or not."""
-        from .cache import request_key
-
-        unstreamed = {k: v for k, v in self.body.items() if k not in _STREAM_ONLY}
-        return request_key(self.target.base_url, unstreamed)
+        body = self.body
+        if "stream" in body:
+            body = {k: v for k, v in body.items() if k not in _STREAM_ONLY}
+        return _request_key()(self.target.base_url, body)
 
     def body_copy(self) -> dict[str, Any]:
         """The body as a new dict (``--dry-run -o``): changing it changes nothing here."""
@@ -162,6 +163,14 @@ class PreparedRequest:
             kind=self.kind,
             toolbox=self.toolbox,
         )
+
+
+@functools.cache
+def _request_key() -> Callable[[str, Mapping[str, Any]], str]:
+    # engine.cache imports sqlite3: only when a key is first needed, not at %load_ext.
+    from .cache import request_key
+
+    return request_key
 
 
 def wire_body(
