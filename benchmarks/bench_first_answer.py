@@ -30,8 +30,9 @@ from tests.kernel import Kernel  # noqa: E402
 QUESTION = "%%mistral --new --no-insert\nSay hello in one short sentence."
 # The api's share alone: the same cell minus the magic, context and tokenizer.
 CLIENT_CALL = (
-    "from mistral_magic.faces.magics import loaded_assistant as _a\n"
-    "for _d in _a().client.stream([{'role': 'user', 'content': 'Say hello'}]): pass"
+    "from mistral_magic.session import session_for as _s\n"
+    "with _s(get_ipython()).client() as _c:\n"
+    "    for _d in _c.stream([{'role': 'user', 'content': 'Say hello'}]): pass"
 )
 
 

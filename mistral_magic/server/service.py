@@ -115,7 +115,7 @@ class MistralService:
         self._cancelled: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._sessions: dict[str, Session] = {}
         self._sessions_lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._workers: ThreadPoolExecutor | None = None
 
     def session(self, user: str) -> Session:
         """``user``'s session: the server's settings and client, the user's usage."""
@@ -127,12 +127,12 @@ class MistralService:
 
     async def off_loop(self, work: Callable[..., T], *args: Any) -> T:
         """Run blocking ``work(*args)`` in the service's threads, not on the event loop."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(
                 max_workers=OFF_LOOP_WORKERS, thread_name_prefix="mistral-magic-server"
             )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(work, *args))
+        return await loop.run_in_executor(self._workers, functools.partial(work, *args))
 
     def cancel(self, task: asyncio.Task[Any] | None) -> bool:
         """Cancel a running answer once. (Stop both aborts the fetch and posts chat/cancel; a
@@ -156,9 +156,9 @@ class MistralService:
         for task in list(self.running.values()):
             self.cancel(task)
         await self.clients.aclose()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        if self._workers is not None:
+            self._workers.shutdown(wait=False, cancel_futures=True)
+            self._workers = None
 
     @staticmethod
     def key_configured() -> bool:
