@@ -40,7 +40,7 @@ def test_load_ext_imports_nothing_heavy():
         "ip = start_ipython()\n"
         # the background warm-up loads the tokenizer on purpose; only the load itself counts
         "import mistral_magic.session as a\n"
-        "a.Assistant.warm_up = lambda self: None\n"
+        "a.Session.warm_up = lambda self: None\n"
         "before = set(sys.modules)\n"
         "ip.run_line_magic('load_ext', 'mistral_magic')\n"
         "heavy = {'pandas', 'numpy', 'mistral_common', 'sentencepiece', 'ipywidgets'}\n"
