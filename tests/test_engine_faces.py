@@ -218,3 +218,17 @@ async def test_the_sidebar_refuses_an_unknown_kind(sidebar_stub: StubServer, jp_
         await _ask_sidebar(jp_fetch, kind="jailbreak", prompt="x")
     assert refused.value.code == 400
     assert sidebar_stub.chat_requests == []
+
+
+async def test_a_malformed_base_url_is_an_error_event_not_a_server_error(
+    sidebar_stub: StubServer, jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mistral_magic.server.events import decode_events
+
+    monkeypatch.setenv("MISTRAL_BASE_URL", "localhost:8000/v1")  # no scheme
+    body = {"prompt": "Hi", "notebook": NOTEBOOK, "remember": False}
+    response = await jp_fetch("mistral-magic", "chat", method="POST", body=json.dumps(body))
+    events = decode_events(response.body)
+    assert [name for name, _ in events][-2:] == ["error", "done"]
+    assert "localhost:8000" in events[-2][1]["message"]
+    assert sidebar_stub.chat_requests == []

@@ -29,7 +29,7 @@ import logging
 import re
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -39,7 +39,10 @@ from tornado.iostream import StreamClosedError
 from mistral_magic.server.events import encode_event
 from mistral_magic.server.history import HistoryStore, conversation_from
 from mistral_magic.server.payload import ChatPayload, PayloadError, parse_payload
-from mistral_magic.server.service import MistralService
+from mistral_magic.server.service import Chip, MistralService
+
+if TYPE_CHECKING:
+    from mistral_magic.engine.prepare import PreparedRequest
 
 AUTH_RESOURCE = "mistral-magic"
 _ANONYMOUS = re.compile(r"[0-9a-f]{32}")
@@ -73,13 +76,22 @@ class _Base(APIHandler):
         except ValueError:
             raise web.HTTPError(400, "The request body is not valid JSON.") from None
 
-    async def read_payload(self, *, require_prompt: bool = True) -> ChatPayload:
-        """The checked request body, parsed off the event loop (it holds a whole notebook,
-        possibly megabytes of JSON)."""
+    async def prepare_request(
+        self, *, require_prompt: bool = True
+    ) -> tuple[ChatPayload, PreparedRequest, list[Chip]]:
+        """The checked body, the user's earlier turns and the request with its chips: one
+        trip off the event loop (the body is a whole notebook, maybe megabytes of JSON, and
+        packing it means tokenizing it)."""
+        user = self.user_name
+        target = await self.service.target()
+
+        def work() -> tuple[ChatPayload, PreparedRequest, list[Chip]]:
+            payload = parse_payload(self.body_json(), require_prompt=require_prompt)
+            conversation = conversation_from(self.history.load(user))
+            return (payload, *self.service.prepare(payload, conversation, target))
+
         try:
-            return await self.service.off_loop(
-                lambda: parse_payload(self.body_json(), require_prompt=require_prompt)
-            )
+            return await self.service.off_loop(work)
         except PayloadError as exc:
             raise web.HTTPError(400, str(exc)) from None
 
@@ -116,9 +128,7 @@ class ContextHandler(_Base):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        payload = await self.read_payload(require_prompt=False)
-        entries = await self.service.off_loop(self.history.load, self.user_name)
-        prepared, chips = await self.service.prepare_off_loop(payload, conversation_from(entries))
+        _payload, prepared, chips = await self.prepare_request(require_prompt=False)
         self.finish(
             json.dumps(
                 {
@@ -153,12 +163,9 @@ class ChatHandler(_Base):
     @authorized
     async def post(self) -> None:
         self._started = time.perf_counter()
-        payload = await self.read_payload()
+        payload, prepared, chips = await self.prepare_request()
         user = self.user_name
         request_id = payload.request_id or uuid.uuid4().hex
-        # Reading history and packing the notebook block: both run off the event loop.
-        entries = await self.service.off_loop(self.history.load, user)
-        prepared, chips = await self.service.prepare_off_loop(payload, conversation_from(entries))
 
         # Each event is a small write: without TCP_NODELAY, Nagle's algorithm and the
         # browser's delayed ACK would hold many of them back for up to 40 ms.

@@ -205,8 +205,8 @@ class MistralService:
     def prepare(
         self, payload: ChatPayload, conversation: Conversation | None, target: WireTarget
     ) -> tuple[PreparedRequest, list[Chip]]:
-        """The request and its chips (blocking: tokenizes the notebook; see
-        :meth:`prepare_off_loop`)."""
+        """The request and its chips (blocking: tokenizes the notebook; the handlers run it
+        with :meth:`off_loop`)."""
         items = self.items(payload)
         chosen = [i for i in items if chip_id(i) not in payload.exclude]
         params = {} if payload.temperature is None else {"temperature": payload.temperature}
@@ -226,11 +226,16 @@ class MistralService:
         _ = prepared.prompt_tokens  # counted here, off the event loop
         return prepared, chips_for(chosen, prepared)
 
-    async def prepare_off_loop(
-        self, payload: ChatPayload, conversation: Conversation | None
-    ) -> tuple[PreparedRequest, list[Chip]]:
-        target = await self.clients.target()  # the dialect, from /models once per server
-        return await self.off_loop(self.prepare, payload, conversation, target)
+    async def target(self) -> WireTarget:
+        """Where answers go, in which dialect (``GET /models`` once per base URL). Settings
+        that cannot work (a malformed base URL) give a placeholder here: sending then fails
+        with the client's own message, as an ``error`` event of the chat stream."""
+        from mistral_magic.api.errors import MistralError
+
+        try:
+            return await self.clients.target()
+        except MistralError:
+            return WireTarget("", "mistral")
 
     async def stream(
         self,
