@@ -128,6 +128,20 @@ def test_latency_delays_any_response(stub, stub_http):
     assert time.perf_counter() - started >= 0.3
 
 
+def test_a_request_from_before_a_reset_never_takes_what_was_queued_after(stub, stub_http):
+    """A request still sleeping through ``latency`` when its client gave up (and the test
+    reset the stub) must not answer with, and so use up, the next test's reply."""
+    stub.latency = 1.0
+    with pytest.raises(httpx.ReadTimeout):
+        stub_http.post("/chat/completions", json=body(), timeout=0.2)
+    stub.reset()
+    stub.queue(Reply(text="for the next request"))
+    assert stub.wait_idle()
+    assert stub.queued == [Reply(text="for the next request")]
+    reply = stub_http.post("/chat/completions", json=body()).json()
+    assert reply["choices"][0]["message"]["content"] == "for the next request"
+
+
 def test_requests_are_recorded(stub, stub_http):
     assert stub.last_request is None
     stub_http.get("/models?page=2&tag=a&tag=b", headers={"X-Trace": "t1"})

@@ -95,6 +95,12 @@ class StubServer:
         self._host = host
         self._lock = threading.Lock()
         self._queue: deque[list[Any]] = deque()  # [item, remaining times]
+        # reset() starts a new generation: a request that arrived before it (e.g. one still
+        # sleeping through ``latency`` after its client gave up) must not take what a later
+        # test queued, just as a real server's late request never answers a new client.
+        self._generation = 0
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
         self._requests: list[RecordedRequest] = []
         self._routes: list[Route] = []
         self._reset_hooks: list[Callable[[], None]] = []
@@ -196,6 +202,7 @@ class StubServer:
         with self._lock:
             self._queue.clear()
             self._requests.clear()
+            self._generation += 1
         self.dialect = self._initial_dialect
         self.models = list(self._initial_models)
         self.retired = self._initial_retired
@@ -239,11 +246,31 @@ class StubServer:
         """Add an endpoint to every StubServer (e.g. from a module imported by conftest)."""
         cls._shared_routes.insert(0, Route(method.upper(), pattern, handler, auth))
 
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being dispatched (False if ``timeout`` passed first)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
     def _dispatch(self, request: RecordedRequest) -> Response:
         with self._lock:
+            self._in_flight += 1
+        try:
+            return self._dispatch_counted(request)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _dispatch_counted(self, request: RecordedRequest) -> Response:
+        with self._lock:
             self._requests.append(request)
+            generation = self._generation
         if self.latency:
             time.sleep(self.latency)
+            with self._lock:
+                stale = generation != self._generation
+            if stale:
+                return Response(abort=True)  # its client left long ago; a reset came since
         routes = [*self._routes, *self._shared_routes, *BUILTIN_ROUTES]
         matches = [(r, p) for r in routes if (p := r.match(request.path)) is not None]
         if not matches:
