@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.parse
 from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from traitlets import TraitError
 
 from mistral_magic.server.events import decode_events
 from mistral_magic.server.history import HistoryStore
@@ -304,7 +306,11 @@ async def test_missing_key_is_explained(
     monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
     events = await _chat(jp_fetch)
     assert events[1][0] == "error" and events[1][1]["type"] == "MissingAPIKeyError"
-    assert "console.mistral.ai" in events[1][1]["message"]
+    message = events[1][1]["message"]
+    assert "console.mistral.ai" in message and "MISTRAL_API_KEY" in message
+    # the sidebar's user sets the server's environment, not a kernel's
+    for kernel_talk in ("os.environ", "getpass", "kernel", "%mistral"):
+        assert kernel_talk not in message, message
 
 
 @pytest.mark.parametrize(
@@ -468,3 +474,150 @@ def test_history_is_bounded(tmp_path: Any) -> None:
     assert len(entries) == 4 and entries[0]["text"] == "q3"
     assert entries[1]["text"].startswith("x" * 10) and "clipped" in entries[1]["text"]
     assert HistoryStore(tmp_path).load("bob") == []
+
+
+async def test_new_chat_while_an_answer_streams_cancels_and_forgets_it(
+    lab_stub: StubServer,
+    jp_fetch: Any,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    lab_stub.queue(Reply("Kept before."))
+    await _chat(jp_fetch, prompt="An earlier question?")
+    lab_stub.token_delay = 0.1  # 40 chunks: 4 s when not cancelled
+    lab_stub.queue(SLOW_REPLY)
+    received: list[bytes] = []
+    started = time.monotonic()
+    chat = asyncio.ensure_future(
+        http_server_client.fetch(
+            f"{jp_base_url}mistral-magic/chat",
+            method="POST",
+            body=_body(prompt="A question being answered?", request_id="req-new-chat"),
+            headers=jp_auth_header,
+            streaming_callback=received.append,
+            request_timeout=20,
+        )
+    )
+    await _wait_for(lambda: b"event: delta" in b"".join(received))
+    # New chat: one DELETE, nothing else (no chat/cancel, the connection stays open)
+    response = await jp_fetch("mistral-magic", "history", method="DELETE")
+    assert response.code == 204
+    await chat
+    assert time.monotonic() - started < 3, "the answer was not cancelled"
+    await _wait_for(lambda: _stub_connections(lab_stub) == 0)
+    assert json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"] == []
+
+    lab_stub.token_delay = 0.0
+    lab_stub.queue(Reply("Fresh."))
+    await _chat(jp_fetch, prompt="A new question?")
+    messages = lab_stub.chat_requests[-1].body["messages"]
+    assert [m["role"] for m in messages] == ["system", "user"]
+    entries = json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"]
+    assert [e["text"] for e in entries] == ["A new question?", "Fresh."]
+
+
+def test_an_exchange_of_a_cleared_generation_is_not_written(tmp_path: Any) -> None:
+    store = HistoryStore(tmp_path)
+    asked_in = store.generation("alice")
+    store.clear("alice")
+    assert not store.append("alice", {"role": "user", "text": "old"}, generation=asked_in)
+    assert HistoryStore(tmp_path).load("alice") == []
+    assert store.append(
+        "alice", {"role": "user", "text": "new"}, generation=store.generation("alice")
+    )
+    assert [e["text"] for e in HistoryStore(tmp_path).load("alice")] == ["new"]
+
+
+# ------------------------------------------------------------------ bounds
+
+
+async def _raw_post(url: str, headers: dict[str, str], body: bytes, length: int) -> bytes:
+    """POST announcing ``length`` bytes but sending only ``body``; returns what the server
+    answers before the rest would have been sent."""
+    parts = urllib.parse.urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        lines = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.netloc}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines += ["Content-Type: application/json", f"Content-Length: {length}", "", ""]
+        writer.write("\r\n".join(lines).encode() + body)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(65536), timeout=10)
+    finally:
+        writer.close()
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_read(
+    lab_stub: StubServer, http_server_client: Any, jp_base_url: str, jp_auth_header: dict[str, str]
+) -> None:
+    url = http_server_client.get_url(f"{jp_base_url}mistral-magic/chat")
+    answer = await _raw_post(url, jp_auth_header, b'{"prompt": "', 200 * 1024 * 1024)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), head
+    message = json.loads(body)["message"]
+    assert "200.0 MB" in message and "c.MistralServer.max_request_mb" in message
+    assert lab_stub.chat_requests == []
+
+
+async def test_the_body_limit_is_a_setting(
+    lab_stub: StubServer, jp_fetch: Any, jp_serverapp: Any
+) -> None:
+    from mistral_magic.server.settings import MistralServer
+
+    assert 1 <= MistralServer().max_request_mb <= 64  # sane default
+    limits = jp_serverapp.web_app.settings["mistral_magic_limits"]
+    limits.max_request_mb = 0.5
+    big = {"cells": [{"cell_type": "code", "source": "x = 1\n" * 100_000, "outputs": []}]}
+    for route in ("chat", "context"):
+        with pytest.raises(HTTPClientError) as failure:
+            await jp_fetch("mistral-magic", route, method="POST", body=_body(notebook=big))
+        assert failure.value.code == 413
+        assert "0.5 MB" in json.loads(failure.value.response.body)["message"]
+    events = await _chat(jp_fetch)  # a normal question still fits
+    assert "done" in _names(events)
+    with pytest.raises(TraitError):
+        limits.max_request_mb = 0
+
+
+async def test_a_long_selection_is_clipped_and_its_chip_says_so(
+    lab_stub: StubServer, jp_fetch: Any
+) -> None:
+    selection = "".join(f"row_{i} = {i}\n" for i in range(12_000))  # ~150,000 characters
+    assert len(selection) > 100_000
+    preview = await jp_fetch(
+        "mistral-magic",
+        "context",
+        method="POST",
+        body=_body(prompt="", active_cell=1, selection=selection),
+    )
+    chips = {c["id"]: c for c in json.loads(preview.body)["chips"]}
+    assert chips["selection"]["note"] == f"first 4,000 of {len(selection):,} characters"
+    events = await _chat(jp_fetch, active_cell=1, selection=selection)
+    assert "done" in _names(events)
+    system = lab_stub.chat_requests[-1].body["messages"][0]["content"]
+    assert "row_0 = 0" in system and "row_11999" not in system
+    # a browser that clipped the selection itself tells the whole length
+    preview = await jp_fetch(
+        "mistral-magic",
+        "context",
+        method="POST",
+        body=_body(prompt="", active_cell=1, selection=selection[:5000], selection_chars=900_000),
+    )
+    chips = {c["id"]: c for c in json.loads(preview.body)["chips"]}
+    assert chips["selection"]["note"] == "first 4,000 of 900,000 characters"
+
+
+# ------------------------------------------------------------------ messages
+
+
+async def test_an_unknown_model_from_the_settings_editor_names_the_settings_editor(
+    lab_stub: StubServer, jp_fetch: Any
+) -> None:
+    events = await _chat(jp_fetch, model="mistral-nonexistent-2501")
+    error = dict(events)["error"]
+    assert error["type"] == "ModelNotFoundError"
+    message = error["message"]
+    assert "mistral-nonexistent-2501" in message and "Settings Editor" in message
+    for kernel_talk in ("--model", "%mistral", "os.environ", "kernel"):
+        assert kernel_talk not in message, message

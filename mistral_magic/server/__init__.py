@@ -11,7 +11,8 @@ Routes, all under ``{base_url}mistral-magic/`` (protocol notes in :mod:`.handler
 ``history``            DELETE   clear it (New chat)
 =====================  =======  ============================================================
 
-Settings are the ``Mistral`` traitlets (``c.Mistral.model = ...`` in jupyter_server_config.py);
+Settings are the ``Mistral`` traitlets (``c.Mistral.model = ...`` in jupyter_server_config.py)
+and, for the extension's own bounds, ``MistralServer`` (``c.MistralServer.max_request_mb``);
 the key comes from ``MISTRAL_API_KEY`` in the server's environment only.
 """
 
@@ -34,6 +35,7 @@ from mistral_magic.server.handlers import (
 )
 from mistral_magic.server.history import HistoryStore
 from mistral_magic.server.service import MistralService
+from mistral_magic.server.settings import MistralServer
 
 NAMESPACE = "mistral-magic"
 
@@ -45,6 +47,7 @@ def setup_handlers(serverapp: Any) -> MistralService:
     history_dir = Path(serverapp.data_dir) / "mistral_magic" / "history"
     web_app.settings["mistral_magic_service"] = service
     web_app.settings["mistral_magic_history"] = HistoryStore(history_dir)
+    web_app.settings["mistral_magic_limits"] = MistralServer(parent=serverapp)
     base = url_path_join(web_app.settings["base_url"], NAMESPACE)
     web_app.add_handlers(
         ".*$",

@@ -15,7 +15,13 @@ and not the alternatives:
 
 Stop: the browser aborts the fetch (and, to be sure, ``POST chat/cancel``); the server sees the
 connection close (``on_connection_close``) or the write fail, cancels the relay task, and
-that closes the upstream request to Mistral. Every handler is authenticated
+that closes the upstream request to Mistral. The stopped exchange is kept in the history.
+New chat (``DELETE history``) cancels the user's running answers and forgets them: an answer
+writes its exchange only into the history generation it was asked in (:mod:`.history`).
+
+Request bodies are read as they arrive and capped at ``MistralServer.max_request_mb``: a larger
+``Content-Length`` gets a 413 with the reason before any of the body is read (tornado's own
+default would buffer up to 512 MB). Every handler is authenticated
 (``@web.authenticated``) and authorized (``@authorized``, resource ``mistral-magic``) through
 jupyter_server; POSTs go through its XSRF check; no CORS header is ever added here.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -38,8 +45,9 @@ from tornado.iostream import StreamClosedError
 
 from mistral_magic.server.events import encode_event
 from mistral_magic.server.history import HistoryStore, conversation_from
-from mistral_magic.server.payload import ChatPayload, PayloadError, parse_payload
+from mistral_magic.server.payload import ChatPayload, PayloadError, chips_json, parse_payload
 from mistral_magic.server.service import Chip, MistralService
+from mistral_magic.server.settings import MistralServer
 
 if TYPE_CHECKING:
     from mistral_magic.engine.prepare import PreparedRequest
@@ -48,8 +56,27 @@ AUTH_RESOURCE = "mistral-magic"
 _ANONYMOUS = re.compile(r"[0-9a-f]{32}")
 
 
+@web.stream_request_body
 class _Base(APIHandler):
     auth_resource = AUTH_RESOURCE
+    _body: bytearray | None = None
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method not in ("POST", "PUT", "PATCH"):
+            return
+        limits: MistralServer = self.settings["mistral_magic_limits"]
+        limit = limits.max_request_bytes
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            raise web.HTTPError(413, limits.too_large_message(int(length)))
+        # A chunked body past the limit is cut off by tornado (400, connection closed).
+        self.request.connection.set_max_body_size(limit)
+        self._body = bytearray()
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._body is not None:
+            self._body += chunk
 
     @property
     def service(self) -> MistralService:
@@ -72,7 +99,7 @@ class _Base(APIHandler):
 
     def body_json(self) -> Any:
         try:
-            return json.loads(self.request.body or b"{}")
+            return json.loads(self._body or b"{}")
         except ValueError:
             raise web.HTTPError(400, "The request body is not valid JSON.") from None
 
@@ -117,7 +144,13 @@ class HistoryHandler(_Base):
     @web.authenticated
     @authorized
     async def delete(self) -> None:
-        self.history.clear(self.user_name)
+        """New chat: forget the history and stop the user's running answers, at once (an
+        answer still streaming cannot write the forgotten chat back: see :mod:`.history`)."""
+        user = self.user_name
+        self.history.clear(user)
+        for (owner, _), task in list(self.service.running.items()):
+            if owner == user:
+                self.service.cancel(task)
         self.set_status(204)
         self.finish()
 
@@ -128,11 +161,11 @@ class ContextHandler(_Base):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        _payload, prepared, chips = await self.prepare_request(require_prompt=False)
+        payload, prepared, chips = await self.prepare_request(require_prompt=False)
         self.finish(
             json.dumps(
                 {
-                    "chips": [c.to_json() for c in chips],
+                    "chips": chips_json(chips, payload),
                     "model": prepared.model,
                     "prompt_tokens": prepared.prompt_tokens,
                     "note": prepared.context_note,
@@ -147,7 +180,11 @@ class CancelHandler(_Base):
     async def post(self) -> None:
         body = self.body_json()
         request_id = body.get("request_id") if isinstance(body, dict) else None
-        task = self.service.running.get(f"{self.user_name}:{request_id}")
+        task = (
+            self.service.running.get((self.user_name, request_id))
+            if isinstance(request_id, str)
+            else None
+        )
         self.service.cancel(task)
         self.finish(json.dumps({"cancelled": task is not None}))
 
@@ -163,8 +200,10 @@ class ChatHandler(_Base):
     @authorized
     async def post(self) -> None:
         self._started = time.perf_counter()
-        payload, prepared, chips = await self.prepare_request()
         user = self.user_name
+        # Taken before the history is read: a New chat from here on forgets this exchange.
+        generation = self.history.generation(user)
+        payload, prepared, chips = await self.prepare_request()
         request_id = payload.request_id or uuid.uuid4().hex
 
         # Each event is a small write: without TCP_NODELAY, Nagle's algorithm and the
@@ -182,7 +221,7 @@ class ChatHandler(_Base):
                     "request_id": request_id,
                     "model": prepared.model,
                     "prompt_tokens": prepared.prompt_tokens,
-                    "chips": [c.to_json() for c in chips],
+                    "chips": chips_json(chips, payload),
                     "note": prepared.context_note,
                 },
             )
@@ -194,8 +233,10 @@ class ChatHandler(_Base):
             "chips": [c.label for c in chips if c.state != "omitted"],
             "notebook": payload.notebook_path,
         }
-        registry_key = f"{user}:{request_id}"
-        self._task = asyncio.ensure_future(self._relay(prepared, user_entry, payload.remember))
+        registry_key = (user, request_id)
+        self._task = asyncio.ensure_future(
+            self._relay(prepared, payload, user_entry, generation if payload.remember else None)
+        )
         self.service.running[registry_key] = self._task
         try:
             await self._task
@@ -220,7 +261,15 @@ class ChatHandler(_Base):
             self._closed = True
             raise asyncio.CancelledError() from None
 
-    async def _relay(self, prepared: Any, user_entry: dict[str, Any], remember: bool) -> None:
+    async def _relay(
+        self,
+        prepared: Any,
+        payload: ChatPayload,
+        user_entry: dict[str, Any],
+        generation: int | None,
+    ) -> None:
+        """Stream the answer to the browser; at the end, write the exchange into history
+        generation ``generation`` (``None``: not remembered)."""
         from mistral_magic.api.errors import MistralError
         from mistral_magic.server.hints import for_server
 
@@ -270,7 +319,7 @@ class ChatHandler(_Base):
                 },
             )
         except MistralError as exc:
-            message = for_server(exc)
+            message = for_server(exc, from_settings_editor=bool(payload.model))
             reply.update(text=text, error=message)
             self.log.info("mistral-magic: %s", type(exc).__name__)
             await self._send(
@@ -297,7 +346,12 @@ class ChatHandler(_Base):
                 # closes the upstream response; shielded so that nothing interrupts it
                 await asyncio.shield(deltas.aclose())
             await asyncio.shield(self.service.clients.give_back(client))
-            if remember:
+            if generation is not None:
                 await asyncio.shield(
-                    self.service.off_loop(self.history.append, self.user_name, user_entry, reply)
+                    self.service.off_loop(
+                        functools.partial(self.history.append, generation=generation),
+                        self.user_name,
+                        user_entry,
+                        reply,
+                    )
                 )

@@ -4,6 +4,11 @@ One JSON file per user under the history directory (``<jupyter data dir>/mistral
 history`` by default); file names are a hash of the user name. Entries are
 ``{"role": "user" | "assistant", "text": ..., ...}`` dicts; only the newest ``max_entries``
 are kept and each text is clipped to ``max_chars``.
+
+Clearing (New chat) starts a new *generation* of a user's history. An answer records the
+generation it was asked in and writes its exchange back only if that generation is still
+current, so an answer that was streaming when the chat was cleared can never bring the
+forgotten chat back (nor carry it to the model with the next question).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class HistoryStore:
         self.max_entries = max_entries
         self.max_chars = max_chars
         self._cache: dict[str, list[dict[str, Any]]] = {}
+        self._generations: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def _path(self, user: str) -> Path | None:
@@ -60,8 +66,17 @@ class HistoryStore:
         entries = data.get("entries") if isinstance(data, dict) else None
         return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
-    def append(self, user: str, *entries: dict[str, Any]) -> None:
+    def generation(self, user: str) -> int:
+        """The user's history generation: it changes each time the history is cleared."""
         with self._lock:
+            return self._generations.get(user, 0)
+
+    def append(self, user: str, *entries: dict[str, Any], generation: int | None = None) -> bool:
+        """Add ``entries`` (one exchange); with ``generation``, only if the history has not
+        been cleared since that generation began. Returns whether they were added."""
+        with self._lock:
+            if generation is not None and generation != self._generations.get(user, 0):
+                return False
             current = self._cache.get(user)
             if current is None:
                 current = self._read(user)
@@ -74,9 +89,12 @@ class HistoryStore:
                 current.append(entry)
             self._cache[user] = current[-self.max_entries :]
             self._write(user, self._cache[user])
+            return True
 
     def clear(self, user: str) -> None:
+        """Forget the user's history, and any exchange still being answered (see above)."""
         with self._lock:
+            self._generations[user] = self._generations.get(user, 0) + 1
             self._cache[user] = []
             path = self._path(user)
             if path is not None and path.exists():

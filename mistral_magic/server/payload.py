@@ -1,7 +1,9 @@
 """The JSON body of a chat / context request, checked.
 
 Everything from the browser is untrusted input: types are checked, sizes bounded, and a bad
-field gives a one-sentence :class:`PayloadError` (sent back as HTTP 400).
+field gives a one-sentence :class:`PayloadError` (sent back as HTTP 400). A long selection is
+not an error: only its first ``SELECTION_CHARS`` characters are ever sent to the model, and its
+chip says so.
 """
 
 from __future__ import annotations
@@ -9,12 +11,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mistral_magic.api.defaults import CONTEXT_WINDOW
+from mistral_magic.context.notebook import SELECTION_CHARS
 from mistral_magic.engine.prompts import ASK, KINDS, Kind
 
+if TYPE_CHECKING:
+    from mistral_magic.server.service import Chip
+
 MAX_PROMPT_CHARS = 100_000
+#: What is kept of a selection before context building (which redacts, then clips it to
+#: SELECTION_CHARS): generous, so redaction sees well past the part that is sent.
+KEPT_SELECTION_CHARS = 4 * SELECTION_CHARS
+SELECTION_CHIP = "selection"
 SOURCES = frozenset({"cells", "active", "error", "vars"})
 DEFAULT_SOURCES = ("cells", "active", "error", "vars")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -33,6 +43,7 @@ class ChatPayload:
     notebook_path: str = ""
     active_cell: int | None = None
     selection: str = ""
+    selection_chars: int = 0  # the whole selection's length (the browser may send less)
     error_cell: int | None = None
     sources: tuple[str, ...] = DEFAULT_SOURCES
     variables: list[dict[str, Any]] = field(default_factory=list)
@@ -91,6 +102,10 @@ def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
     exclude = body.get("exclude") or []
     if not isinstance(exclude, list) or not all(isinstance(e, str) for e in exclude):
         raise PayloadError("`exclude` must be a list of chip ids.")
+    selection = body.get("selection") or ""
+    if not isinstance(selection, str):
+        raise PayloadError("`selection` must be a string.")
+    selection_chars = max(len(selection), _optional_int(body, "selection_chars", 0, 1 << 40) or 0)
     model = _string(body, "model", 200).strip() or None
     temperature = body.get("temperature")
     if temperature is not None:
@@ -105,7 +120,8 @@ def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
         notebook=dict(notebook),
         notebook_path=_string(body, "notebook_path", 4096),
         active_cell=_optional_int(body, "active_cell", 0, 1_000_000),
-        selection=_string(body, "selection", MAX_PROMPT_CHARS),
+        selection=selection[:KEPT_SELECTION_CHARS],
+        selection_chars=selection_chars,
         error_cell=_optional_int(body, "error_cell", 0, 1_000_000),
         sources=tuple(dict.fromkeys(sources)),
         variables=[v for v in variables if isinstance(v, Mapping)],
@@ -115,3 +131,14 @@ def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
         context_budget=_optional_int(body, "context_budget", 0, CONTEXT_WINDOW),
         remember=body.get("remember", True) is not False,
     )
+
+
+def chips_json(chips: list[Chip], payload: ChatPayload) -> list[dict[str, Any]]:
+    """The chips for the browser; a selection longer than what is sent says so (``note``)."""
+    shown = []
+    for chip in chips:
+        data = chip.to_json()
+        if chip.id == SELECTION_CHIP and payload.selection_chars > SELECTION_CHARS:
+            data["note"] = f"first {SELECTION_CHARS:,} of {payload.selection_chars:,} characters"
+        shown.append(data)
+    return shown

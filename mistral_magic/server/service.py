@@ -111,7 +111,7 @@ class MistralService:
     def __init__(self, settings: Mistral) -> None:
         self.settings = settings
         self.clients = AsyncClients(settings)  # one client for the whole server process
-        self.running: dict[str, asyncio.Task[Any]] = {}
+        self.running: dict[tuple[str, str], asyncio.Task[Any]] = {}  # (user, request id)
         self._cancelled: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._sessions: dict[str, Session] = {}
         self._sessions_lock = threading.Lock()
