@@ -97,6 +97,8 @@ def start_lab(stub: StubServer, home: Path, notebooks: dict[str, dict] | None = 
         f"--IdentityProvider.token={TOKEN}",
         f"--ServerApp.root_dir={root}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        # tests reach JupyterLab's commands and documents as window.jupyterapp
+        "--LabApp.expose_app_in_browser=True",
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)

@@ -1,26 +1,29 @@
 """The JupyterLab sidebar in a real browser: a real ``jupyter lab`` (one per module) with the
 stub as the model, Debian's Chromium driven by Playwright.
 
-The tests share one page and run in file order: ask -> insert -> explain an error -> chips ->
-reload (history, dark theme) -> console. Screenshots go to ``artifacts/``.
+Every test stands alone, in any order: it gets a fresh browser page, its own copy of the
+notebook (so its own kernel, shut down afterwards), an empty chat history, the stub's and the
+Settings Editor's defaults. No test sleeps: each waits for what it needs to see. A page that
+logs a console error, or shows the API key, fails its test. Screenshots go to ``artifacts/``.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from tests.lab_server import (  # noqa: F401  (overrides)
     CHROMIUM,
     CHROMIUM_ARGS,
     TOKEN,
+    LabServer,
     jp_asyncio_loop,
     jp_server_cleanup,
     start_lab,
@@ -29,42 +32,48 @@ from tests.stub import Drop, Reply, StubServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
+DOCS = ROOT / "docs"
 TIMEOUT_MS = 60_000
+SIDEBAR = "#mistral-magic-sidebar"
 
 pytestmark = pytest.mark.timeout(300)
+expect.set_options(timeout=TIMEOUT_MS)
 
-NOTEBOOK = {
-    "nbformat": 4,
-    "nbformat_minor": 5,
-    "metadata": {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    },
-    "cells": [
-        {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": "# Sales demo"},
-        {
-            "cell_type": "code",
-            "id": "load",
-            "metadata": {},
-            "execution_count": None,
-            "outputs": [],
-            "source": (
-                "import pandas as pd\n"
-                'sales = pd.DataFrame({"region": ["north", "south", "east"], '
-                '"amount": [120, 80, 95]})\n'
-                "print(sales.shape)"
-            ),
+
+def _code_cell(source: str, cell_id: str) -> dict[str, Any]:
+    return {
+        "cell_type": "code",
+        "id": cell_id,
+        "metadata": {},
+        "execution_count": None,
+        "outputs": [],
+        "source": source,
+    }
+
+
+def _notebook(*cells: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
         },
-        {
-            "cell_type": "code",
-            "id": "fail",
-            "metadata": {},
-            "execution_count": None,
-            "outputs": [],
-            "source": 'ratio = int(sales["amount"].sum()) / 0',
-        },
-    ],
-}
+        "cells": list(cells),
+    }
+
+
+NOTEBOOK = _notebook(
+    {"cell_type": "markdown", "id": "intro", "metadata": {}, "source": "# Sales demo"},
+    _code_cell(
+        "import pandas as pd\n"
+        'sales = pd.DataFrame({"region": ["north", "south", "east"], '
+        '"amount": [120, 80, 95]})\n'
+        "print(sales.shape)",
+        "load",
+    ),
+    _code_cell('ratio = int(sales["amount"].sum()) / 0', "fail"),
+)
 
 CODE = "sales['share'] = sales['amount'] / sales['amount'].sum()\nsales"
 FIRST_REPLY = [
@@ -77,6 +86,9 @@ FIRST_REPLY = [
 ]
 
 
+# ----------------------------------------------------------------------------- fixtures
+
+
 @pytest.fixture(scope="module")
 def lab_stub() -> Iterator[StubServer]:
     with StubServer() as stub:
@@ -84,16 +96,24 @@ def lab_stub() -> Iterator[StubServer]:
 
 
 @pytest.fixture(scope="module")
-def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running ``jupyter lab`` whose model is the stub; yields its base URL."""
-    server = start_lab(lab_stub, tmp_path_factory.mktemp("lab"), {"demo.ipynb": NOTEBOOK})
+def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """A running ``jupyter lab`` whose model is the stub."""
+    server = start_lab(lab_stub, tmp_path_factory.mktemp("lab"))
     try:
-        yield server.base_url
+        yield server
     finally:
         server.stop()
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(server.log, ARTIFACTS / "lab-server.log")
         assert "test-key" not in server.log.read_text(errors="replace"), "key in the log"
+
+
+@pytest.fixture(scope="module")
+def api(lab: LabServer) -> Iterator[httpx.Client]:
+    """The Jupyter server's REST API, as the test's own client."""
+    headers = {"Authorization": f"token {TOKEN}"}
+    with httpx.Client(base_url=lab.base_url, headers=headers, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -108,82 +128,125 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
-@pytest.fixture(scope="module")
-def console_errors() -> list[str]:
-    return []
+@pytest.fixture(autouse=True)
+def clean_state(lab_stub: StubServer, api: httpx.Client) -> Iterator[None]:
+    """Each test starts from defaults and leaves no kernel running."""
+    lab_stub.reset()
+    assert api.delete("mistral-magic/history").status_code == 204
+    for plugin, raw in (
+        ("mistral-magic:plugin", "{}"),
+        ("@jupyterlab/apputils-extension:themes", '{"theme": "JupyterLab Light"}'),
+    ):
+        response = api.put(f"lab/api/settings/{plugin}", json={"raw": raw})
+        assert response.status_code == 204, response.text
+    yield
+    for session in api.get("api/sessions").json():
+        api.delete(f"api/sessions/{session['id']}")
 
 
-@pytest.fixture(scope="module")
-def page(lab: str, browser: Browser, console_errors: list[str]) -> Iterator[Page]:
+@pytest.fixture
+def page(browser: Browser, lab_stub: StubServer, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh page; fails the test if it logged an error or shows the API key."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: console_errors.append(f"pageerror: {e}"))
-    _open_notebook(page, lab)
-    yield page
-    context.close()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    try:
+        yield page
+        if not request.node.get_closest_marker("console_errors_expected"):
+            assert errors == [], errors
+        assert lab_stub.api_key and lab_stub.api_key not in page.content()
+    finally:
+        context.close()
 
 
-def _open_notebook(page: Page, lab: str) -> None:
-    page.goto(f"{lab}lab/tree/demo.ipynb?token={TOKEN}")
-    expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(
-        len(NOTEBOOK["cells"]), timeout=TIMEOUT_MS
+def _open(page: Page, lab: LabServer, api: httpx.Client, name: str, notebook: dict) -> None:
+    """Write ``name`` afresh and open it alone (``?reset``: no tabs from earlier tests); the
+    kernel is up when the status bar says idle."""
+    response = api.put(
+        f"api/contents/{name}", json={"type": "notebook", "format": "json", "content": notebook}
     )
-    expect(page.locator(".jp-Notebook .jp-Cell").first).to_contain_text("Sales demo")
-    # the kernel is up when the status bar says idle
-    expect(page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first).to_be_visible(
-        timeout=TIMEOUT_MS
-    )
+    assert response.status_code in (200, 201), response.text
+    page.goto(lab.url(f"lab/tree/{name}?reset"))
+    cells = page.locator(".jp-NotebookPanel:visible .jp-Cell")
+    expect(cells).to_have_count(len(notebook["cells"]))
+    expect(page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first).to_be_visible()
 
 
 def _open_sidebar(page: Page) -> None:
-    sidebar = page.locator("#mistral-magic-sidebar")
+    page.wait_for_function("() => window.jupyterapp !== undefined")
+    page.evaluate("() => window.jupyterapp.restored")  # the layout is back: no more toggling
+    sidebar = page.locator(SIDEBAR)
     if not sidebar.is_visible():
-        page.locator(".jp-SideBar.jp-mod-right li[data-id='mistral-magic-sidebar']").click()
+        page.locator(f".jp-SideBar.jp-mod-right li[data-id='{SIDEBAR[1:]}']").click()
     expect(sidebar).to_be_visible()
+    expect(page.locator(f"{SIDEBAR} .mm-Model")).not_to_be_empty()
 
 
 def _ask(page: Page, question: str) -> None:
-    box = page.locator("#mistral-magic-sidebar textarea.mm-Input-text")
+    box = page.locator(f"{SIDEBAR} textarea.mm-Input-text")
     box.fill(question)
     box.press("Enter")
 
 
-def _last_answer(page: Page) -> Any:
-    return page.locator("#mistral-magic-sidebar .mm-Message-assistant").last
+def _last_answer(page: Page) -> Locator:
+    return page.locator(f"{SIDEBAR} .mm-Message-assistant").last
 
 
 def _wait_done(page: Page) -> None:
-    expect(page.locator("#mistral-magic-sidebar .mm-Message.mm-mod-streaming")).to_have_count(0)
-    expect(page.locator("#mistral-magic-sidebar .mm-Stop")).to_be_hidden()
+    expect(page.locator(f"{SIDEBAR} .mm-Message.mm-mod-streaming")).to_have_count(0)
+    expect(page.locator(f"{SIDEBAR} .mm-Stop")).to_be_hidden()
 
 
-def _run_cell(page: Page, index: int) -> None:
-    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    cell.locator(".jp-InputPrompt").click()
+def _cells(page: Page) -> Locator:
+    return page.locator(".jp-NotebookPanel:visible .jp-Cell")
+
+
+def _run_cell(page: Page, index: int, output: str | None = None) -> None:
+    """Run cell ``index``; with ``output``, wait until the cell shows it."""
+    _cells(page).nth(index).locator(".jp-InputPrompt").click()
     page.keyboard.press("Control+Enter")
+    if output is not None:
+        expect(_cells(page).nth(index).locator(".jp-OutputArea")).to_contain_text(output)
 
 
 def _cell_sources(page: Page) -> list[str]:
-    return page.locator(".jp-Notebook .jp-Cell .jp-InputArea-editor").all_inner_texts()
+    return _cells(page).locator(".jp-InputArea-editor").all_inner_texts()
 
 
 def _system_message(stub: StubServer) -> str:
     return stub.chat_requests[-1].body["messages"][0]["content"]
 
 
-# ----------------------------------------------------------------------------- the tests
+def _chip(page: Page, chip_id: str) -> Locator:
+    return page.locator(f"{SIDEBAR} .mm-Chip[data-chip-id='{chip_id}']")
 
 
-def test_ask_and_see_the_streamed_reply(page: Page, lab_stub: StubServer) -> None:
+def _ask_for_code(page: Page, stub: StubServer) -> Locator:
+    stub.queue(Reply(chunks=FIRST_REPLY))
+    _ask(page, "What share of the total does each region have?")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("It divides by the total.")
+    _wait_done(page)
+    return answer
+
+
+# ----------------------------------------------------------------------------- asking
+
+
+def test_ask_and_see_the_streamed_reply(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "ask.ipynb", NOTEBOOK)
     _open_sidebar(page)
-    expect(page.locator("#mistral-magic-sidebar .mm-Model")).to_have_text("mistral-large-2407")
+    expect(page.locator(f"{SIDEBAR} .mm-Model")).to_have_text("mistral-large-2407")
     lab_stub.token_delay = 0.05
     lab_stub.queue(Reply(chunks=FIRST_REPLY))
     _ask(page, "What share of the total does each region have?")
     answer = _last_answer(page)
-    expect(answer).to_contain_text("Here is the share", timeout=TIMEOUT_MS)
+    expect(answer).to_contain_text("Here is the share")
     _wait_done(page)
     expect(answer).to_contain_text("It divides by the total.")
     expect(answer.locator(".mm-Message-footer")).to_contain_text("mistral-large-2407")
@@ -195,14 +258,92 @@ def test_ask_and_see_the_streamed_reply(page: Page, lab_stub: StubServer) -> Non
     assert sent["messages"][-1]["content"] == "What share of the total does each region have?"
     assert "# Sales demo" in _system_message(lab_stub)
     ARTIFACTS.mkdir(exist_ok=True)
-    page.locator("#mistral-magic-sidebar").screenshot(path=str(ARTIFACTS / "sidebar-light.png"))
+    page.locator(SIDEBAR).screenshot(path=str(ARTIFACTS / "sidebar-light.png"))
 
 
-def test_insert_below_creates_a_cell_and_does_not_run_it(page: Page) -> None:
-    cells = page.locator(".jp-Notebook .jp-Cell")
+def test_send_and_stop_look_different(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "buttons.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    send, stop = page.locator(f"{SIDEBAR} .mm-Send"), page.locator(f"{SIDEBAR} .mm-Stop")
+    colours = page.evaluate(
+        """() => {
+          const probe = document.createElement('div');
+          document.body.appendChild(probe);
+          const colour = v => { probe.style.background = `var(${v})`;
+                                return getComputedStyle(probe).backgroundColor; };
+          const result = {brand: colour('--jp-brand-color1'), error: colour('--jp-error-color1')};
+          probe.remove();
+          return result;
+        }"""
+    )
+    expect(send).to_be_visible()
+    expect(stop).to_be_hidden()
+    expect(send).to_have_css("background-color", colours["brand"])
+    lab_stub.token_delay = 0.2
+    lab_stub.queue(Reply(chunks=[f"w{i} " for i in range(40)]))
+    _ask(page, "Count slowly.")
+    expect(stop).to_be_visible()
+    expect(send).to_be_hidden()  # while answering, only Stop shows
+    expect(stop).to_have_css("background-color", colours["error"])
+    assert colours["brand"] != colours["error"]
+    stop.click()
+    _wait_done(page)
+    expect(send).to_be_visible()
+
+
+def test_model_text_never_runs_as_html(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    """A hostile reply tries to write a file through the Jupyter API and to leave a marker."""
+    put = (
+        f"fetch('/api/contents/PWNED.txt?token={TOKEN}',{{method:'PUT',"
+        "headers:{'Content-Type':'application/json'},"
+        "body:JSON.stringify({type:'file',format:'text',content:'x'})}})"
+    )
+    hostile = (
+        f"Look: <img src=x onerror=\"{put};window.__mmPwned=1;console.error('MM-XSS')\">\n\n"
+        "<script>window.__mmPwned=2;console.error('MM-XSS')</script>\n\n"
+        "[click](javascript:window.__mmPwned=3) and `<b>code</b>` stay text."
+    )
+    _open(page, lab, api, "hostile.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    lab_stub.queue(Reply(chunks=[hostile[i : i + 7] for i in range(0, len(hostile), 7)]))
+    _ask(page, "Say something.")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("stay text.")
+    _wait_done(page)
+    markdown = answer.locator(".mm-Message-markdown")
+    # shown as the text it is, not as elements
+    expect(markdown).to_contain_text("<img src=x onerror=")
+    expect(markdown).to_contain_text("<script>window.__mmPwned=2")
+    expect(markdown.locator("img, script, iframe")).to_have_count(0)
+    expect(markdown.locator("code")).to_have_text("<b>code</b>")
+    link = markdown.locator("a", has_text="click")  # a Markdown link to javascript: …
+    if link.count():
+        link.click()  # … must not run either
+    # the next answer is a barrier: everything the hostile one could trigger has had its turn
+    lab_stub.queue(Reply("Done."))
+    _ask(page, "Next?")
+    expect(_last_answer(page)).to_contain_text("Done.")
+    assert page.evaluate("window.__mmPwned") is None
+    assert api.get("api/contents/PWNED.txt").status_code == 404
+
+
+# ----------------------------------------------------------------------------- code into cells
+
+
+def test_insert_below_creates_a_cell_and_does_not_run_it(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "insert.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    answer = _ask_for_code(page, lab_stub)
+    cells = _cells(page)
     before = cells.count()
-    page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-InputPrompt").click()
-    _last_answer(page).get_by_role("button", name="Insert below").click()
+    cells.nth(1).locator(".jp-InputPrompt").click()
+    answer.get_by_role("button", name="Insert below").click()
     expect(cells).to_have_count(before + 1)
     new_cell = cells.nth(2)
     expect(new_cell.locator(".jp-InputArea-editor")).to_contain_text("sales['share']")
@@ -210,57 +351,132 @@ def test_insert_below_creates_a_cell_and_does_not_run_it(page: Page) -> None:
     # not executed: empty prompt, no output
     expect(new_cell.locator(".jp-InputPrompt")).to_have_text("[ ]:")
     expect(new_cell.locator(".jp-OutputArea-output")).to_have_count(0)
-    # undo, so the rest of the tests see the original notebook
-    new_cell.locator(".jp-InputPrompt").click()
-    page.keyboard.press("d")
-    page.keyboard.press("d")
-    expect(cells).to_have_count(before)
+    expect(answer.locator(".mm-Code-outcome")).to_have_text("Inserted as cell 3 (not run).")
+
+
+def test_insert_into_another_notebook_says_where_and_offers_here(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    other = _notebook(_code_cell("other = 1", "o1"))
+    api.put("api/contents/b.ipynb", json={"type": "notebook", "format": "json", "content": other})
+    _open(page, lab, api, "a.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    answer = _ask_for_code(page, lab_stub)  # asked about a.ipynb
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:open', {path: 'b.ipynb'})")
+    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell")).to_have_count(1)
+    expect(page.locator(".jp-NotebookPanel:visible")).to_contain_text("other = 1")
+
+    answer.get_by_role("button", name="Insert below").click()
+    outcome = answer.locator(".mm-Code-outcome")
+    expect(outcome).to_contain_text("a.ipynb")
+    expect(outcome).to_contain_text("not in view")
+    assert _cell_counts(page) == {"a.ipynb": 4, "b.ipynb": 1}
+    outcome.get_by_role("button", name="Insert here (b.ipynb)").click()
+    expect(page.locator(".jp-NotebookPanel:visible .jp-Cell")).to_have_count(2)
+    expect(page.locator(".jp-NotebookPanel:visible")).to_contain_text("sales['share']")
+    expect(outcome).to_have_text("Inserted as cell 2 (not run).")
+    assert _cell_counts(page) == {"a.ipynb": 4, "b.ipynb": 2}
+
+
+def _cell_counts(page: Page) -> dict[str, int]:
+    """Cells per open notebook, from JupyterLab's own models."""
+    return page.evaluate(
+        """() => {
+          const counts = {};
+          for (const w of window.jupyterapp.shell.widgets('main')) {
+            if (w.content && w.content.model && w.context) {
+              counts[w.context.path] = w.content.model.sharedModel.cells.length;
+            }
+          }
+          return counts;
+        }"""
+    )
+
+
+# ----------------------------------------------------------------------------- errors
 
 
 def test_a_failing_cell_shows_explain_and_sends_the_traceback(
-    page: Page, lab_stub: StubServer
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    _run_cell(page, 1)
-    expect(page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea")).to_contain_text(
-        "(3, 2)", timeout=TIMEOUT_MS
-    )
+    _open(page, lab, api, "explain.ipynb", NOTEBOOK)
+    _run_cell(page, 1, "(3, 2)")
     _run_cell(page, 2)
-    explain = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".mm-ErrorAction-explain")
-    expect(explain).to_be_visible(timeout=TIMEOUT_MS)
+    explain = _cells(page).nth(2).locator(".mm-ErrorAction-explain")
+    expect(explain).to_be_visible()
     # the execution count arrives with the execute reply, just after the error output
-    expect(page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-InputPrompt")).to_have_text(
-        "[2]:"
-    )
+    expect(_cells(page).nth(2).locator(".jp-InputPrompt")).to_have_text("[2]:")
     expect(page.locator(".mm-ErrorAction-fix")).to_have_count(1)
-    lab_stub.token_delay = 0.0
     lab_stub.queue(Reply("You divide by zero: the denominator is the literal `0`."))
-    count = len(lab_stub.chat_requests)
     explain.click()
-    expect(_last_answer(page)).to_contain_text("You divide by zero", timeout=TIMEOUT_MS)
+    expect(_last_answer(page)).to_contain_text("You divide by zero")
     _wait_done(page)
-    assert len(lab_stub.chat_requests) == count + 1
+    assert len(lab_stub.chat_requests) == 1
     system = _system_message(lab_stub)
     assert "ZeroDivisionError" in system
     assert "Traceback" in system or "division by zero" in system
     assert 'ratio = int(sales["amount"].sum()) / 0' in system
     assert "\x1b[" not in system
     assert lab_stub.chat_requests[-1].body["messages"][-1]["content"].startswith("Explain")
+    question = page.locator(f"{SIDEBAR} .mm-Message-user").last
+    expect(question.locator(".mm-Message-context")).to_contain_text("error in [2]")
 
 
-def test_the_chips_match_what_the_stub_received(page: Page, lab_stub: StubServer) -> None:
-    question = page.locator("#mistral-magic-sidebar .mm-Message-user").last
-    expect(question.locator(".mm-Message-context")).to_contain_text("error in [")
-    chips = page.locator("#mistral-magic-sidebar .mm-Chip")
-    expect(chips.first).to_be_visible()
-    expect(page.locator("#mistral-magic-sidebar .mm-Chip[data-chip-id='var:sales']")).to_have_count(
-        1, timeout=TIMEOUT_MS
+def test_error_buttons_take_no_width_from_the_traceback(
+    page: Page, lab: LabServer, api: httpx.Client
+) -> None:
+    _open(page, lab, api, "width.ipynb", NOTEBOOK)
+    _run_cell(page, 1, "(3, 2)")
+    _run_cell(page, 2)
+    failing = _cells(page).nth(2)
+    bar = failing.locator(".mm-ErrorActions")
+    expect(bar).to_be_visible()
+    printed = _cells(page).nth(1).locator(".jp-OutputArea-output").first.bounding_box()
+    traceback = failing.locator(".jp-OutputArea-output").first.bounding_box()
+    buttons = bar.bounding_box()
+    assert printed and traceback and buttons
+    assert traceback["width"] == pytest.approx(printed["width"], abs=1)
+    assert buttons["y"] >= traceback["y"] + traceback["height"] - 1  # under it, not beside
+
+
+def test_one_set_of_error_buttons_when_the_kernel_shows_its_own(
+    page: Page, lab: LabServer, api: httpx.Client
+) -> None:
+    notebook = _notebook(
+        _code_cell("%load_ext mistral_magic\n%mistral errors on", "on"),
+        _code_cell("values = [1, 2]\nvalues[5]", "fail"),
+        _code_cell("print('after')", "after"),
     )
+    _open(page, lab, api, "errors-on.ipynb", notebook)
+    _run_cell(page, 0)
+    _run_cell(page, 1)
+    failing = _cells(page).nth(1)
+    expect(failing.locator(".mm-error-help button", has_text="Explain")).to_be_visible()
+    # a later cell finishing triggers the sidebar's check again: still one set
+    _run_cell(page, 2, "after")
+    expect(failing.locator(".mm-error-help")).to_have_count(1)
+    expect(failing.locator(".mm-ErrorActions")).to_have_count(0)
+
+
+# ----------------------------------------------------------------------------- context chips
+
+
+def test_the_chips_match_what_the_stub_received(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "chips.ipynb", NOTEBOOK)
+    _run_cell(page, 1, "(3, 2)")
+    _run_cell(page, 2)
+    expect(_cells(page).nth(2).locator(".mm-ErrorAction-explain")).to_be_visible()
+    _open_sidebar(page)
+    expect(_chip(page, "var:sales")).to_have_count(1)
+    expect(_chip(page, "error")).to_have_count(1)
     lab_stub.queue(Reply("Noted."))
     _ask(page, "Summarise the notebook.")
     expect(_last_answer(page)).to_contain_text("Noted.")
     _wait_done(page)
     system = _system_message(lab_stub)
-    shown = chips.evaluate_all(
+    shown = page.locator(f"{SIDEBAR} .mm-Chip").evaluate_all(
         "els => els.map(e => ({id: e.dataset.chipId, label: e.querySelector('.mm-Chip-label')"
         ".textContent, title: e.title, omitted: e.classList.contains('mm-mod-omitted')}))"
     )
@@ -277,10 +493,8 @@ def test_the_chips_match_what_the_stub_received(page: Page, lab_stub: StubServer
     page.screenshot(path=str(ARTIFACTS / "lab-light.png"))
 
     # Removing a chip keeps that context out of the next request.
-    page.locator(
-        "#mistral-magic-sidebar .mm-Chip[data-chip-id='var:sales'] .mm-Chip-remove"
-    ).click()
-    expect(page.locator(".mm-Chip[data-chip-id='var:sales']")).to_have_count(0)
+    _chip(page, "var:sales").locator(".mm-Chip-remove").click()
+    expect(_chip(page, "var:sales")).to_have_count(0)
     lab_stub.queue(Reply("Without sales."))
     _ask(page, "And now?")
     expect(_last_answer(page)).to_contain_text("Without sales.")
@@ -288,13 +502,101 @@ def test_the_chips_match_what_the_stub_received(page: Page, lab_stub: StubServer
     assert "### sales · DataFrame" not in _system_message(lab_stub)
 
 
-def test_a_broken_stream_keeps_the_partial_answer_and_says_why(
-    page: Page, lab_stub: StubServer
+def _kernel(page: Page, action: str) -> None:
+    """What the Kernel menu does to the visible notebook's kernel (without its dialogs):
+    ``interrupt``, ``restart`` or ``shutdown``."""
+    page.evaluate(
+        """async action => {
+          const panel = window.jupyterapp.shell.currentWidget;
+          const context = panel.sessionContext;
+          if (action === 'shutdown') { await context.shutdown(); return; }
+          await context.session.kernel[action]();
+        }""",
+        action,
+    )
+
+
+@pytest.mark.console_errors_expected  # JupyterLab logs the shut-down kernel's closed socket
+def test_chips_follow_the_kernel_and_say_why_variables_are_missing(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
+    notebook = _notebook(
+        NOTEBOOK["cells"][1],
+        _code_cell("import time\nwhile True:\n    time.sleep(0.05)", "loop"),
+    )
+    _open(page, lab, api, "kernel-state.ipynb", notebook)
+    _open_sidebar(page)
+    _run_cell(page, 0, "(3, 2)")
+    sales, status = _chip(page, "var:sales"), _chip(page, "kernel")
+    expect(sales).to_contain_text("sales · DataFrame 3×2")
+    expect(status).to_have_count(0)
+
+    # busy: the variables read before the running cell stay; nothing is silently dropped
+    _run_cell(page, 1)
+    expect(page.locator(".jp-StatusBar-Widget:has-text('| Busy')").first).to_be_visible()
+    page.get_by_role("button", name="New chat").click()  # forces a fresh read of the chips
+    expect(sales.or_(status)).to_have_count(1)
+    if status.count():
+        expect(status).to_contain_text("kernel busy")
+    _kernel(page, "interrupt")
+    expect(sales).to_contain_text("sales · DataFrame 3×2")
+
+    # restarted: what the old kernel held is gone from the chips and from the request
+    _kernel(page, "restart")
+    expect(sales).to_have_count(0)
+    expect(page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first).to_be_visible()
+    lab_stub.queue(Reply("After the restart."))
+    _ask(page, "What data do I have?")
+    expect(_last_answer(page)).to_contain_text("After the restart.")
+    _wait_done(page)
+    assert "sales · DataFrame" not in _system_message(lab_stub)
+
+    # shut down: the chip says there is no kernel, and nothing pretends to be live
+    _run_cell(page, 0, "(3, 2)")
+    expect(sales).to_have_count(1)
+    _kernel(page, "shutdown")
+    expect(status).to_contain_text("no kernel")
+    expect(sales).to_have_count(0)
+    lab_stub.queue(Reply("No kernel."))
+    _ask(page, "And now?")
+    expect(_last_answer(page)).to_contain_text("No kernel.")
+    _wait_done(page)
+    assert "sales · DataFrame" not in _system_message(lab_stub)
+    question = page.locator(f"{SIDEBAR} .mm-Message-user").last
+    expect(question.locator(".mm-Message-context")).to_contain_text("no kernel")
+
+
+def test_a_long_selection_is_clipped_and_the_chip_says_so(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    long_cell = "".join(f"row_{i} = {i}\n" for i in range(9_000))  # ~110,000 characters
+    notebook = _notebook(_code_cell("x = 1", "short"), _code_cell(long_cell, "long"))
+    _open(page, lab, api, "selection.ipynb", notebook)
+    _open_sidebar(page)
+    _cells(page).nth(1).locator(".cm-content").click()
+    page.keyboard.press("Control+a")  # selects the cell's whole source
+    chip = _chip(page, "selection")
+    expect(chip).to_contain_text(f"first 4,000 of {len(long_cell):,} characters")
+    lab_stub.queue(Reply("Many rows."))
+    _ask(page, "What is selected?")
+    expect(_last_answer(page)).to_contain_text("Many rows.")
+    _wait_done(page)
+    system = _system_message(lab_stub)
+    assert "row_0 = 0" in system and "row_8999" not in system
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+def test_a_broken_stream_keeps_the_partial_answer_and_says_why(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "broken.ipynb", NOTEBOOK)
+    _open_sidebar(page)
     lab_stub.queue(Drop(after_chunks=3, reply=Reply(chunks=["Partial ", "answer ", "here", "!"])))
     _ask(page, "Tell me something long.")
     answer = _last_answer(page)
-    expect(answer.locator(".mm-Message-error")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(answer.locator(".mm-Message-error")).to_be_visible()
     _wait_done(page)
     expect(answer.locator(".mm-Message-markdown")).to_contain_text("Partial answer")
     error = answer.locator(".mm-Message-error").inner_text()
@@ -302,72 +604,131 @@ def test_a_broken_stream_keeps_the_partial_answer_and_says_why(
 
 
 def test_stop_keeps_the_partial_answer_and_cancels_upstream(
-    page: Page, lab_stub: StubServer
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
+    _open(page, lab, api, "stop.ipynb", NOTEBOOK)
+    _open_sidebar(page)
     lab_stub.token_delay = 0.2
     lab_stub.queue(Reply(chunks=[f"step{i} " for i in range(60)]))  # 12 s if not stopped
     _ask(page, "Count slowly.")
     answer = _last_answer(page)
-    expect(answer).to_contain_text("step1", timeout=TIMEOUT_MS)
-    during = _stub_connections(lab_stub)  # the streaming one, plus any idle keep-alive
-    started = time.monotonic()
-    page.locator("#mistral-magic-sidebar .mm-Stop").click()
+    expect(answer).to_contain_text("step1")
+    during = lab_stub.open_connections()  # the streaming one, plus any idle keep-alive
+    page.locator(f"{SIDEBAR} .mm-Stop").click()
     _wait_done(page)
     expect(answer).to_contain_text("Stopped.")
     expect(answer.locator(".mm-Message-markdown")).to_contain_text("step0")
-    deadline = time.monotonic() + 10
-    while _stub_connections(lab_stub) >= during and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _stub_connections(lab_stub) < during, "the request to the model was not cancelled"
-    assert time.monotonic() - started < 8
-    lab_stub.token_delay = 0.0
-
-
-def _stub_connections(stub: StubServer) -> int:
-    server = stub._http._server
-    assert server is not None
-    with server._connections_lock:
-        return len(server._connections)
-
-
-def test_history_survives_a_reload_in_the_dark_theme(page: Page, lab: str) -> None:
-    answers_before = page.locator("#mistral-magic-sidebar .mm-Message-assistant").count()
-    request = page.context.request
-    response = request.put(
-        f"{lab}lab/api/settings/@jupyterlab/apputils-extension:themes?token={TOKEN}",
-        data=json.dumps({"raw": json.dumps({"theme": "JupyterLab Dark"})}),
-        headers={
-            "Content-Type": "application/json",
-            "Authorization": f"token {TOKEN}",
-        },
+    assert lab_stub.wait_for_connections(lambda n: n < during, timeout=8), (
+        "the request to the model was not cancelled"
     )
-    assert response.ok, response.text()
-    _open_notebook(page, lab)
+    assert "step59" not in answer.inner_text()
+
+
+def test_new_chat_while_an_answer_streams_forgets_it_for_good(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "new-chat.ipynb", NOTEBOOK)
     _open_sidebar(page)
-    expect(page.locator("body[data-jp-theme-name='JupyterLab Dark']")).to_have_count(1)
-    expect(page.locator("#mistral-magic-sidebar .mm-Message-assistant")).to_have_count(
-        answers_before
+    lab_stub.queue(Reply("First answer."))
+    _ask(page, "First question?")
+    expect(_last_answer(page)).to_contain_text("First answer.")
+    _wait_done(page)
+    lab_stub.token_delay = 0.2
+    lab_stub.queue(Reply(chunks=[f"word{i} " for i in range(60)]))
+    _ask(page, "Second question?")
+    expect(_last_answer(page)).to_contain_text("word1")
+    during = lab_stub.open_connections()
+    page.get_by_role("button", name="New chat").click()
+    expect(page.locator(f"{SIDEBAR} .mm-Message")).to_have_count(0)
+    assert lab_stub.wait_for_connections(lambda n: n < during, timeout=8), "not cancelled"
+    assert api.get("mistral-magic/history").json()["entries"] == []
+
+    page.reload()
+    _open_sidebar(page)
+    lab_stub.token_delay = 0.0
+    lab_stub.queue(Reply("A fresh start."))
+    _ask(page, "Third question?")
+    expect(_last_answer(page)).to_contain_text("A fresh start.")
+    _wait_done(page)
+    expect(page.locator(f"{SIDEBAR} .mm-Message")).to_have_count(2)  # nothing came back
+    messages = lab_stub.chat_requests[-1].body["messages"]
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert api.get("mistral-magic/history").json()["entries"][0]["text"] == "Third question?"
+
+
+def test_scrolling_up_during_a_stream_stays_put(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "scroll.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    lab_stub.token_delay = 0.05
+    lab_stub.queue(Reply(chunks=[f"Line {i}.\n\n" for i in range(120)]))
+    _ask(page, "Write many lines.")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("Line 30.")
+    messages = page.locator(f"{SIDEBAR} .mm-Messages")
+    at_bottom = "e => e.scrollHeight - e.scrollTop - e.clientHeight < 30"
+    page.wait_for_function(  # the view follows the stream from the start
+        "() => { const e = document.querySelector('#mistral-magic-sidebar .mm-Messages');"
+        " return e.scrollTop > 0 && e.scrollHeight - e.scrollTop - e.clientHeight < 30; }"
     )
-    expect(page.locator("#mistral-magic-sidebar .mm-Message-assistant").first).to_contain_text(
-        "Here is the share"
+    messages.hover()
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(
+        "() => document.querySelector('#mistral-magic-sidebar .mm-Messages').scrollTop > 0"
     )
-    page.wait_for_timeout(300)  # let the theme's CSS settle
-    page.locator("#mistral-magic-sidebar").screenshot(path=str(ARTIFACTS / "sidebar-dark.png"))
+    expect(answer).to_contain_text("Line 60.")  # more text streamed in meanwhile
+    held = messages.evaluate("e => e.scrollTop")
+    assert not messages.evaluate(at_bottom), "the view snapped back to the bottom"
+    expect(answer).to_contain_text("Line 70.")
+    assert messages.evaluate("e => e.scrollTop") == held  # still where the user left it
+    # back at the bottom, it follows again
+    page.mouse.wheel(0, 100_000)
+    expect(answer).to_contain_text("Line 119.")
+    _wait_done(page)
+    page.wait_for_function(
+        "() => { const e = document.querySelector('#mistral-magic-sidebar .mm-Messages');"
+        " return e.scrollHeight - e.scrollTop - e.clientHeight < 30; }"
+    )
+
+
+def test_a_wide_table_scrolls_in_its_own_box(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    header = "| " + " | ".join(f"column {i}" for i in range(10)) + " |"
+    rule = "|" + "---|" * 10
+    row = "| " + " | ".join(f"value {i} of a fairly long cell" for i in range(10)) + " |"
+    reply = f"The table:\n\n{header}\n{rule}\n{row}\n{row}\n\nAfter the table."
+    _open(page, lab, api, "table.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    lab_stub.queue(Reply(reply))
+    _ask(page, "A wide table, please.")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("After the table.")
+    _wait_done(page)
+    box = answer.locator(".mm-Table")
+    expect(box).to_have_count(1)
+    markdown = answer.locator(".mm-Message-markdown")
+    assert markdown.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the message scrolls"
+    assert box.evaluate("e => e.scrollWidth > e.clientWidth"), "the table is squeezed"
+    for height in answer.locator("tbody tr").evaluate_all(
+        "rows => rows.map(r => r.getBoundingClientRect().height)"
+    ):
+        assert height < 60, f"a row is {height} px tall"
+
+
+# ----------------------------------------------------------------------------- settings, reload
 
 
 def test_settings_editor_values_reach_the_request(
-    page: Page, lab: str, lab_stub: StubServer
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
     settings = {"model": "mistral-small-latest", "temperature": 0.1, "contextBudget": 500}
-    response = page.context.request.put(
-        f"{lab}lab/api/settings/mistral-magic:plugin?token={TOKEN}",
-        data=json.dumps({"raw": json.dumps(settings)}),
-        headers={"Content-Type": "application/json", "Authorization": f"token {TOKEN}"},
-    )
-    assert response.ok, response.text()
-    _open_notebook(page, lab)
+    response = api.put("lab/api/settings/mistral-magic:plugin", json={"raw": json.dumps(settings)})
+    assert response.status_code == 204, response.text
+    _open(page, lab, api, "settings.ipynb", NOTEBOOK)
     _open_sidebar(page)
-    expect(page.locator("#mistral-magic-sidebar .mm-Model")).to_have_text("mistral-small-latest")
+    expect(page.locator(f"{SIDEBAR} .mm-Model")).to_have_text("mistral-small-latest")
     lab_stub.queue(Reply("Small answer."))
     _ask(page, "Which model are you?")
     expect(_last_answer(page)).to_contain_text("Small answer.")
@@ -376,26 +737,47 @@ def test_settings_editor_values_reach_the_request(
     assert sent["model"] == "mistral-small-latest" and sent["temperature"] == 0.1
 
 
-def test_new_chat_clears_the_history(page: Page, lab: str) -> None:
-    page.get_by_role("button", name="New chat").click()
-    expect(page.locator("#mistral-magic-sidebar .mm-Message")).to_have_count(0)
-    _open_notebook(page, lab)
-    _open_sidebar(page)
-    page.wait_for_timeout(500)
-    expect(page.locator("#mistral-magic-sidebar .mm-Message")).to_have_count(0)
-
-
-def test_the_keyboard_shortcut_opens_the_chat(page: Page) -> None:
-    page.locator(".jp-SideBar.jp-mod-right li[data-id='mistral-magic-sidebar']").click()
-    expect(page.locator("#mistral-magic-sidebar")).to_be_hidden()
-    page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt").click()
-    page.keyboard.press("Alt+Shift+M")
-    expect(page.locator("#mistral-magic-sidebar")).to_be_visible()
-    expect(page.locator("#mistral-magic-sidebar textarea.mm-Input-text")).to_be_focused()
-
-
-def test_no_console_errors_and_no_key_in_the_page(
-    page: Page, lab_stub: StubServer, console_errors: list[str]
+def test_an_unknown_model_in_the_settings_editor_says_where_to_change_it(
+    page: Page, lab: LabServer, api: httpx.Client
 ) -> None:
-    assert console_errors == []
-    assert lab_stub.api_key and lab_stub.api_key not in page.content()
+    raw = json.dumps({"model": "mistral-imaginary-2501"})
+    assert api.put("lab/api/settings/mistral-magic:plugin", json={"raw": raw}).status_code == 204
+    _open(page, lab, api, "unknown-model.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    expect(page.locator(f"{SIDEBAR} .mm-Model")).to_have_text("mistral-imaginary-2501")
+    _ask(page, "Hello?")
+    error = _last_answer(page).locator(".mm-Message-error")
+    expect(error).to_contain_text("Settings Editor")
+    expect(error).to_contain_text("mistral-imaginary-2501")
+    for kernel_talk in ("--model", "%mistral", "os.environ"):
+        expect(error).not_to_contain_text(kernel_talk)
+
+
+def test_history_survives_a_reload_in_the_dark_theme(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "history.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    _ask_for_code(page, lab_stub)
+    raw = json.dumps({"theme": "JupyterLab Dark"})
+    response = api.put("lab/api/settings/@jupyterlab/apputils-extension:themes", json={"raw": raw})
+    assert response.status_code == 204, response.text
+    page.reload()
+    _open_sidebar(page)
+    expect(page.locator("body[data-jp-theme-name='JupyterLab Dark']")).to_have_count(1)
+    answers = page.locator(f"{SIDEBAR} .mm-Message-assistant")
+    expect(answers).to_have_count(1)
+    expect(answers.first).to_contain_text("Here is the share")
+    expect(page.locator(SIDEBAR)).not_to_have_css("background-color", "rgb(255, 255, 255)")
+    page.locator(SIDEBAR).screenshot(path=str(ARTIFACTS / "sidebar-dark.png"))
+
+
+def test_the_keyboard_shortcut_opens_the_chat(
+    page: Page, lab: LabServer, api: httpx.Client
+) -> None:
+    _open(page, lab, api, "shortcut.ipynb", NOTEBOOK)
+    expect(page.locator(SIDEBAR)).to_be_hidden()
+    _cells(page).first.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Alt+Shift+M")
+    expect(page.locator(SIDEBAR)).to_be_visible()
+    expect(page.locator(f"{SIDEBAR} textarea.mm-Input-text")).to_be_focused()

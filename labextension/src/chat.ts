@@ -1,28 +1,25 @@
 /** The Mistral sidebar: conversation, context chips, input with Send / Stop, New chat. */
 
+import { PathExt } from '@jupyterlab/coreutils';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { addIcon } from '@jupyterlab/ui-components';
+import { Kernel } from '@jupyterlab/services';
+import { addIcon, runIcon, stopIcon } from '@jupyterlab/ui-components';
 import { UUID } from '@lumino/coreutils';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { cancelChat, requestAPI, streamChat } from './api';
 import { mistralIcon } from './icon';
-import { kernelVariables } from './kernel';
-import { MessageView } from './message';
+import { describeState, IKernelVariables, kernelVariables } from './kernel';
+import { ICodeActions, IInsertOutcome, MessageView } from './message';
 import {
   insertBelow,
+  MAX_SELECTION_CHARS,
   notebookJSON,
   replaceActive,
   selectedText
 } from './notebook';
-import {
-  IChatRequest,
-  IChip,
-  IHistoryEntry,
-  IServerConfig,
-  IVariableItem
-} from './types';
+import { IChatRequest, IChip, IHistoryEntry, IServerConfig } from './types';
 
 export interface IChatSettings {
   model: string;
@@ -47,6 +44,20 @@ export const DEFAULT_SETTINGS: IChatSettings = {
     variables: true
   }
 };
+
+/** Kernel states after which earlier variables are no longer the kernel's. */
+const KERNEL_GONE: ReadonlySet<Kernel.Status> = new Set<Kernel.Status>([
+  'starting',
+  'restarting',
+  'autorestarting',
+  'terminating',
+  'dead',
+  'unknown'
+]);
+/** Variables states that change when the kernel's status does (read again when it is idle). */
+const WAITING_FOR_KERNEL = new Set(['busy', 'starting', 'no-kernel']);
+/** How close to the bottom (px) counts as "at the bottom": the view then follows the stream. */
+const FOLLOW_SLACK = 24;
 
 export interface IAskOptions {
   /** Ask about the error of this cell (index in the notebook): Explain / Fix. */
@@ -91,6 +102,22 @@ export class ChatSidebar extends Panel {
 
     this.messages = new Panel();
     this.messages.addClass('mm-Messages');
+    // Follow a streaming answer only while the user is at the bottom; scrolling up stops it.
+    // Our own scrolls do not count: their event comes a frame later, when more text may
+    // already have made the view look "not at the bottom".
+    this.messages.node.addEventListener(
+      'scroll',
+      () => {
+        const node = this.messages.node;
+        if (node.scrollTop === this.scrolledTo) {
+          return;
+        }
+        this.follow =
+          node.scrollHeight - node.scrollTop - node.clientHeight <=
+          FOLLOW_SLACK;
+      },
+      { passive: true }
+    );
 
     this.chips = document.createElement('div');
     this.chips.className = 'mm-Chips';
@@ -109,14 +136,24 @@ export class ChatSidebar extends Panel {
         form.requestSubmit();
       }
     });
+    // Idle: a filled "Send" in the brand colour. Answering: only a red "Stop" (Send hidden).
     this.sendButton = document.createElement('button');
     this.sendButton.type = 'submit';
-    this.sendButton.className = 'jp-Button jp-mod-accept mm-Send';
-    this.sendButton.textContent = 'Send';
+    this.sendButton.className = 'mm-Button mm-Send';
+    this.sendButton.title = 'Send (Enter)';
+    this.sendButton.append(
+      runIcon.element({ tag: 'span', className: 'mm-Button-icon' }),
+      'Send'
+    );
     this.stopButton = document.createElement('button');
     this.stopButton.type = 'button';
-    this.stopButton.className = 'jp-Button jp-mod-warn mm-Stop';
-    this.stopButton.textContent = 'Stop';
+    this.stopButton.className = 'mm-Button mm-Stop';
+    this.stopButton.title =
+      'Stop the answer (the part received so far is kept)';
+    this.stopButton.append(
+      stopIcon.element({ tag: 'span', className: 'mm-Button-icon' }),
+      'Stop'
+    );
     this.stopButton.hidden = true;
     this.stopButton.addEventListener('click', () => this.stop());
     const buttons = document.createElement('div');
@@ -142,7 +179,12 @@ export class ChatSidebar extends Panel {
       this.excluded.clear();
       this.scheduleChips(true);
     });
-    tracker.activeCellChanged.connect(() => this.scheduleChips(false));
+    tracker.activeCellChanged.connect(() => {
+      this.watchSelection();
+      this.scheduleChips(false);
+    });
+    tracker.forEach(panel => this.watchKernel(panel));
+    tracker.widgetAdded.connect((_, panel) => this.watchKernel(panel));
   }
 
   set settings(value: IChatSettings) {
@@ -183,32 +225,43 @@ export class ChatSidebar extends Panel {
     if (this.busy) {
       this.stop();
     }
+    const chat = this.chatEpoch;
+    await this.clearing; // a New chat must be forgotten on the server before we ask
     const panel = options.panel ?? this.tracker.currentWidget;
     const requestId = UUID.uuid4().replace(/-/g, '');
     let body: IChatRequest;
+    let variables: IKernelVariables | null = null;
     try {
-      body = await this.requestBody(prompt, panel, options.errorCell);
+      [body, variables] = await this.requestBody(
+        prompt,
+        panel,
+        options.errorCell
+      );
     } catch (error) {
       console.warn('mistral-magic: context not collected', error);
       body = { prompt, sources: [] };
+    }
+    if (chat !== this.chatEpoch) {
+      return; // New chat was pressed while the context was collected
     }
     body.request_id = requestId;
     if (options.kind) {
       body.kind = options.kind;
       body.prompt = '';
     }
+    const missing = variables ? describeState(variables) : null;
 
     const question = new MessageView('user', this.rendermime, null);
     question.text = prompt;
-    this.messages.addWidget(question);
+    this.addMessage(question);
     const answer = new MessageView(
       'assistant',
       this.rendermime,
       this.codeActions(panel)
     );
     answer.streaming = true;
-    this.messages.addWidget(answer);
-    this.scrollToEnd();
+    this.addMessage(answer);
+    this.scrollToEnd(true);
 
     const controller = new AbortController();
     this.controller = controller;
@@ -220,18 +273,16 @@ export class ChatSidebar extends Panel {
         body,
         {
           context: data => {
-            question.setChips(
-              data.chips.filter(c => c.state !== 'omitted').map(c => c.label)
-            );
-            this.renderChips(data.chips);
+            const sent = data.chips
+              .filter(c => c.state !== 'omitted')
+              .map(c => (c.note ? `${c.label} (${c.note})` : c.label));
+            question.setChips(missing ? [...sent, missing.label] : sent);
+            this.renderChips(data.chips, variables);
             if (data.note) {
               answer.setNote(data.note);
             }
           },
-          delta: text => {
-            answer.append(text);
-            this.scrollToEnd();
-          },
+          delta: text => answer.append(text),
           usage: usage => answer.setUsage(usage),
           error: data => {
             failed = true;
@@ -255,7 +306,6 @@ export class ChatSidebar extends Panel {
         this.requestId = '';
         this.setBusy(false);
       }
-      this.scrollToEnd();
     }
   }
 
@@ -270,17 +320,28 @@ export class ChatSidebar extends Panel {
     }
   }
 
+  /** Forget the chat: the running answer stops, and the server forgets the history and
+   * that answer in one request (it can no longer write its exchange back). Questions asked
+   * from now on wait until the server has forgotten. */
   async newChat(): Promise<void> {
-    this.stop();
-    try {
-      await requestAPI('history', { method: 'DELETE' });
-    } catch (error) {
-      this.showNotice(String((error as Error).message ?? error));
-    }
+    this.chatEpoch += 1;
+    this.controller?.abort();
+    this.controller = null;
+    this.requestId = '';
+    this.setBusy(false);
     for (const widget of [...this.messages.widgets]) {
       widget.dispose();
     }
     this.excluded.clear();
+    const clearing = requestAPI('history', { method: 'DELETE' }).then(
+      () => undefined,
+      error => this.showNotice(String((error as Error).message ?? error))
+    );
+    this.clearing = clearing;
+    await clearing;
+    if (this.clearing === clearing) {
+      this.clearing = Promise.resolve();
+    }
     this.scheduleChips(true);
   }
 
@@ -312,11 +373,13 @@ export class ChatSidebar extends Panel {
     return sources;
   }
 
+  /** The request for `prompt`, and what was found of the kernel's variables (null: not
+   * asked for). */
   private async requestBody(
     prompt: string,
     panel: NotebookPanel | null,
     errorCell?: number
-  ): Promise<IChatRequest> {
+  ): Promise<[IChatRequest, IKernelVariables | null]> {
     const s = this._settings;
     const body: IChatRequest = {
       prompt,
@@ -326,36 +389,94 @@ export class ChatSidebar extends Panel {
       temperature: s.temperature,
       context_budget: s.contextBudget
     };
+    let variables: IKernelVariables | null = null;
     if (panel) {
       body.notebook = notebookJSON(panel);
       body.notebook_path = panel.context.path;
       body.active_cell = errorCell ?? panel.content.activeCellIndex;
-      body.selection = errorCell === undefined ? selectedText(panel) : '';
+      const selection = errorCell === undefined ? selectedText(panel) : '';
+      // the server sends at most 4,000 characters of it: the rest need not travel
+      body.selection = selection.slice(0, MAX_SELECTION_CHARS);
+      body.selection_chars = selection.length;
       if (errorCell !== undefined) {
         body.error_cell = errorCell;
         body.exclude = body.exclude?.filter(id => id !== 'error');
       }
       if (body.sources.includes('vars')) {
-        body.variables = await this.variables(panel);
+        variables = await this.variables(panel);
+        body.variables = variables.items;
       }
     }
-    return body;
+    return [body, variables];
   }
 
-  private async variables(panel: NotebookPanel): Promise<IVariableItem[]> {
+  /** The kernel's variables, read again after anything ran or the kernel changed. A kernel
+   * that is busy, starting or gone gives none, with the reason. */
+  private async variables(panel: NotebookPanel): Promise<IKernelVariables> {
     const cached = this.variableCache.get(panel);
     if (cached && cached.generation === this.generation) {
-      return cached.items;
+      return cached.result;
     }
-    const items = await kernelVariables(panel);
-    this.variableCache.set(panel, { generation: this.generation, items });
-    return items;
+    const generation = this.generation;
+    const kernelEpoch = this.kernelEpochs.get(panel) ?? 0;
+    const result = await kernelVariables(panel);
+    // not kept if it may describe a kernel that has since restarted or gone
+    const sameKernel = kernelEpoch === (this.kernelEpochs.get(panel) ?? 0);
+    if (sameKernel && !WAITING_FOR_KERNEL.has(result.state)) {
+      this.variableCache.set(panel, { generation, result });
+    }
+    return result;
   }
 
   /** Something ran in a notebook: its variables may have changed. */
   invalidateVariables(): void {
     this.generation += 1;
     this.scheduleChips(false);
+  }
+
+  /** A selection in the active cell is a chip of its own: follow its changes. */
+  private watchSelection(): void {
+    this.unwatchSelection();
+    this.unwatchSelection = () => undefined;
+    const cell = this.tracker.activeCell;
+    if (!cell) {
+      return;
+    }
+    void cell.ready.then(() => {
+      const editor = cell.editor;
+      if (cell !== this.tracker.activeCell || !editor) {
+        return;
+      }
+      const selections = editor.model.selections;
+      const changed = () => this.scheduleChips(false);
+      selections.changed.connect(changed);
+      this.unwatchSelection = () => selections.changed.disconnect(changed);
+    });
+  }
+
+  /** Chips follow the kernel: a restart, shutdown or new kernel drops what was read from the
+   * old one; a kernel that was busy or starting is read again once idle. */
+  private watchKernel(panel: NotebookPanel): void {
+    const context = panel.sessionContext;
+    const forget = () => {
+      this.variableCache.delete(panel);
+      this.kernelEpochs.set(panel, (this.kernelEpochs.get(panel) ?? 0) + 1);
+      if (panel === this.tracker.currentWidget) {
+        this.scheduleChips(false);
+      }
+    };
+    context.kernelChanged.connect(forget);
+    context.statusChanged.connect((_, status) => {
+      if (KERNEL_GONE.has(status)) {
+        forget();
+      } else if (
+        status === 'idle' &&
+        panel === this.tracker.currentWidget &&
+        WAITING_FOR_KERNEL.has(this.shownVariablesState)
+      ) {
+        this.scheduleChips(false);
+      }
+    });
   }
 
   scheduleChips(immediate: boolean): void {
@@ -376,21 +497,25 @@ export class ChatSidebar extends Panel {
     const panel = this.tracker.currentWidget;
     const ticket = ++this.chipTicket;
     try {
-      const body = await this.requestBody('', panel);
+      const [body, variables] = await this.requestBody('', panel);
       const preview = await requestAPI<{ chips: IChip[] }>('context', {
         method: 'POST',
         body: JSON.stringify(body)
       });
       if (ticket === this.chipTicket) {
-        this.renderChips(preview.chips);
+        this.renderChips(preview.chips, variables);
       }
     } catch {
       // the chips are a preview; asking still works
     }
   }
 
-  private renderChips(chips: IChip[]): void {
+  private renderChips(
+    chips: IChip[],
+    variables: IKernelVariables | null
+  ): void {
     this.chips.replaceChildren();
+    this.shownVariablesState = variables?.state ?? 'ok';
     for (const chip of chips) {
       const element = document.createElement('span');
       element.className = `mm-Chip mm-Chip-${chip.kind} mm-mod-${chip.state}`;
@@ -405,6 +530,13 @@ export class ChatSidebar extends Panel {
       const label = document.createElement('span');
       label.className = 'mm-Chip-label';
       label.textContent = chip.label;
+      if (chip.note) {
+        const note = document.createElement('span');
+        note.className = 'mm-Chip-note';
+        note.textContent = ` · ${chip.note}`;
+        label.appendChild(note);
+        element.title += ` (${chip.note} are sent)`;
+      }
       const remove = document.createElement('button');
       remove.type = 'button';
       remove.className = 'mm-Chip-remove';
@@ -417,6 +549,18 @@ export class ChatSidebar extends Panel {
         this.scheduleChips(true);
       });
       element.append(label, remove);
+      this.chips.appendChild(element);
+    }
+    const missing = variables ? describeState(variables) : null;
+    if (missing) {
+      const element = document.createElement('span');
+      element.className = 'mm-Chip mm-Chip-status mm-mod-unavailable';
+      element.dataset.chipId = 'kernel';
+      element.title = missing.title;
+      const label = document.createElement('span');
+      label.className = 'mm-Chip-label';
+      label.textContent = missing.label;
+      element.append(label);
       this.chips.appendChild(element);
     }
     if (this.excluded.size) {
@@ -436,8 +580,9 @@ export class ChatSidebar extends Panel {
   // -- helpers ---------------------------------------------------------------------------
 
   /** Code actions for an answer: into `panel` (the notebook active when the question was
-   * asked); for answers restored from history whose notebook is not open, the current one. */
-  private codeActions(panel: NotebookPanel | null) {
+   * asked); for answers restored from history whose notebook is not open, the current one.
+   * Each says where the code went, and offers the notebook in view when that is another. */
+  private codeActions(panel: NotebookPanel | null): ICodeActions {
     const target = () => {
       if (panel && !panel.isDisposed) {
         return panel;
@@ -452,12 +597,48 @@ export class ChatSidebar extends Panel {
           : 'Open a notebook to insert the code into.'
       );
     };
-    return {
-      insertBelow: (code: string) => {
-        insertBelow(target(), code);
-      },
-      replaceActive: (code: string) => replaceActive(target(), code)
+    const inserted = (into: NotebookPanel, code: string): IInsertOutcome => {
+      const index = insertBelow(into, code);
+      return this.outcome(into, `Inserted as cell ${index + 1}`, {
+        label: 'Insert here',
+        run: other => inserted(other, code)
+      });
     };
+    const replaced = (into: NotebookPanel, code: string): IInsertOutcome => {
+      const index = replaceActive(into, code);
+      return this.outcome(into, `Replaced cell ${index + 1}`, {
+        label: 'Replace here',
+        run: other => replaced(other, code)
+      });
+    };
+    return {
+      insertBelow: (code: string) => inserted(target(), code),
+      replaceActive: (code: string) => replaced(target(), code)
+    };
+  }
+
+  /** "Inserted as cell 3 (not run)." when `into` is the notebook in view; otherwise the
+   * notebook's name, and `here` offered for the notebook in view. */
+  private outcome(
+    into: NotebookPanel,
+    done: string,
+    here: { label: string; run: (other: NotebookPanel) => IInsertOutcome }
+  ): IInsertOutcome {
+    const current = this.tracker.currentWidget;
+    if (into === current && into.isVisible) {
+      return { note: `${done} (not run).` };
+    }
+    const name = PathExt.basename(into.context.path);
+    const outcome: IInsertOutcome = {
+      note: `${done} of ${name}, the notebook this answer is about (not run; it is not in view).`
+    };
+    if (current && current !== into && current.isVisible) {
+      outcome.here = {
+        label: `${here.label} (${PathExt.basename(current.context.path)})`,
+        run: () => here.run(current)
+      };
+    }
+    return outcome;
   }
 
   private restore(entries: IHistoryEntry[]): void {
@@ -469,7 +650,7 @@ export class ChatSidebar extends Panel {
         const view = new MessageView('user', this.rendermime, null);
         view.text = entry.text;
         view.setChips(entry.chips ?? []);
-        this.messages.addWidget(view);
+        this.addMessage(view);
         this.lastNotebook = entry.notebook ?? '';
       } else {
         const owner =
@@ -492,10 +673,10 @@ export class ChatSidebar extends Panel {
         } else if (entry.stopped) {
           view.setNote('Stopped.');
         }
-        this.messages.addWidget(view);
+        this.addMessage(view);
       }
     }
-    this.scrollToEnd();
+    this.scrollToEnd(true);
   }
 
   private showModel(): void {
@@ -513,14 +694,35 @@ export class ChatSidebar extends Panel {
 
   private setBusy(busy: boolean): void {
     this.stopButton.hidden = !busy;
+    this.sendButton.hidden = busy;
     this.sendButton.disabled = busy;
     this.toggleClass('mm-mod-busy', busy);
   }
 
-  private scrollToEnd(): void {
-    const node = this.messages.node;
-    requestAnimationFrame(() => {
-      node.scrollTop = node.scrollHeight;
+  /** Messages grow as they render (text, notes, the footer): while the user is at the
+   * bottom, the view follows every growth. */
+  private addMessage(view: MessageView): void {
+    this.messages.addWidget(view);
+    this.growth.observe(view.node);
+    view.disposed.connect(() => this.growth.unobserve(view.node));
+  }
+
+  /** Keep the newest text in view, unless the user scrolled up to read (`force`: a new
+   * question, which always brings the view down). */
+  private scrollToEnd(force = false): void {
+    if (force) {
+      this.follow = true;
+    }
+    if (this.scrollFrame) {
+      return;
+    }
+    this.scrollFrame = requestAnimationFrame(() => {
+      this.scrollFrame = 0;
+      if (this.follow) {
+        const node = this.messages.node;
+        node.scrollTop = node.scrollHeight;
+        this.scrolledTo = node.scrollTop;
+      }
     });
   }
 
@@ -535,9 +737,18 @@ export class ChatSidebar extends Panel {
   private excluded = new Set<string>();
   private variableCache = new WeakMap<
     NotebookPanel,
-    { generation: number; items: IVariableItem[] }
+    { generation: number; result: IKernelVariables }
   >();
+  private kernelEpochs = new WeakMap<NotebookPanel, number>();
+  private shownVariablesState = 'ok';
   private generation = 0;
+  private chatEpoch = 0;
+  private clearing: Promise<void> = Promise.resolve();
+  private follow = true;
+  private scrolledTo = -1;
+  private readonly growth = new ResizeObserver(() => this.scrollToEnd());
+  private unwatchSelection: () => void = () => undefined;
+  private scrollFrame = 0;
   private chipTimer = 0;
   private chipTicket = 0;
   private lastNotebook = '';

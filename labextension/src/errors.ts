@@ -1,4 +1,8 @@
-/** "Explain" and "Fix" buttons under every error output of a notebook. */
+/** "Explain" and "Fix" buttons under every error output of a notebook.
+ *
+ * The bar goes on a line of its own under the traceback (the output's row wraps), so the
+ * traceback keeps its full width. A cell whose kernel shows its own Explain / Fix widget
+ * (`%mistral errors on`: an output marked with ERROR_HELP_METADATA) gets no second set. */
 
 import { CodeCell } from '@jupyterlab/cells';
 import { NotebookPanel } from '@jupyterlab/notebook';
@@ -10,6 +14,9 @@ export type ErrorAction = (
 ) => void;
 
 const ACTIONS_CLASS = 'mm-ErrorActions';
+const HOST_CLASS = 'mm-mod-errorActions';
+/** Output metadata of the kernel's Explain / Fix widget (mistral_magic/widgets.py). */
+export const ERROR_HELP_METADATA = 'mistral_magic';
 
 /** Keep the buttons on the error outputs of `panel`, as cells run and outputs change.
  * Returns a function that schedules a check (call it when a cell finished running). */
@@ -41,14 +48,29 @@ function decorate(panel: NotebookPanel, act: ErrorAction): void {
     if (!(cell instanceof CodeCell)) {
       return;
     }
+    if (
+      (cell.model as { executionState?: string }).executionState === 'running'
+    ) {
+      return; // the kernel's own buttons may still come; checked again when it finishes
+    }
     const outputs = cell.model.outputs;
     const area = cell.outputArea;
+    const kernelOffersHelp = hasKernelHelp(cell);
     for (let i = 0; i < outputs.length; i++) {
       if (outputs.get(i).type !== 'error') {
         continue;
       }
       const child = area.widgets[i];
-      if (!child || child.node.querySelector(`.${ACTIONS_CLASS}`)) {
+      if (!child) {
+        continue;
+      }
+      const existing = child.node.querySelector(`:scope > .${ACTIONS_CLASS}`);
+      if (kernelOffersHelp) {
+        existing?.remove();
+        child.removeClass(HOST_CLASS);
+        continue;
+      }
+      if (existing) {
         continue;
       }
       const bar = document.createElement('div');
@@ -65,9 +87,23 @@ function decorate(panel: NotebookPanel, act: ErrorAction): void {
           }
         )
       );
+      child.addClass(HOST_CLASS);
       child.node.appendChild(bar);
     }
   });
+}
+
+/** Whether the cell shows the kernel's own Explain / Fix widget. */
+function hasKernelHelp(cell: CodeCell): boolean {
+  const outputs = cell.model.outputs;
+  for (let i = 0; i < outputs.length; i++) {
+    const marker = outputs.get(i).metadata?.[ERROR_HELP_METADATA] as
+      { error_help?: boolean } | undefined;
+    if (marker?.error_help) {
+      return true;
+    }
+  }
+  return false;
 }
 
 function cellIndexOf(

@@ -21,6 +21,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { ChatSidebar, DEFAULT_SETTINGS, IChatSettings } from './chat';
 import { watchErrors } from './errors';
+import { serveCellInsertion } from './insert';
 import { hasError } from './notebook';
 
 const PLUGIN_ID = 'mistral-magic:plugin';
@@ -173,4 +174,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/** Cells from the kernel's widgets (chat panel, Explain / Fix), inserted at once: its own
+ * plugin, so that it works wherever notebooks are, with or without the sidebar. */
+const cellInsertion: JupyterFrontEndPlugin<void> = {
+  id: 'mistral-magic:cell-insert',
+  description:
+    'Lets mistral_magic widgets insert code as a new cell (comm target mistral_magic).',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (_: JupyterFrontEnd, tracker: INotebookTracker) => {
+    serveCellInsertion(tracker);
+  }
+};
+
+export default [plugin, cellInsertion];

@@ -1,17 +1,26 @@
 /** One message in the sidebar: Markdown rendered by JupyterLab's rendermime (code highlighted,
- * theme-aware), code blocks with Insert below / Replace active cell / Copy, and a footer with
- * model, tokens and cost, or a one-paragraph error under whatever arrived before it. */
+ * theme-aware; raw HTML shown as text), code blocks with Insert below / Replace active cell /
+ * Copy, tables that scroll sideways in their own box, and a footer with model, tokens and
+ * cost, or a one-paragraph error under whatever arrived before it. */
 
 import { Clipboard } from '@jupyterlab/apputils';
 import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
+import { escapeRawHTML } from './markdown';
 import { IUsage } from './types';
 
+/** Where inserted code went, told under the code block; `here` offers the notebook in view
+ * when the code went elsewhere. */
+export interface IInsertOutcome {
+  note: string;
+  here?: { label: string; run: () => IInsertOutcome };
+}
+
 export interface ICodeActions {
-  insertBelow(code: string): void;
-  replaceActive(code: string): void;
+  insertBelow(code: string): IInsertOutcome;
+  replaceActive(code: string): IInsertOutcome;
 }
 
 export class MessageView extends Widget {
@@ -121,11 +130,28 @@ export class MessageView extends Widget {
       return;
     }
     const model = new MimeModel({
-      data: { 'text/markdown': this._text },
+      data: { 'text/markdown': escapeRawHTML(this._text) },
       trusted: false
     });
     await this.renderer.renderModel(model);
+    this.decorateTables();
     this.decorateCode();
+  }
+
+  /** Each table in a box of its own that scrolls sideways, so a wide table neither widens
+   * the message nor is squeezed into tall rows. */
+  private decorateTables(): void {
+    for (const table of Array.from(
+      this.renderer!.node.querySelectorAll('table')
+    )) {
+      if (table.parentElement?.classList.contains('mm-Table')) {
+        continue;
+      }
+      const box = document.createElement('div');
+      box.className = 'mm-Table';
+      table.replaceWith(box);
+      box.appendChild(table);
+    }
   }
 
   private decorateCode(): void {
@@ -140,16 +166,17 @@ export class MessageView extends Widget {
       bar.className = 'mm-Code-actions';
       const code = () => (pre.textContent ?? '').replace(/\n$/, '');
       if (this.actions) {
+        const actions = this.actions;
         bar.append(
           button(
             'Insert below',
             'Insert as a new cell below the active cell (not run)',
-            () => this.actions!.insertBelow(code())
+            () => this.act(wrapper, () => actions.insertBelow(code()))
           ),
           button(
             'Replace cell',
             'Replace the active cell’s source (not run)',
-            () => this.actions!.replaceActive(code())
+            () => this.act(wrapper, () => actions.replaceActive(code()))
           )
         );
       }
@@ -162,6 +189,39 @@ export class MessageView extends Widget {
         )
       );
       wrapper.append(bar, pre);
+    }
+  }
+
+  private act(wrapper: HTMLElement, action: () => IInsertOutcome): void {
+    try {
+      this.told(wrapper, action());
+    } catch (error) {
+      this.told(wrapper, { note: String((error as Error).message ?? error) });
+      throw error; // the button shows "Failed"
+    }
+  }
+
+  /** Say under the code block where the code went (and offer the notebook in view). */
+  private told(wrapper: HTMLElement, outcome: IInsertOutcome): void {
+    let line = wrapper.querySelector<HTMLElement>(':scope > .mm-Code-outcome');
+    if (!line) {
+      line = document.createElement('div');
+      line.className = 'mm-Code-outcome';
+      line.setAttribute('role', 'status');
+      wrapper.appendChild(line);
+    }
+    const text = document.createElement('span');
+    text.textContent = outcome.note;
+    line.replaceChildren(text);
+    const here = outcome.here;
+    if (here) {
+      line.append(
+        button(
+          here.label,
+          'Put the code into the notebook you are looking at',
+          () => this.act(wrapper, here.run)
+        )
+      );
     }
   }
 

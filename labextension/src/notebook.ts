@@ -3,6 +3,9 @@
 import { NotebookPanel } from '@jupyterlab/notebook';
 
 const MAX_OUTPUT_CHARS = 20000;
+/** What travels of a selection: the server sends the model at most its first 4,000
+ * characters (after redaction, which sees this much), and the chip says how long it was. */
+export const MAX_SELECTION_CHARS = 16000;
 
 function clip(text: string): string {
   return text.length > MAX_OUTPUT_CHARS
@@ -115,11 +118,12 @@ export function insertBelow(panel: NotebookPanel, code: string): number {
   return index;
 }
 
-/** The active cell's source becomes `code`; it is not run. */
-export function replaceActive(panel: NotebookPanel, code: string): void {
+/** The active cell's source becomes `code`; it is not run. Returns the cell's index. */
+export function replaceActive(panel: NotebookPanel, code: string): number {
   const cell = panel.content.activeCell;
   if (!cell) {
     throw new Error('The notebook has no active cell.');
   }
   cell.model.sharedModel.setSource(code);
+  return panel.content.activeCellIndex;
 }

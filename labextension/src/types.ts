@@ -6,6 +6,8 @@ export interface IChip {
   kind: string;
   items: string[];
   state: 'included' | 'partial' | 'omitted';
+  /** e.g. "first 4,000 of 150,000 characters" for a long selection */
+  note?: string;
 }
 
 export interface IServerConfig {
@@ -51,6 +53,8 @@ export interface IChatRequest {
   notebook_path?: string;
   active_cell?: number | null;
   selection?: string;
+  /** the selection's whole length (`selection` may be cut) */
+  selection_chars?: number;
   error_cell?: number | null;
   sources: string[];
   variables?: IVariableItem[];

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 #: Where the newest view is kept in its session (scripts and tests reach its buttons there).
 LAST_VIEW = "error_help"
+#: Output metadata of the Explain / Fix widget (labextension/src/errors.ts reads it).
+ERROR_HELP_METADATA = {"mistral_magic": {"error_help": True}}
 
 _SHARED: dict[str, Any] = {}
 
@@ -100,7 +102,8 @@ class ErrorHelp(w.Box):
 def show_error_help(session: Session, captured: CapturedError) -> ErrorHelp:
     """Explain / Fix buttons under the traceback just shown (plain-text hint without widgets)."""
     view = ErrorHelp(session, captured)
-    display_with_fallback(view, hint_line(captured.count))
+    # The marker tells the JupyterLab sidebar not to add its own Explain / Fix buttons.
+    display_with_fallback(view, hint_line(captured.count), ERROR_HELP_METADATA)
     session.remember(LAST_VIEW, view)
     return view
 

@@ -69,14 +69,16 @@ def tool_call_html(event: Any) -> str:
     return f"<details><summary>{summary}</summary>{result}</details>"
 
 
-def display_with_fallback(widget: w.Widget, plain_text: str) -> None:
+def display_with_fallback(
+    widget: w.Widget, plain_text: str, metadata: dict[str, Any] | None = None
+) -> None:
     """Display ``widget`` with ``plain_text`` as what front ends without widgets show."""
     from IPython.display import display
 
     # Built here rather than by ipywidgets' _repr_mimebundle_, which formats a repr of every
     # trait (about 1 ms) only to be replaced.
     view = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
-    display({"text/plain": plain_text, WIDGET_VIEW: view}, raw=True)
+    display({"text/plain": plain_text, WIDGET_VIEW: view}, raw=True, metadata=metadata)
 
 
 # --------------------------------------------------------------------------------------------

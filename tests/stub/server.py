@@ -213,6 +213,15 @@ class StubServer:
         for hook in self._reset_hooks:
             hook()
 
+    def open_connections(self) -> int:
+        """Client connections open right now (a streaming answer, or an idle keep-alive)."""
+        return self._http.open_connections()
+
+    def wait_for_connections(self, predicate: Callable[[int], bool], timeout: float) -> bool:
+        """Wait (at most ``timeout`` s) until ``predicate(open connections)`` holds; whether
+        it did. Woken by every connection opened or closed, no polling."""
+        return self._http.wait_connections(predicate, timeout)
+
     def on_reset(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` on ``reset()`` (for state kept by routes added from other modules)."""
         self._reset_hooks.append(hook)

@@ -209,6 +209,7 @@ class _Server(ThreadingHTTPServer):
         self.verbose = verbose
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._connections_changed = threading.Condition(self._connections_lock)
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -219,8 +220,16 @@ class _Server(ThreadingHTTPServer):
         self.server_port = int(port)
 
     def track(self, connection: socket.socket, add: bool) -> None:
-        with self._connections_lock:
+        with self._connections_changed:
             (self._connections.add if add else self._connections.discard)(connection)
+            self._connections_changed.notify_all()
+
+    def wait_connections(self, predicate: Callable[[int], bool], timeout: float) -> bool:
+        """Wait until ``predicate(number of open client connections)`` holds."""
+        with self._connections_changed:
+            return self._connections_changed.wait_for(
+                lambda: predicate(len(self._connections)), timeout
+            )
 
     def close_connections(self) -> None:
         with self._connections_lock:
@@ -257,6 +266,20 @@ class HttpServer:
         if self._server is None:
             raise RuntimeError("stub server is not started")
         return self._server.server_port
+
+    def open_connections(self) -> int:
+        """Client connections open right now (streaming or idle keep-alive)."""
+        server = self._started()
+        with server._connections_lock:
+            return len(server._connections)
+
+    def wait_connections(self, predicate: Callable[[int], bool], timeout: float) -> bool:
+        return self._started().wait_connections(predicate, timeout)
+
+    def _started(self) -> _Server:
+        if self._server is None:
+            raise RuntimeError("stub server is not started")
+        return self._server
 
     def start(self) -> None:
         if self._server is not None:
