@@ -10,6 +10,9 @@
 2. **First token to visible**: the stub stamps the wall-clock time it flushes the first
    token; in JupyterLab (Debian Chromium via Playwright) a MutationObserver stamps the frame
    after that token is in the sidebar's DOM. Target: under 50 ms.
+3. **An oversized request**: a 200 MB POST to ``chat`` (Linux: the server's peak RSS from
+   ``/proc``). Target: refused with 413 from its headers, the peak RSS unchanged (it used to
+   buffer the body: ~900 MB).
 
 Figures are printed, not asserted.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import statistics
 import sys
 import tempfile
@@ -95,6 +99,56 @@ def bench_added_latency(lab: LabServer, stub: StubServer, runs: int) -> None:
     print(
         f"server extension added latency (handler's own time) {_ms(own)} (target < 5 ms; "
         "payload checks, context packing, history, SSE relay)"
+    )
+
+
+# ------------------------------------------------------------------ 3. oversized request
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM), Linux only."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def bench_big_body(lab: LabServer, size_mb: int) -> None:
+    """POST ``size_mb`` MB of JSON to ``chat``, sending until the server answers or closes."""
+    before = _peak_rss_mb(lab.process.pid)
+    host, port = lab.base_url.split("//")[1].rstrip("/").split(":")
+    size = size_mb * 1024 * 1024
+    head = (
+        f"POST /mistral-magic/chat HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Authorization: token browser-test-token\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    ).encode()
+    chunk = b"x" * (1024 * 1024)
+    started = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(head + b'{"prompt": "')
+        sent = 0
+        try:
+            while sent < size:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # the server answered and closed: the rest is never read
+        try:
+            answer = sock.recv(65536).split(b"\r\n", 1)[0].decode(errors="replace")
+        except OSError as exc:
+            answer = f"no answer read ({exc})"
+    seconds = time.perf_counter() - started
+    after = _peak_rss_mb(lab.process.pid)
+    growth = f"{after - before:,.0f} MB" if before is not None and after is not None else "n/a"
+    print(
+        f"{size_mb} MB POST to chat: {answer!r} after {seconds * 1000:,.0f} ms, "
+        f"{sent / 1024 / 1024:,.0f} MB sent before the server closed; server peak RSS "
+        f"growth {growth} (target: 413, no growth)"
     )
 
 
@@ -208,6 +262,7 @@ def main() -> None:
         print(f"jupyter lab started in {time.perf_counter() - started:.1f} s")
         try:
             bench_added_latency(lab, stub, runs)
+            bench_big_body(lab, 50 if args.quick else 200)
             if args.no_browser:
                 pass
             elif not Path(CHROMIUM).exists():

@@ -336,19 +336,34 @@ async def test_bad_requests_get_a_400_with_a_reason(
 # ------------------------------------------------------------------ cancel
 
 
-def _stub_connections(stub: StubServer) -> int:
-    server = stub._http._server
-    assert server is not None
-    with server._connections_lock:
-        return len(server._connections)
+async def _no_stub_connections(stub: StubServer, timeout: float = 5.0) -> None:
+    """Wait until the stub has no open connection (the upstream request was closed)."""
+    closed = await asyncio.to_thread(stub.wait_for_connections, lambda n: n == 0, timeout)
+    assert closed, f"{stub.open_connections()} connection(s) to the stub still open"
 
 
-async def _wait_for(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+class _Received:
+    """A streaming callback that collects the body and wakes whoever waits for an event."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self._changed.set()
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    async def wait_for(self, marker: bytes, timeout: float = 5.0) -> None:
+        await asyncio.wait_for(self._arrival(marker), timeout)
+
+    async def _arrival(self, marker: bytes) -> None:
+        while marker not in self.body:
+            self._changed.clear()
+            await self._changed.wait()
 
 
 SLOW_REPLY = Reply(chunks=[f"word{i} " for i in range(40)])
@@ -363,7 +378,7 @@ async def test_cancel_stops_the_upstream_request(
 ) -> None:
     lab_stub.token_delay = 0.1  # 40 chunks: 4 s when not cancelled
     lab_stub.queue(SLOW_REPLY)
-    received: list[bytes] = []
+    received = _Received()
     started = time.monotonic()
     chat = asyncio.ensure_future(
         http_server_client.fetch(
@@ -371,20 +386,20 @@ async def test_cancel_stops_the_upstream_request(
             method="POST",
             body=_body(request_id="req-1"),
             headers=jp_auth_header,
-            streaming_callback=received.append,
+            streaming_callback=received,
             request_timeout=20,
         )
     )
-    await _wait_for(lambda: b"event: delta" in b"".join(received))
+    await received.wait_for(b"event: delta")
     cancel = await jp_fetch(
         "mistral-magic", "chat", "cancel", method="POST", body=json.dumps({"request_id": "req-1"})
     )
     assert json.loads(cancel.body) == {"cancelled": True}
     await chat
     assert time.monotonic() - started < 3
-    events = decode_events(b"".join(received))
+    events = decode_events(received.body)
     assert "done" not in _names(events) and "usage" not in _names(events)
-    await _wait_for(lambda: _stub_connections(lab_stub) == 0)
+    await _no_stub_connections(lab_stub)
     history = json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"]
     assert history[-1]["stopped"] is True and history[-1]["text"].startswith("word0")
 
@@ -409,7 +424,7 @@ async def test_browser_disconnect_stops_the_upstream_request(
         async for line in response.aiter_lines():
             if line.startswith("event: delta"):
                 break
-    await _wait_for(lambda: _stub_connections(lab_stub) == 0)
+    await _no_stub_connections(lab_stub)
     assert time.monotonic() - started < 3
 
     for _ in range(100):
@@ -487,7 +502,7 @@ async def test_new_chat_while_an_answer_streams_cancels_and_forgets_it(
     await _chat(jp_fetch, prompt="An earlier question?")
     lab_stub.token_delay = 0.1  # 40 chunks: 4 s when not cancelled
     lab_stub.queue(SLOW_REPLY)
-    received: list[bytes] = []
+    received = _Received()
     started = time.monotonic()
     chat = asyncio.ensure_future(
         http_server_client.fetch(
@@ -495,17 +510,17 @@ async def test_new_chat_while_an_answer_streams_cancels_and_forgets_it(
             method="POST",
             body=_body(prompt="A question being answered?", request_id="req-new-chat"),
             headers=jp_auth_header,
-            streaming_callback=received.append,
+            streaming_callback=received,
             request_timeout=20,
         )
     )
-    await _wait_for(lambda: b"event: delta" in b"".join(received))
+    await received.wait_for(b"event: delta")
     # New chat: one DELETE, nothing else (no chat/cancel, the connection stays open)
     response = await jp_fetch("mistral-magic", "history", method="DELETE")
     assert response.code == 204
     await chat
     assert time.monotonic() - started < 3, "the answer was not cancelled"
-    await _wait_for(lambda: _stub_connections(lab_stub) == 0)
+    await _no_stub_connections(lab_stub)
     assert json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"] == []
 
     lab_stub.token_delay = 0.0
