@@ -86,6 +86,28 @@ def test_a_ready_frontend_gets_the_code_at_once():
     assert inserter.insert("d = 4") == QUEUED
 
 
+def test_a_reloaded_page_takes_the_comm_over():
+    """The page that reopens the comm gets the code; the replaced comm's close changes
+    nothing."""
+    inserter = CellInserter(FakeShell())
+    comms = []
+    for _ in range(2):
+        comm = SimpleNamespace(sent=[], closed=False, close_callback=None)
+        comm.send = comm.sent.append
+        comm.on_msg = lambda f: None
+        comm.on_close = lambda f, comm=comm: setattr(comm, "close_callback", f)
+        comm.close = lambda comm=comm: setattr(comm, "closed", True)
+        inserter._frontend_opened(comm, {})
+        comms.append(comm)
+    old, new = comms
+    assert old.closed and not new.closed
+    old.close_callback({})  # the old page's close arrives late
+    assert inserter.insert("e = 5") == INSERTED
+    assert new.sent == [{"action": "insert_cell", "code": "e = 5"}] and old.sent == []
+    new.close_callback({})
+    assert inserter.insert("f = 6") == QUEUED
+
+
 class ScriptedAssistant:
     """Streams ``chunks``; waits on ``gate`` between them if given; or raises ``error``."""
 

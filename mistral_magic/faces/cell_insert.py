@@ -3,12 +3,16 @@
 The kernel's own way, ``shell.set_next_input``, only works as part of an execute reply, so
 not from a widget callback. Two routes instead:
 
-* **The JupyterLab extension's comm** (any time). Protocol, comm target ``mistral_magic``:
+* **The JupyterLab extension's comm** (any time; JupyterLab and Notebook 7, front end in
+  ``labextension/src/insert.ts``). Protocol, comm target ``mistral_magic``:
 
   - the kernel opens a comm to target ``mistral_magic``; the labextension, if installed,
     accepts it and sends ``{"action": "ready"}``. (A front end without that target closes the
-    comm at once, which is how its absence shows.) The labextension may also open a comm to the
-    kernel-side target ``mistral_magic`` itself; that counts as ready too.
+    comm at once, which is how its absence shows.)
+  - the labextension may also open a comm to the kernel-side target ``mistral_magic`` itself:
+    it does so on connecting to a kernel that already holds a comm of that target (a page
+    reload left the kernel talking to a page that is gone). The newest comm replaces the
+    previous one, and counts as ready.
   - to insert, the kernel sends ``{"action": "insert_cell", "code": "..."}``; the front end
     adds a code cell below the active cell of the notebook this kernel belongs to, unrun.
 
@@ -67,16 +71,21 @@ class CellInserter:
         self._ready = True
 
     def _attach(self, comm: Any) -> None:
-        self._comm = comm
+        previous, self._comm = self._comm, comm
+        if previous is not None and previous is not comm:
+            with contextlib.suppress(Exception):  # its page may be gone already
+                previous.close()
         comm.on_msg(self._on_message)
-        comm.on_close(self._on_close)
+        comm.on_close(lambda msg: self._on_close(msg, comm))
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         data = (msg.get("content") or {}).get("data") or {}
         if data.get("action") == "ready":
             self._ready = True
 
-    def _on_close(self, msg: dict[str, Any]) -> None:
+    def _on_close(self, msg: dict[str, Any], comm: Any = None) -> None:
+        if comm is not None and comm is not self._comm:
+            return  # an earlier comm, already replaced
         self._ready = False
         self._comm = None
 
