@@ -206,14 +206,16 @@ def test_insert_fix_puts_the_fix_below_at_once(page: Page, stub: StubServer) -> 
 
 def test_insert_is_at_once_after_a_page_reload(page: Page) -> None:
     """The kernel's comm belonged to the page that went away: the new page takes it over."""
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    saved = cells.count()
     page.keyboard.press("Control+s")  # the reloaded page shows the saved outputs (the panel)
     expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
     page.reload()
-    cells = page.locator(".jp-Notebook .jp-Cell")
+    expect(cells).to_have_count(saved)
     reply = page.locator(".mm-chat .mm-reply").last
     insert = reply.get_by_role("button", name="Insert as new cell")
     expect(insert).to_be_visible()
-    before = cells.count()
+    before = saved
     cells.first.locator(".jp-InputPrompt").click()
     insert.click()
     expect(cells).to_have_count(before + 1)
