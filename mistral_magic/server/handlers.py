@@ -43,9 +43,10 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from mistral_magic.context.notebook import SELECTION_CHARS
 from mistral_magic.server.events import encode_event
 from mistral_magic.server.history import HistoryStore, conversation_from
-from mistral_magic.server.payload import ChatPayload, PayloadError, chips_json, parse_payload
+from mistral_magic.server.payload import SELECTION_CHIP, ChatPayload, PayloadError, parse_payload
 from mistral_magic.server.service import Chip, MistralService
 from mistral_magic.server.settings import MistralServer
 
@@ -54,6 +55,17 @@ if TYPE_CHECKING:
 
 AUTH_RESOURCE = "mistral-magic"
 _ANONYMOUS = re.compile(r"[0-9a-f]{32}")
+
+
+def chips_json(chips: list[Chip], payload: ChatPayload) -> list[dict[str, Any]]:
+    """The chips for the browser; a selection longer than what is sent says so (``note``)."""
+    shown = []
+    for chip in chips:
+        data = chip.to_json()
+        if chip.id == SELECTION_CHIP and payload.selection_chars > SELECTION_CHARS:
+            data["note"] = f"first {SELECTION_CHARS:,} of {payload.selection_chars:,} characters"
+        shown.append(data)
+    return shown
 
 
 @web.stream_request_body

@@ -11,14 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mistral_magic.api.defaults import CONTEXT_WINDOW
 from mistral_magic.context.notebook import SELECTION_CHARS
 from mistral_magic.engine.prompts import ASK, KINDS, Kind
-
-if TYPE_CHECKING:
-    from mistral_magic.server.service import Chip
 
 MAX_PROMPT_CHARS = 100_000
 #: What is kept of a selection before context building (which redacts, then clips it to
@@ -131,14 +128,3 @@ def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
         context_budget=_optional_int(body, "context_budget", 0, CONTEXT_WINDOW),
         remember=body.get("remember", True) is not False,
     )
-
-
-def chips_json(chips: list[Chip], payload: ChatPayload) -> list[dict[str, Any]]:
-    """The chips for the browser; a selection longer than what is sent says so (``note``)."""
-    shown = []
-    for chip in chips:
-        data = chip.to_json()
-        if chip.id == SELECTION_CHIP and payload.selection_chars > SELECTION_CHARS:
-            data["note"] = f"first {SELECTION_CHARS:,} of {payload.selection_chars:,} characters"
-        shown.append(data)
-    return shown
