@@ -6,7 +6,8 @@ first and last chunks, key order, error bodies.
 
 How requests are adapted (the only changes made):
 - ``model`` is kept when the stub knows it (mistral-large-latest, mistral-small-latest, ...),
-  else switched to ``mistral-large-2407`` (mistral-tiny, pixtral-12b, magistral-medium-latest).
+  else switched to ``mistral-large-2407`` (mistral-tiny). Aliases count as known
+  (pixtral-12b is an alias of the stub's pixtral-12b-2409).
   The invalid-model capture keeps its deliberately unknown model.
 - No field is dropped: every field these requests use (``n``, ``reasoning_effort``,
   ``safe_prompt``, json_schema ``strict``, ``prefix: false``, ...) exists in the API schema.
@@ -25,6 +26,7 @@ import pytest
 
 from tests.stub import Fault, Reply, StubServer, ToolCallSpec
 from tests.stub.captures import find_captures_dir
+from tests.stub.chat import served_names
 from tests.stub.models import DEFAULT_MODELS
 from tests.stub.sse import frames
 
@@ -48,9 +50,12 @@ def with_request(status: int) -> list[str]:
     ]
 
 
+KNOWN = set(served_names(list(DEFAULT_MODELS), "mistral"))  # ids and their aliases
+
+
 def adapted(body: dict[str, Any]) -> dict[str, Any]:
     body = dict(body)
-    if body.get("model") not in DEFAULT_MODELS and body.get("model") != "definitely-not-a-model":
+    if body.get("model") not in KNOWN and body.get("model") != "definitely-not-a-model":
         body["model"] = "mistral-large-2407"
     return body
 
@@ -228,7 +233,12 @@ def test_422_extra_message_fields_match_capture(api, captures_dir):
 @pytest.mark.parametrize("name", with_request(400))
 def test_400_matches_capture(api, captures_dir, name):
     capture = load(captures_dir, name)
-    response = api.post("/chat/completions", json=adapted(capture["request"]["body"]))
+    sent = adapted(capture["request"]["body"])
+    if name == "error-400-context-length-exceeded":
+        # Recorded when mistral-small-latest had a 131,072-token window (it has 262,144 in
+        # the 2026 model list): replayed at a model whose window is still that size.
+        sent["model"] = "mistral-large-2407"
+    response = api.post("/chat/completions", json=sent)
     assert response.status_code == 400
     assert response.headers["content-type"] == capture["response"]["headers"]["content-type"]
     ours, theirs = response.json(), json.loads(capture["response"]["body"])

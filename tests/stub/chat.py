@@ -14,6 +14,7 @@ from tests.stub.errors import (
     mistral_validation_error,
     vllm_error,
 )
+from tests.stub.models import can, context_window, facts
 from tests.stub.replies import completion_body, plan, stream_events
 from tests.stub.retired import retired_model_error
 from tests.stub.schema import as_bool
@@ -39,11 +40,13 @@ def chat_completions(
     validate.check_schema(body, dialect)
     if dialect == "mistral" and body.get("model") in stub.retired:
         raise retired_model_error(str(body["model"]))
-    validate.check_model(body, dialect, stub.models)
+    validate.check_model(body, dialect, served_names(stub.served_models, dialect))
     validate.check_options(body, dialect)
+    check_abilities(body, dialect)
     validate.check_conversation(body, dialect)
     prompt_tokens = count_prompt_tokens(body)
-    validate.check_context(prompt_tokens, body, dialect, validate.CONTEXT_LENGTH)
+    window = context_window(str(body.get("model") or ""))
+    validate.check_context(prompt_tokens, body, dialect, window)
 
     item = stub._take_scripted(before_validation=False)
     if isinstance(item, CaptureReplay):
@@ -66,6 +69,50 @@ def chat_completions(
     if isinstance(item, Drop):
         drop_after = max(0, min(item.after_chunks, len(events) - 1))  # never the [DONE]
     return Response(200, None, headers, SSE_TYPE, events=events, drop_after=drop_after)
+
+
+def served_names(models: list[str], dialect: str) -> list[str]:
+    """The names a request may use: La Plateforme also takes every alias of a listed model
+    (``codestral-latest`` for ``codestral-2508``); vLLM only its served names."""
+    if dialect == "vllm":
+        return models
+    names = list(models)
+    for model in models:
+        names.extend(n for n in facts(model)["ids"] if n not in names)
+    return names
+
+
+def check_abilities(body: dict[str, Any], dialect: str) -> None:
+    """What the model cannot do is refused, as the real servers do: images for a model
+    without vision (vLLM: "<model> is not a multimodal model", from issue reports; La
+    Plateforme: no capture, the message is ours), and ``reasoning_effort`` for a model that
+    does not reason (La Plateforme; vLLM ignores request fields it does not use)."""
+    model = str(body.get("model") or "")
+    if _has_images(body) and not can(model, "vision"):
+        if dialect == "vllm":
+            raise vllm_error(f"{model} is not a multimodal model")
+        raise error_for(
+            dialect,
+            400,
+            f"Model {model} does not support image input",
+            *validate.ARGS,
+        )
+    reasoning_effort = body.get("reasoning_effort") is not None
+    if dialect == "mistral" and reasoning_effort and not can(model, "reasoning"):
+        raise error_for(
+            dialect, 400, "Reasoning effort is not enabled for this model", *validate.ARGS
+        )
+
+
+def _has_images(body: dict[str, Any]) -> bool:
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        if isinstance(content, list) and any(
+            isinstance(chunk, dict) and (chunk.get("type") == "image_url" or "image_url" in chunk)
+            for chunk in content
+        ):
+            return True
+    return False
 
 
 def _parse(raw: bytes, dialect: str) -> Any:
