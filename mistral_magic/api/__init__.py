@@ -3,11 +3,12 @@
 It imports nothing else of mistral_magic. Its public surface is ``__all__`` below:
 
 * clients: :class:`MistralClient` / :class:`AsyncMistralClient` (``complete``, ``stream``,
-  ``list_models``, ``resolve_dialect``, ``request_json`` / ``request_bytes`` for other
-  endpoints, ``check_credentials``), their streams :class:`ChatStream` /
+  ``list_models``, ``model_catalog``, ``resolve_dialect``, ``request_json`` /
+  ``request_bytes`` for other endpoints, ``check_credentials``), their streams :class:`ChatStream` /
   :class:`AsyncChatStream`; ``files``/``batch`` submodules for the Files and Batch APIs;
 * data: :class:`Message`, :class:`Completion`, :class:`Choice`, :class:`Delta`,
-  :class:`ToolCall`, :class:`Usage`, :class:`ModelInfo`;
+  :class:`ToolCall`, :class:`Usage`, :class:`ModelInfo`; what models can do:
+  :class:`ModelCatalog` (the cards of ``GET /models``), :class:`Capabilities`;
 * errors: :class:`MistralError` and every subclass (all defined in ``errors``);
 * retries: :class:`RetryPolicy` (shared with ``bulk/``), :class:`Notice` (what the client
   waits for, for a face to show); the dialect: :class:`DialectChoice`;
@@ -53,6 +54,8 @@ _HOMES = {
     "ServerReportedError": "errors",
     "SettingsError": "errors",
     "StreamError": "errors",
+    "Capabilities": "models",
+    "ModelCatalog": "models",
     "build_chat_body": "request",
     "Notice": "retry",
     "RetryPolicy": "retry",
@@ -83,6 +86,7 @@ __all__ = [
     "AuthenticationError",
     "BatchJobNotFoundError",
     "BatchUnavailableError",
+    "Capabilities",
     "ChatStream",
     "Choice",
     "Completion",
@@ -94,6 +98,7 @@ __all__ = [
     "MissingAPIKeyError",
     "MistralClient",
     "MistralError",
+    "ModelCatalog",
     "ModelInfo",
     "ModelNotFoundError",
     "Notice",
@@ -144,6 +149,7 @@ if TYPE_CHECKING:
         SettingsError,
         StreamError,
     )
+    from .models import Capabilities, ModelCatalog
     from .request import build_chat_body
     from .retry import Notice, RetryPolicy
     from .scrub import Scrubber

@@ -64,6 +64,7 @@ from .errors import (
     error_from_response,
     error_in_body,
 )
+from .models import ModelCatalog
 from .request import build_chat_body
 from .retry import OnNotice, RetryPolicy
 from .scrub import Scrubber, url_secrets
@@ -75,6 +76,10 @@ from .wire import parse_completion
 USER_AGENT = "mistral-magic/0.1"
 # The dialect probe (GET /models) waits at most this long (or the timeout, if shorter).
 PROBE_TIMEOUT = 10.0
+# A probe that could not be answered (server down, key refused) is not asked again by the same
+# client for this long with the same key: the dialect and the model cards of one question
+# come from one GET /models, answered or not.
+PROBE_RETRY_AFTER = 5.0
 # After [DONE], up to this much of the body is read so the connection can be reused; a server
 # that keeps talking past it gets its connection closed instead.
 _DRAIN_LIMIT = 64 * 1024
@@ -113,6 +118,16 @@ class _Request:
     content: bytes | None = None
     model: str | None = None
     dialect: Dialect | None = None
+
+
+@dataclass(frozen=True)
+class _ProbeOutcome:
+    """What one ``GET /models`` said: the dialect, the model cards, and whether to remember
+    them (a server that is down or refuses the key is asked again later)."""
+
+    choice: DialectChoice
+    catalog: ModelCatalog
+    definitive: bool
 
 
 class _Tries:
@@ -168,6 +183,7 @@ class _ClientCore:
         self._pool_lock = threading.Lock()
         self._pool_tls = False
         self._retired: list[Any] = []  # pools replaced by one with TLS, closed with the client
+        self._failed_probe: tuple[tuple[str, str | None], float, _ProbeOutcome] | None = None
 
     # -- settings, read when a request is made ---------------------------------------------
     @property
@@ -230,19 +246,46 @@ class _ClientCore:
         return self._forced_dialect(base_url) or MEMORY.get(base_url)
 
     @staticmethod
-    def _probe_outcome(status: int | None, body: bytes, detail: str) -> tuple[DialectChoice, bool]:
-        """(choice, definitive) from the answer to ``GET /models``; only a definitive answer
-        is remembered (a server that is down or refuses the key is asked again later)."""
+    def _probe_outcome(status: int | None, body: bytes, detail: str) -> _ProbeOutcome:
+        """The dialect and the cards from the answer to ``GET /models``; only a definitive
+        answer is remembered (a server that is down or refuses the key is asked again)."""
         if status is None:
-            return fallback(f"GET /models could not be asked ({detail})"), False
+            why = f"GET /models could not be asked ({detail})"
+            return _ProbeOutcome(fallback(why), ModelCatalog.missing(why), False)
         if status == 200:
             try:
-                choice = from_model_list(json.loads(body))
+                payload = json.loads(body)
             except ValueError:
-                return fallback("GET /models did not answer JSON"), True
-            return choice or fallback("GET /models listed no models"), True
+                why = "GET /models did not answer JSON"
+                return _ProbeOutcome(fallback(why), ModelCatalog.missing(why), True)
+            choice = from_model_list(payload) or fallback("GET /models listed no models")
+            return _ProbeOutcome(choice, ModelCatalog.from_payload(payload), True)
+        why = f"GET /models answered HTTP {status}"
         definitive = status in (404, 405, 501)
-        return fallback(f"GET /models answered HTTP {status}"), definitive
+        return _ProbeOutcome(fallback(why), ModelCatalog.missing(why), definitive)
+
+    def _remembered(self, base_url: str, refresh: bool) -> _ProbeOutcome | None:
+        """The outcome this process (or, for a failed probe, this client a moment ago) has
+        for ``base_url`` already; None if ``GET /models`` is to be asked."""
+        if not refresh:
+            choice, catalog = MEMORY.get(base_url), MEMORY.catalog(base_url)
+            if choice is not None and catalog is not None:
+                return _ProbeOutcome(choice, catalog, True)
+        failed = self._failed_probe
+        if failed is not None:
+            key, when, outcome = failed
+            if key == (base_url, self._api_key) and time.monotonic() - when < PROBE_RETRY_AFTER:
+                return outcome
+        return None
+
+    def _keep(self, base_url: str, outcome: _ProbeOutcome) -> _ProbeOutcome:
+        if outcome.definitive:
+            MEMORY.put(base_url, outcome.choice)
+            MEMORY.put_catalog(base_url, outcome.catalog)
+            self._failed_probe = None
+        else:
+            self._failed_probe = ((base_url, self._api_key), time.monotonic(), outcome)
+        return outcome
 
     # -- requests ---------------------------------------------------------------------------
     def _timeouts(self, seconds: float | None = None) -> httpx.Timeout:
@@ -500,27 +543,36 @@ class MistralClient(_ClientCore):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the dialect ------------------------------------------------------------------------
+    # -- the dialect and the model cards ------------------------------------------------------
     def resolve_dialect(self) -> DialectChoice:
         """The dialect in use and why; asks ``GET /models`` once per base URL if needed."""
         base_url = self.base_url
         known = self._forced_dialect(base_url) or MEMORY.get(base_url)
         if known is not None:
             return known
-        with MEMORY.probing(base_url):
-            known = MEMORY.get(base_url)
-            if known is not None:
-                return known
-            choice, definitive = self._probe(base_url)
-            if definitive:
-                MEMORY.put(base_url, choice)
-            return choice
+        return self._asked(base_url).choice
 
     @property
     def dialect(self) -> Dialect:
         return self.resolve_dialect().dialect
 
-    def _probe(self, base_url: str) -> tuple[DialectChoice, bool]:
+    def model_catalog(self, *, refresh: bool = False) -> ModelCatalog:
+        """The server's model cards, from the same ``GET /models`` as the dialect (asked once
+        per base URL; ``refresh`` asks again). Empty, with the reason, when it cannot be read."""
+        base_url = self.base_url
+        known = None if refresh else MEMORY.catalog(base_url)
+        if known is not None:
+            return known
+        return self._asked(base_url, refresh).catalog
+
+    def _asked(self, base_url: str, refresh: bool = False) -> _ProbeOutcome:
+        with MEMORY.probing(base_url):
+            known = self._remembered(base_url, refresh)
+            if known is not None:
+                return known
+            return self._keep(base_url, self._probe(base_url))
+
+    def _probe(self, base_url: str) -> _ProbeOutcome:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -828,12 +880,23 @@ class AsyncMistralClient(_ClientCore):
         known = self._forced_dialect(base_url) or MEMORY.get(base_url)
         if known is not None:
             return known
-        choice, definitive = await self._probe(base_url)
-        if definitive:
-            MEMORY.put(base_url, choice)
-        return choice
+        return (await self._asked(base_url)).choice
 
-    async def _probe(self, base_url: str) -> tuple[DialectChoice, bool]:
+    async def model_catalog(self, *, refresh: bool = False) -> ModelCatalog:
+        """The server's model cards (see :meth:`MistralClient.model_catalog`)."""
+        base_url = self.base_url
+        known = None if refresh else MEMORY.catalog(base_url)
+        if known is not None:
+            return known
+        return (await self._asked(base_url, refresh)).catalog
+
+    async def _asked(self, base_url: str, refresh: bool = False) -> _ProbeOutcome:
+        known = self._remembered(base_url, refresh)
+        if known is not None:
+            return known
+        return self._keep(base_url, await self._probe(base_url))
+
+    async def _probe(self, base_url: str) -> _ProbeOutcome:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"

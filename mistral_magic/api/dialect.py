@@ -5,7 +5,8 @@ vLLM speaks OpenAI's dialect and ignores fields it does not know. So the order i
 
 1. forced: the dialect setting, else ``MISTRAL_DIALECT`` (anything but ``auto``);
 2. La Plateforme's own hosts (``*.mistral.ai``) speak ``mistral``;
-3. ``GET /models``, asked once per base URL and remembered for the process: vLLM's cards say
+3. ``GET /models``, asked once per base URL and remembered for the process (with the model
+   cards it lists: :mod:`~mistral_magic.api.models`): vLLM's cards say
    ``owned_by: "vllm"`` and carry ``max_model_len``, La Plateforme's carry ``capabilities``,
    other OpenAI-style cards mean ``openai``;
 4. when ``/models`` cannot tell, ``mistral``: its requests carry nothing an OpenAI-compatible
@@ -25,6 +26,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .errors import SettingsError
+from .models import ModelCatalog
 
 Dialect = Literal["mistral", "openai"]
 FALLBACK: Dialect = "mistral"
@@ -96,11 +98,14 @@ def fallback(why: str) -> DialectChoice:
 
 
 class DialectMemory:
-    """What each base URL's ``/models`` said, for this process; one probe at a time per URL
-    (a second thread waits for the first one's answer instead of asking again)."""
+    """What each base URL's ``/models`` said, for this process: the dialect, and the model
+    cards (:class:`~mistral_magic.api.models.ModelCatalog`) read from the same answer. One
+    probe at a time per URL (a second thread waits for the first one's answer instead of
+    asking again)."""
 
     def __init__(self) -> None:
         self._known: dict[str, DialectChoice] = {}
+        self._cards: dict[str, ModelCatalog] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -110,12 +115,21 @@ class DialectMemory:
     def put(self, base_url: str, choice: DialectChoice) -> None:
         self._known[base_url] = choice
 
+    def catalog(self, base_url: str) -> ModelCatalog | None:
+        """The cards the server listed, if its ``/models`` was read."""
+        return self._cards.get(base_url)
+
+    def put_catalog(self, base_url: str, catalog: ModelCatalog) -> None:
+        self._cards[base_url] = catalog
+
     def forget(self, base_url: str | None = None) -> None:
         """Forget one base URL's answer (or all), e.g. after the server was replaced."""
         if base_url is None:
             self._known.clear()
+            self._cards.clear()
         else:
             self._known.pop(base_url, None)
+            self._cards.pop(base_url, None)
 
     @contextmanager
     def probing(self, base_url: str) -> Iterator[None]:

@@ -11,9 +11,12 @@ from .types import Message
 
 __all__ = ["CHAT_PARAMS", "Dialect", "build_chat_body", "message_to_wire"]
 
-# Request fields of La Plateforme's chat API that apply to Mistral Large 2 (protocol notes §1).
+# Request fields of La Plateforme's chat API that apply to Mistral Large 2 (protocol notes §1),
+# and ``reasoning_effort`` (2026 specs; the engine sends it only to models whose card says
+# they reason: servers that do not know it refuse it).
 CHAT_PARAMS = frozenset(
     {
+        "reasoning_effort",
         "temperature",
         "top_p",
         "max_tokens",

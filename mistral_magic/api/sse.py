@@ -18,7 +18,7 @@ from typing import Any
 from .errors import MistralError, ResponseFormatError, error_in_body
 from .scrub import Scrubber
 from .types import Choice, Completion, Delta, ToolCall, Usage
-from .wire import split_content, tool_call_from_wire
+from .wire import reasoning_field, split_content, tool_call_from_wire
 
 _loads = json.JSONDecoder().decode
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -267,6 +267,8 @@ class StreamAccumulator:
             text, thinking = content, ""
         else:
             text, thinking = split_content(content)
+        if len(delta) > 1 or "content" not in delta:  # vLLM's reasoning is a field of its own
+            thinking += reasoning_field(delta)
         if text:
             state.text.append(text)
         if thinking:

@@ -160,27 +160,45 @@ class Delta:
 
 @dataclass
 class ModelInfo:
+    """One card of ``GET /models``: La Plateforme's (capabilities, aliases, deprecation) or
+    vLLM's (``max_model_len`` only). Values of the wrong type are dropped, not trusted."""
+
     id: str
     owned_by: str = ""
     max_context_length: int | None = None
     aliases: list[str] = field(default_factory=list)
     deprecation: str | None = None
-    capabilities: dict[str, Any] = field(default_factory=dict)
+    replacement: str | None = None
+    capabilities: dict[str, Any] | None = None  # None: the card has no capabilities at all
     raw: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_wire(cls, card: dict[str, Any]) -> ModelInfo:
+    def from_wire(cls, card: Any) -> ModelInfo:
+        card = card if isinstance(card, dict) else {}
         context = card.get("max_context_length", card.get("max_model_len"))
         aliases = card.get("aliases")
         caps = card.get("capabilities")
+        deprecation = card.get("deprecation")
+        replacement = card.get("deprecation_replacement_model")
         return cls(
             id=str(card.get("id", "")),
             owned_by=str(card.get("owned_by") or ""),
-            max_context_length=context if isinstance(context, int) else None,
+            max_context_length=context if _is_int(context) and context > 0 else None,
             aliases=[a for a in aliases if isinstance(a, str)] if isinstance(aliases, list) else [],
-            deprecation=card.get("deprecation")
-            if isinstance(card.get("deprecation"), str)
-            else None,
-            capabilities=caps if isinstance(caps, dict) else {},
+            deprecation=deprecation if isinstance(deprecation, str) and deprecation else None,
+            replacement=replacement if isinstance(replacement, str) and replacement else None,
+            capabilities=caps if isinstance(caps, dict) else None,
             raw=card,
         )
+
+    def capability(self, name: str) -> bool | None:
+        """The card's word on capability ``name``: True/False, or None when the card says
+        nothing (vLLM's cards, 2024's permission-style cards). A capabilities object without
+        the key predates it (a 2024 card has no ``vision``): False."""
+        if self.capabilities is None:
+            return None
+        return self.capabilities.get(name) is True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

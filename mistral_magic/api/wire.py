@@ -7,7 +7,17 @@ from typing import Any
 from .errors import ResponseFormatError
 from .types import Choice, Completion, ToolCall, Usage
 
-__all__ = ["ResponseFormatError", "parse_completion", "split_content", "tool_call_from_wire"]
+__all__ = [
+    "ResponseFormatError",
+    "parse_completion",
+    "reasoning_field",
+    "split_content",
+    "tool_call_from_wire",
+]
+
+# vLLM (``--reasoning-parser``) puts a reasoning model's thinking in a field of the message or
+# delta of its own: ``reasoning_content`` until 0.10, ``reasoning`` since.
+_REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 
 def split_content(content: Any) -> tuple[str, str]:
@@ -31,6 +41,15 @@ def split_content(content: Any) -> tuple[str, str]:
                 inner_text, inner_thinking = split_content(chunk.get("thinking"))
                 thinking.append(inner_text + inner_thinking)
     return "".join(text), "".join(thinking)
+
+
+def reasoning_field(message: dict[str, Any]) -> str:
+    """The thinking an OpenAI-style server (vLLM) sent beside ``content``, or ""."""
+    for name in _REASONING_FIELDS:
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
 
 
 def tool_call_from_wire(raw: Any, default_index: int) -> ToolCall | None:
@@ -64,6 +83,7 @@ def parse_completion(body: Any) -> Completion:
         message = raw_choice.get("message")
         message = message if isinstance(message, dict) else {}
         text, thinking = split_content(message.get("content"))
+        thinking += reasoning_field(message)
         raw_calls = message.get("tool_calls")
         calls = [
             call

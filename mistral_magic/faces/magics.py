@@ -418,7 +418,7 @@ class MistralMagics(Magics):
                 notes.append("**current**")
             if m.deprecation:
                 notes.append(f"deprecated {literal_inline(m.deprecation[:10])}")
-            if m.capabilities.get("function_calling"):
+            if m.capability("function_calling"):
                 notes.append("tools")
             context = f"{m.max_context_length:,}" if m.max_context_length else ""
             rows.append(f"| {literal_inline(m.id)} | {context} | {', '.join(notes)} |")
