@@ -52,6 +52,10 @@ DEFAULT_PRICES: dict[str, list[float]] = {
 }
 
 
+#: The values of ``reasoning_effort`` (2026 API: none, minimal, low, medium, high, xhigh).
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
 class FromEnvironment:
     """A setting that, until it is set, reads its environment variable at every use (not once:
     traitlets would otherwise keep the first value it computed)."""
@@ -157,6 +161,20 @@ class Mistral(Configurable):
     prices = Dict(
         help="USD per 1M tokens per model, as [input, output]; used for cost estimates."
     ).tag(config=True)
+    reasoning_effort = CaselessStrEnum(
+        list(REASONING_EFFORTS),
+        default_value=None,
+        allow_none=True,
+        help="How hard a reasoning model thinks: " + ", ".join(REASONING_EFFORTS) + "; None "
+        "= the server's default. Sent only to models whose card says they reason (other "
+        "servers and models refuse the field).",
+    ).tag(config=True)
+    model_capabilities = Dict(
+        help="What the server's model cards leave out (vLLM's give only the window), per "
+        "model id: e.g. {'pixtral-12b': {'vision': True}}. Keys: function_calling, vision, "
+        "completion_fim, reasoning (True/False), max_context_length (tokens). Wins over the "
+        "card.",
+    ).tag(config=True)
     cache_dir = Unicode(
         help="Folder of the response cache (default $XDG_CACHE_HOME/mistral-magic, else "
         "~/.cache/mistral-magic)."
@@ -239,6 +257,15 @@ class Mistral(Configurable):
         if not 0 <= value <= CONTEXT_WINDOW:
             raise ValueError(f"a token budget must be between 0 and {CONTEXT_WINDOW}")
         return value
+
+    @validate("model_capabilities")
+    def _check_capabilities(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        from .api.models import check_declarations
+
+        try:
+            return check_declarations(proposal["value"])
+        except ValueError as error:
+            raise TraitError(f"Mistral.model_capabilities: {error}.") from None
 
     def price(self, model: str) -> tuple[float, float] | None:
         entry = self.prices.get(model) or self.prices.get(model.lower())
