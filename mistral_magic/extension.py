@@ -34,6 +34,7 @@ def load(shell: Any) -> Session:
     session.remember(MAGICS, magics)
     session.errors.listeners.append(lambda captured: offer_error_help(session, captured))
     session.errors.install()  # remembers errors; buttons only with Mistral.error_help
+    session.figures.install()  # remembers the figures cells show, for vision models
     session.warm_up()
     return session
 

@@ -28,8 +28,10 @@ from .engine.usage import UsageLedger
 
 if TYPE_CHECKING:
     from .api.client import MistralClient
+    from .api.models import Capabilities
     from .api.retry import OnNotice
     from .api.types import Completion
+    from .context.figures import Figure, FigureLog
     from .context.items import ContextItem
     from .context.redact import Redactor
     from .engine.cache import ResponseCache
@@ -60,7 +62,9 @@ class Session:
         self.lock = threading.RLock()
         self._notebook_tools: NotebookTools | None = None
         self._errors: ErrorLog | None = None
+        self._figures: FigureLog | None = None
         self._kept: dict[str, Any] = {}
+        self._told: set[str] = set()  # notices said once per session (a model's deprecation)
 
     # -- clients ---------------------------------------------------------------------------
     @contextmanager
@@ -77,6 +81,28 @@ class Session:
         clients = self.clients
         assert isinstance(clients, Clients), "a server's target is awaited (MistralService)"
         return clients.target()
+
+    def capabilities(self, model: str | None = None) -> Capabilities:
+        """What ``model`` (default: the setting) can do, from the server's card (read once
+        per base URL, with the dialect) and ``Mistral.model_capabilities``."""
+        clients = self.clients
+        assert isinstance(clients, Clients), "a server's capabilities are awaited"
+        return clients.capabilities(model or self.settings.model)
+
+    def notices(self, prepared: PreparedRequest) -> list[str]:
+        """What to tell the user before ``prepared`` is sent: its notes (every time), and
+        once per model and session its deprecation or the defaults assumed for it."""
+        lines: list[str] = []
+        caps = prepared.capabilities
+        if caps is not None:
+            for line in (caps.deprecation_notice(), caps.assumption_notice()):
+                if line is not None:
+                    with self.lock:
+                        fresh = line not in self._told
+                        self._told.add(line)
+                    if fresh:
+                        lines.append(line)
+        return [*lines, *prepared.notes]
 
     def warm_up(self) -> threading.Thread:
         """Pay the one-off costs in the background, so the first question does not: the
@@ -109,6 +135,8 @@ class Session:
         self._kept.clear()
         if self._errors is not None:
             self._errors.uninstall()
+        if self._figures is not None:
+            self._figures.uninstall()
         if isinstance(self.clients, Clients):
             self.clients.close()
 
@@ -139,6 +167,29 @@ class Session:
 
             self._errors = ErrorLog(self.shell)
         return self._errors
+
+    @property
+    def figures(self) -> FigureLog:
+        """The figures this shell's cells showed (the hook is installed by the extension)."""
+        if self._figures is None:
+            from .context.figures import FigureLog
+
+            self._figures = FigureLog(self.shell)
+        return self._figures
+
+    def named_figures(self, question: str) -> list[Figure]:
+        """The figures ``question`` names (``In[7]``, "the plot above"), if any."""
+        if self.shell is None:
+            return []
+        from .context.figures import figures_named
+
+        if not figures_named(question).any:
+            return []
+        from .context.history import raw_inputs, running_count
+
+        return self.figures.named(
+            question, raw_inputs(self.shell), running=running_count(self.shell)
+        )
 
     # -- requests ----------------------------------------------------------------------------
     def redactor(self) -> Redactor:
@@ -180,10 +231,15 @@ class Session:
         toolbox = self.toolbox(self.settings.tools if tools is None else tools)
         # The question decides what is collected (the cells and variables it names).
         question = prompt if kind == ASK else error_question(kind, error_count)
+        model = model or self.settings.model
+        target = self.target()  # the dialect: GET /models, once per base URL
+        figures = self.named_figures(question) if "cells" in sources else []
         return prepare(
             question,
-            model=model or self.settings.model,
-            target=self.target(),
+            model=model,
+            target=target,
+            capabilities=self.capabilities(model),  # the cards of that same GET /models
+            figures=figures,
             params=params,
             settings=self.settings,
             items=_merged(extra_items, self.collect(question, sources)),
@@ -236,6 +292,7 @@ class Session:
         on_tool: OnTool | None = None,
         confirm: Confirm | None = None,
         on_notice: OnNotice | None = None,
+        on_thinking: TextCallback | None = None,
     ) -> Completion:
         """Send ``prepared`` and stream the reply (see :func:`engine.answer.answer`); the
         tools run here, asking ``confirm`` (default: ``input()``) before ``confirm=True``
@@ -267,6 +324,7 @@ class Session:
                 limits=limits,
                 on_tool=on_tool,
                 on_notice=on_notice,
+                on_thinking=on_thinking,
             )
 
     def footer(self, prepared: PreparedRequest, completion: Completion) -> str:

@@ -115,7 +115,14 @@ class ScriptedAssistant:
         self.chunks, self.gate, self.error = chunks, gate, error
         self.recorded: list[str] = []
 
-    def answer(self, prepared: Any, on_text: Any, on_tool: Any = None, confirm: Any = None) -> Any:
+    def answer(
+        self,
+        prepared: Any,
+        on_text: Any,
+        on_tool: Any = None,
+        confirm: Any = None,
+        on_thinking: Any = None,
+    ) -> Any:
         text = ""
         for chunk in self.chunks:
             text += chunk

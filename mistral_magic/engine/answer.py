@@ -33,9 +33,11 @@ def answer(
     limits: ToolLimits | None = None,
     on_tool: OnTool | None = None,
     on_notice: OnNotice | None = None,
+    on_thinking: TextCallback | None = None,
 ) -> Completion:
     """Send ``prepared`` with ``client`` and stream the reply, calling ``on_text`` with the
-    text so far.
+    text so far, and ``on_thinking`` with a reasoning model's thinking so far (it is never
+    part of the text: not of ``completion.content``, code blocks or the conversation).
 
     With tools (``prepared.toolbox`` and an ``executor``), runs the tools the model calls,
     reporting each to ``on_tool`` as it starts and ends, until the model answers in text
@@ -48,14 +50,21 @@ def answer(
     """
     # The settings may have changed the server or dialect since the request was prepared.
     prepared.retarget(WireTarget(client.base_url, client.dialect))
+    thought = _Thinking(on_thinking)
     if not prepared.toolbox or executor is None:
         messages, params = prepared.send_arguments()
-        return _stream(client, messages, params, on_text, "", on_notice)
+        return _stream(client, messages, params, on_text, "", on_notice, thought)
     from .tool_loop import run_tool_loop
 
     result = run_tool_loop(
         lambda messages, params, lead: _stream(
-            client, messages, {"model": prepared.model, **params}, on_text, lead, on_notice
+            client,
+            messages,
+            {"model": prepared.model, **params},
+            on_text,
+            lead,
+            on_notice,
+            thought,
         ),
         prepared.messages,
         executor,
@@ -75,14 +84,43 @@ def _stream(
     on_text: TextCallback,
     lead: str = "",
     on_notice: OnNotice | None = None,
+    thought: _Thinking | None = None,
 ) -> Completion:
     stream = client.stream(messages, on_notice=on_notice, **params)
     text = lead
+    thought = thought or _Thinking(None)
+    thought.new_round()
     for delta in stream:
-        if delta.text and delta.index == 0:
+        if delta.index != 0:
+            continue
+        if delta.thinking:
+            thought.add(delta.thinking)
+        if delta.text:
             text += delta.text
             on_text(text)
     return stream.completion
+
+
+class _Thinking:
+    """A reasoning model's thinking so far, over every round of a tool loop, for
+    ``on_thinking`` (rounds apart by a blank line)."""
+
+    def __init__(self, on_thinking: TextCallback | None) -> None:
+        self.on_thinking = on_thinking
+        self.text = ""
+        self._fresh = False
+
+    def new_round(self) -> None:
+        self._fresh = bool(self.text)
+
+    def add(self, piece: str) -> None:
+        if self.on_thinking is None:
+            return
+        if self._fresh:
+            self.text += "\n\n"
+            self._fresh = False
+        self.text += piece
+        self.on_thinking(self.text)
 
 
 def footer(prepared: PreparedRequest, completion: Completion, price: PriceLookup) -> str:

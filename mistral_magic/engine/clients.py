@@ -19,6 +19,7 @@ from .prepare import WireTarget
 
 if TYPE_CHECKING:
     from ..api.client import AsyncMistralClient, MistralClient
+    from ..api.models import Capabilities, ModelCatalog
     from ..config import Mistral
 
 C = TypeVar("C")
@@ -113,6 +114,14 @@ class Clients(_Leases["MistralClient"]):
         client = self.current()
         return WireTarget(client.base_url, client.dialect)
 
+    def catalog(self, *, refresh: bool = False) -> ModelCatalog:
+        """The server's model cards (from the ``GET /models`` that told the dialect)."""
+        return self.current().model_catalog(refresh=refresh)
+
+    def capabilities(self, model: str) -> Capabilities:
+        """What ``model`` can do: its card, with ``Mistral.model_capabilities`` over it."""
+        return self.catalog().capabilities(model, self.settings.model_capabilities)
+
     def close(self) -> None:
         _close(self._drop_all())
 
@@ -154,6 +163,13 @@ class AsyncClients(_Leases["AsyncMistralClient"]):
         client = self.current()
         choice = await client.resolve_dialect()
         return WireTarget(client.base_url, choice.dialect)
+
+    async def catalog(self, *, refresh: bool = False) -> ModelCatalog:
+        """The server's model cards (from the ``GET /models`` that told the dialect)."""
+        return await self.current().model_catalog(refresh=refresh)
+
+    async def capabilities(self, model: str) -> Capabilities:
+        return (await self.catalog()).capabilities(model, self.settings.model_capabilities)
 
     async def aclose(self) -> None:
         await _aclose(self._drop_all())

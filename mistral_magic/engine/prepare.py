@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..api.defaults import CONTEXT_WINDOW
+from ..api.models import Capabilities, ModelCatalog
 from ..api.request import Dialect, build_chat_body
 from ..context.budget import (
     Packed,
@@ -31,12 +31,13 @@ from ..context.budget import (
     pack,
 )
 from ..context.budget import render_context as render_context_block
-from ..context.items import ContextItem
+from ..context.items import KIND_NAMED, ContextItem, priority_for
 from .conversation import Conversation
 from .prompts import ASK, SYSTEM_PROMPT, Kind, error_question, system_prompt
 
 if TYPE_CHECKING:
     from ..config import Mistral
+    from ..context.figures import Figure
     from ..context.redact import Redactor
     from ..tools.core import Toolbox
     from .tool_loop import ToolEvent
@@ -104,21 +105,27 @@ class PreparedRequest:
     toolbox: Toolbox | None = None  # tools the model may call; their specs are in params
     tool_events: list[ToolEvent] = field(default_factory=list)  # filled in by the answer
     tool_note: str = ""  # why the tool loop stopped early, if it did
+    capabilities: Capabilities | None = None  # what the model can do, as the request assumed
+    figures: list[Figure] = field(default_factory=list)  # sent as images with the question
+    described: list[Figure] = field(default_factory=list)  # named, but sent as words
+    image_tokens: int = 0  # the estimate for ``figures`` (context/figures.py)
+    notes: list[str] = field(default_factory=list)  # for the user, before the answer
     _prompt_tokens: int | None = field(default=None, repr=False)
 
     @property
     def prompt_tokens(self) -> int:
         """Tokens of the whole request as the model counts them (exact for models whose
-        tokenizer ships with mistral-common, else estimated: see :attr:`exact_count`)."""
+        tokenizer ships with mistral-common, else estimated: see :attr:`exact_count`;
+        images always by the estimate of :func:`~mistral_magic.context.figures.image_tokens`)."""
         if self._prompt_tokens is None:
-            self._prompt_tokens = count_request_tokens(
+            self._prompt_tokens = self.image_tokens + count_request_tokens(
                 self.messages, self.model, self.params.get("tools")
             )
         return self._prompt_tokens
 
     @property
     def exact_count(self) -> bool:
-        return is_exact(self.model)
+        return is_exact(self.model) and not self.image_tokens
 
     @property
     def cache_key(self) -> str:
@@ -162,6 +169,9 @@ class PreparedRequest:
             target=self.target,
             kind=self.kind,
             toolbox=self.toolbox,
+            capabilities=self.capabilities,
+            figures=self.figures,
+            image_tokens=self.image_tokens,
         )
 
 
@@ -195,6 +205,76 @@ def chat_params(
         merged.update({name: getattr(settings, name) for name in SAMPLING_SETTINGS})
     merged.update(given or {})
     return {k: v for k, v in merged.items() if v is not None}
+
+
+def check_tools(offered: Toolbox | None, capabilities: Capabilities) -> None:
+    """Refuse tools, before anything is sent, to a model whose card says it cannot call them
+    (an unknown or silent card leaves it to the server)."""
+    if not offered or capabilities.function_calling:
+        return
+    from ..tools.core import ToolSelectionError
+
+    raise ToolSelectionError(
+        f"{capabilities.model} cannot call tools: the server's card for it says "
+        "function_calling is false. Ask without tools, or choose a model that can call them."
+    )
+
+
+def reasoning_effort(
+    chosen: dict[str, Any], settings: Mistral | None, defaults: bool, capabilities: Capabilities
+) -> str | None:
+    """Keep ``reasoning_effort`` in ``chosen`` (the face's, else the setting's) only for a
+    model whose card says it reasons: servers and models that do not reason refuse the field.
+    Returns a note when the face asked for it and it was left out."""
+    effort = chosen.pop("reasoning_effort", None)
+    asked = effort is not None
+    if effort is None and defaults and settings is not None:
+        effort = settings.reasoning_effort
+    if effort is None:
+        return None
+    if capabilities.reasoning:
+        chosen["reasoning_effort"] = effort
+        return None
+    if not asked:
+        return None
+    why = "says it does not" if capabilities.said("reasoning") else "does not say it does"
+    return (
+        f"reasoning effort not sent: {capabilities.model} is not a reasoning model (the "
+        f"server's card {why})"
+    )
+
+
+def figure_items(figures: Sequence[Figure], redactor: Redactor | None) -> list[ContextItem]:
+    """Figures described in words, as context items ranked with what the question names."""
+    return [
+        ContextItem(
+            KIND_NAMED,
+            f"figure:{figure.label}",
+            f"{figure.label} (figure)",
+            redactor.redact(figure.description()) if redactor else figure.description(),
+            priority_for(KIND_NAMED, rank),
+        )
+        for rank, figure in enumerate(figures)
+    ]
+
+
+def figure_note(described: Sequence[Figure], capabilities: Capabilities) -> str:
+    """What the user is told when named figures went as words."""
+    labels = ", ".join(f.label for f in described)
+    if not capabilities.vision:
+        if capabilities.said("vision"):
+            why = f"{capabilities.model} cannot see images"
+        else:
+            why = (
+                f"the server does not say {capabilities.model} can see images "
+                "(Mistral.model_capabilities can declare it)"
+            )
+        return (
+            f"{labels}: {why}, so the model got a description (size, title); a model with "
+            "vision would see the figure itself"
+        )
+    problems = "; ".join(f"{f.label}: {f.problem}" for f in described if f.problem)
+    return f"{labels} sent as a description ({problems or 'no room left in the window'})"
 
 
 def offer_tools(toolbox: Toolbox | None, params: dict[str, Any]) -> Toolbox | None:
@@ -250,6 +330,8 @@ def prepare(
     redactor: Redactor | None = None,
     system: str | None = SYSTEM_PROMPT,
     stream: bool = True,
+    capabilities: Capabilities | None = None,
+    figures: Sequence[Figure] = (),
 ) -> PreparedRequest:
     """Turn a question into the request to send.
 
@@ -260,10 +342,18 @@ def prepare(
     packed into the system message within ``budget`` tokens (default: the settings', less
     with tools) and what is left of the model's window. ``conversation`` gives the earlier
     turns (within ``history_budget``). ``params`` are the face's chat parameters; the
-    settings fill in temperature, top_p and max_tokens unless ``defaults`` is off.
-    ``system=None`` sends no system message (``apply`` without ``system=``): then no context
-    is packed either. ``stream``: the body asks for a streamed reply.
+    settings fill in temperature, top_p, max_tokens and reasoning_effort unless ``defaults``
+    is off. ``system=None`` sends no system message (``apply`` without ``system=``): then no
+    context is packed either. ``stream``: the body asks for a streamed reply.
+
+    ``capabilities`` (from the server's model card; conservative defaults when None) bound
+    everything by the model's window less ``max_tokens``, refuse tools to a model that cannot
+    call them (:class:`~mistral_magic.tools.core.ToolSelectionError`), keep
+    ``reasoning_effort`` for reasoning models only, and decide what becomes of ``figures``
+    the question names: image chunks of the question for a model with vision (counted by
+    their estimate), a description in the context otherwise.
     """
+    caps = capabilities or ModelCatalog().capabilities(model)
     if kind != ASK:
         question = error_question(kind, error_count)
     expanded: list[str] = []
@@ -272,7 +362,9 @@ def prepare(
     if redactor is not None:
         question = redactor.redact(question)
     chosen = chat_params(settings, params, defaults=defaults)
+    notes = [n for n in [reasoning_effort(chosen, settings, defaults, caps)] if n]
     offered = offer_tools(toolbox, chosen)
+    check_tools(offered, caps)
     if system == SYSTEM_PROMPT:
         system = system_prompt(tools=bool(offered))
     if budget is None:
@@ -280,17 +372,38 @@ def prepare(
     if history_budget is None:
         history_budget = settings.history_budget if settings is not None else 0
 
-    history = conversation.messages(history_budget, model) if conversation is not None else []
-    asked = {"role": "user", "content": question}
+    # The window less the reply bounds everything: images, earlier turns, then context.
+    # (Counted only when something is to fit: apply() plans thousands of bare requests.)
+    turns = conversation is not None and bool(conversation.snapshot())
+    room = 0
+    if figures or turns or (items and system is not None):
+        reply_room = chosen.get("max_tokens") or 0
+        bare = [*([{"role": "system", "content": system}] if system is not None else [])]
+        asked_text = {"role": "user", "content": question}
+        fixed = count_request_tokens([*bare, asked_text], model, chosen.get("tools"))
+        room = max(0, caps.window - reply_room - fixed - _HEADINGS_MARGIN)
+    shown, described = _split_figures(figures, caps, room)
+    image_tokens = sum(f.tokens for f in shown)
+    room -= image_tokens
+    if described:
+        notes.append(figure_note(described, caps))
+        items = [*figure_items(described, redactor), *items]
+    history = conversation.messages(min(history_budget, room), model) if turns else []
+    if history:
+        room = max(0, room - count_request_tokens(history, model))
+    content: Any = question
+    if shown:
+        content = [{"type": "text", "text": question}, *(f.chunk() for f in shown)]
+    asked = {"role": "user", "content": content}
     packed: Packed | None = None
     if system is None:
         messages = [*history, asked]
     else:
-        packed = _pack(system, history, asked, items, model, chosen, budget)
-        content = system
+        packed = _pack(items, model, min(budget, room))
+        text = system
         if packed is not None and packed.included:
-            content = f"{system}{_CONTEXT_SEPARATOR}{render_context_block(packed.included)}"
-        messages = [{"role": "system", "content": content}, *history, asked]
+            text = f"{system}{_CONTEXT_SEPARATOR}{render_context_block(packed.included)}"
+        messages = [{"role": "system", "content": text}, *history, asked]
     return PreparedRequest(
         prompt=question,
         model=model,
@@ -303,27 +416,39 @@ def prepare(
         context_note=omitted_note(packed) if packed else "",
         expanded=expanded,
         toolbox=offered,
+        capabilities=caps,
+        figures=list(shown),
+        described=list(described),
+        image_tokens=image_tokens,
+        notes=notes,
     )
 
 
-def _pack(
-    system: str,
-    history: list[dict[str, Any]],
-    asked: dict[str, Any],
-    items: Sequence[ContextItem],
-    model: str,
-    params: Mapping[str, Any],
-    budget: int,
-) -> Packed | None:
-    """The context that fits: within ``budget`` and what is left of the model's window
-    after the instructions, the earlier turns, the question, the tools and the reply."""
+def _split_figures(
+    figures: Sequence[Figure], caps: Capabilities, room: int
+) -> tuple[list[Figure], list[Figure]]:
+    """(sent as images, described in words): images only to a model with vision, readable,
+    and while they fit the room left in the window."""
+    if not caps.vision:
+        return [], list(figures)
+    shown: list[Figure] = []
+    described: list[Figure] = []
+    for figure in figures:
+        if figure.sendable and figure.tokens <= room:
+            shown.append(figure)
+            room -= figure.tokens
+        else:
+            described.append(figure)
+    return shown, described
+
+
+def _pack(items: Sequence[ContextItem], model: str, allowed: int) -> Packed | None:
+    """The context that fits ``allowed`` tokens (the budget, within what is left of the
+    model's window after the instructions, the earlier turns, the question, the tools, the
+    images and the reply)."""
     if not items:
         return None
-    bare = [{"role": "system", "content": system}, *history, asked]
-    reply_room = params.get("max_tokens") or 0
-    fixed = count_request_tokens(bare, model, params.get("tools"))
-    room = CONTEXT_WINDOW - reply_room - fixed - _HEADINGS_MARGIN
-    allowed = max(0, min(budget, room))
+    allowed = max(0, allowed)
     # The blank line joining the instructions and the context block is part of the block.
     packed = pack(items, max(0, allowed - count_tokens(_CONTEXT_SEPARATOR, model)), model=model)
     packed.budget = allowed

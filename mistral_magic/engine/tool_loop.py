@@ -199,6 +199,7 @@ def run_tool_loop(
     report = on_tool or (lambda event: None)
     history = list(messages)
     texts: list[str] = []
+    thoughts: list[str] = []  # a reasoning model's thinking, round by round (shown apart)
     usages: list[Usage] = []
     events: list[ToolEvent] = []
     rounds = 0
@@ -218,6 +219,8 @@ def run_tool_loop(
             usages.append(completion.usage)
         if completion.content.strip():
             texts.append(completion.content.strip())
+        if completion.thinking.strip():
+            thoughts.append(completion.thinking.strip())
         calls = completion.tool_calls
         if not calls:
             break
@@ -239,7 +242,7 @@ def run_tool_loop(
                 tool_seconds += event.seconds
             events.append(event)
             history.append(_tool_message(call, call_id, event.result))
-    return ToolLoopResult(_merged(completion, texts, usages), events, rounds, note)
+    return ToolLoopResult(_merged(completion, texts, usages, thoughts), events, rounds, note)
 
 
 def _limit_note(rounds: int, limits: ToolLimits, tool_seconds: float) -> str:
@@ -304,7 +307,9 @@ def _confirmed(tool: Tool, event: ToolEvent, ask: Confirm) -> tuple[bool, str]:
     )
 
 
-def _merged(last: Completion, texts: list[str], usages: list[Usage]) -> Completion:
+def _merged(
+    last: Completion, texts: list[str], usages: list[Usage], thoughts: list[str]
+) -> Completion:
     usage = None
     if usages:
         usage = Usage(
@@ -312,7 +317,11 @@ def _merged(last: Completion, texts: list[str], usages: list[Usage]) -> Completi
             completion_tokens=sum(u.completion_tokens for u in usages),
             total_tokens=sum(u.total_tokens for u in usages),
         )
-    choice = Choice(content="\n\n".join(texts), finish_reason=last.finish_reason)
+    choice = Choice(
+        content="\n\n".join(texts),
+        thinking="\n\n".join(thoughts),
+        finish_reason=last.finish_reason,
+    )
     return Completion(
         id=last.id, model=last.model, created=last.created, choices=[choice], usage=usage
     )

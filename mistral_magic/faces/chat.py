@@ -203,6 +203,7 @@ class ChatPanel(w.VBox):
         self.stop_button.disabled = False
         note = f" · {prepared.context_note}" if prepared.context_note else ""
         self._status(f"Asking {prepared.model} · {prepared.prompt_tokens:,} prompt tokens{note}")
+        reply.show_notes(self.session.notices(prepared))
         reply.start(prepared)
         return reply
 

@@ -87,6 +87,7 @@ class ErrorHelp(w.Box):
         style = w.HTML(value=STYLE, layout=w.Layout(height="0px"))
         self.children = (self.explain_button, self.fix_button, self.stop_button, style, reply)
         self.reply = reply
+        reply.show_notes(self.session.notices(prepared))
         reply.start(prepared)
         return reply
 

@@ -23,6 +23,7 @@ from ..session import ALL_SOURCES, Session
 from .hints import for_notebook
 from .render import (
     StreamingDisplay,
+    ThinkingDisplay,
     ToolCallDisplay,
     extract_code_blocks,
     in_notebook,
@@ -49,6 +50,7 @@ HELP = """\
 ```
 
 Options: `-m/--model ID`, `-t/--temperature T`, `--max-tokens N`, `--top-p P`, `--seed N`,
+`--reasoning-effort LEVEL` (reasoning models only),
 `--json` (JSON reply, parsed and returned), `--no-context`, `--context cells,vars,error`,
 `--budget TOKENS`, `-o/--out VAR` (store the reply), `--no-insert`, `--new` (outside the
 conversation), `--dry-run` (show the exact request and its cost; send nothing),
@@ -85,6 +87,12 @@ class MistralMagics(Magics):
     @argument("--max-tokens", type=int, help="longest reply in tokens")
     @argument("--top-p", type=float, help="nucleus sampling, 0 to 1")
     @argument("--seed", type=int, help="random seed, for repeatable replies")
+    @argument(
+        "--reasoning-effort",
+        metavar="LEVEL",
+        help="how hard a reasoning model thinks: none, minimal, low, medium, high, xhigh "
+        "(sent to reasoning models only)",
+    )
     @argument("--json", action="store_true", help="ask for JSON; the parsed reply is returned")
     @argument("--no-context", action="store_true", help="send the question alone")
     @argument("--context", help="context sources, comma-separated: cells,vars,error")
@@ -191,6 +199,7 @@ class MistralMagics(Magics):
         display = StreamingDisplay(
             notebook=in_notebook(self.shell), code_language="json" if args.json else None
         )
+        thinking = ThinkingDisplay(notebook=display.notebook, text_display=display)
         use_cache = args.cache and not prepared.toolbox
         completion = self._cached(prepared) if use_cache else None
         if completion is not None:
@@ -198,7 +207,8 @@ class MistralMagics(Magics):
                 self.session.conversation.add(prepared.prompt, completion.content)
             footer = f"{completion.model} · from the response cache, no cost"
         else:
-            completion = self._stream_answer(prepared, display)
+            self._tell(prepared)
+            completion = self._stream_answer(prepared, display, thinking)
             if completion is None:
                 return None
             self.session.record(prepared, completion, remember=remember)
@@ -211,11 +221,22 @@ class MistralMagics(Magics):
                 self.shell.set_next_input(code, replace=False)
                 footer += " · code added as a new cell below (not run)"
         display.finish(completion.content, footer)
+        thinking.finish()
         return self._result(completion.content, args)
 
-    def _stream_answer(self, prepared: Any, display: StreamingDisplay) -> Any:
+    def _tell(self, prepared: PreparedRequest) -> None:
+        """One line each for what the user should know before the answer: a deprecated
+        model, defaults assumed for it (once per model and session), a figure described in
+        words, a setting left out."""
+        for line in self.session.notices(prepared):
+            print(f"ℹ️ Mistral: {line}", flush=True)
+
+    def _stream_answer(
+        self, prepared: Any, display: StreamingDisplay, thinking: ThinkingDisplay
+    ) -> Any:
         """The streamed reply, or None when it failed or was interrupted (the partial text
-        stays on screen, marked, and a failure is explained in one paragraph)."""
+        stays on screen, marked, and a failure is explained in one paragraph). A reasoning
+        model's thinking goes to ``thinking``, never into the text."""
         from ..api.errors import MistralError
 
         def notice(waiting: Any) -> None:  # e.g. a 429's Retry-After: say why nothing moves
@@ -224,13 +245,19 @@ class MistralMagics(Magics):
         try:
             on_tool = ToolCallDisplay(notebook=display.notebook, text_display=display)
             return self.session.answer(
-                prepared, on_text=display.update, on_tool=on_tool, on_notice=notice
+                prepared,
+                on_text=display.update,
+                on_tool=on_tool,
+                on_notice=notice,
+                on_thinking=thinking.update,
             )
         except KeyboardInterrupt:
             display.finish_here("⏹ interrupted: the partial answer above is kept")
+            thinking.finish()
         except MistralError as error:
             if display.started:
                 display.finish_here("the answer above is incomplete")
+            thinking.finish()
             show_problem(for_notebook(error))
         return None
 
@@ -306,9 +333,18 @@ class MistralMagics(Magics):
                 "not explained)."
             )
             return None
-        prepared = self.session.prepare_error_help(captured, EXPLAIN if kind == EXPLAIN else FIX)
+        from ..tools.core import ToolSelectionError
+
+        try:
+            prepared = self.session.prepare_error_help(
+                captured, EXPLAIN if kind == EXPLAIN else FIX
+            )
+        except ToolSelectionError as error:
+            raise UsageError(str(error)) from None
         display = StreamingDisplay(notebook=in_notebook(self.shell))
-        completion = self._stream_answer(prepared, display)
+        thinking = ThinkingDisplay(notebook=display.notebook, text_display=display)
+        self._tell(prepared)
+        completion = self._stream_answer(prepared, display, thinking)
         if completion is None:
             return None
         self.session.record(prepared, completion, remember=True)
@@ -318,6 +354,7 @@ class MistralMagics(Magics):
             self.shell.set_next_input(code, replace=False)
             footer += " · corrected code added as a new cell below (not run)"
         display.finish(completion.content, footer)
+        thinking.finish()
         return None
 
     def _error_help(self, rest: list[str]) -> None:
@@ -401,28 +438,96 @@ class MistralMagics(Magics):
             return f"unknown ({error})"
 
     def _models(self) -> None:
+        """``%mistral models``: what the server's cards say each model can do (asked again
+        each time: the user wants the list as it is now; the capabilities the requests use
+        are refreshed with it)."""
         from ..api.errors import MistralError
-        from .markdown_safe import literal_inline
+        from ..api.urls import display_url
 
         try:
             with self.session.client() as client:
-                models = client.list_models()
+                catalog = client.model_catalog(refresh=True)
+                if catalog.unavailable:  # say why, with the api's full explanation
+                    client.list_models()
         except MistralError as error:
             show_problem(for_notebook(error))
             return
-        current = self.settings.model
-        rows = ["| model | context | notes |", "|---|---:|---|"]
-        for m in sorted(models, key=lambda m: m.id):
-            notes = []
-            if m.id == current:
-                notes.append("**current**")
-            if m.deprecation:
-                notes.append(f"deprecated {literal_inline(m.deprecation[:10])}")
-            if m.capability("function_calling"):
-                notes.append("tools")
-            context = f"{m.max_context_length:,}" if m.max_context_length else ""
-            rows.append(f"| {literal_inline(m.id)} | {context} | {', '.join(notes)} |")
-        show_markdown(self.shell, "\n".join(rows))
+        if catalog.unavailable:
+            show_problem(f"The server's model list could not be read: {catalog.unavailable}.")
+            return
+        table = models_table(catalog, self.settings.model, self.settings.model_capabilities)
+        where = display_url(client.base_url)
+        show_markdown(self.shell, f"{table}\n\nFrom `GET {where}/models`. {MODELS_LEGEND}")
+
+
+MODELS_LEGEND = (
+    "*?* = the server's card does not say (vLLM lists only the window); "
+    "`Mistral.model_capabilities` declares it."
+)
+
+
+def models_table(catalog: Any, current: str, declared: Any = None) -> str:
+    """One row per model (a card and the cards of its aliases): id, aliases, window, tools,
+    vision, FIM, reasoning, deprecation. Every id and date the server sent is escaped."""
+    from ..api.models import parse_date
+    from .markdown_safe import literal_inline
+
+    rows = [
+        "| model | aliases | window | tools | vision | FIM | reasoning | deprecation | |",
+        "|---|---|---:|---|---|---|---|---|---|",
+    ]
+    for primary, names in model_groups(catalog):
+        caps = catalog.capabilities(primary, declared)
+
+        def said(name: str, value: bool, caps: Any = caps) -> str:
+            return ("yes" if value else "no") if caps.said(name) else "?"
+
+        deprecation = ""
+        if caps.deprecation:
+            when = parse_date(caps.deprecation)
+            deprecation = when.isoformat() if when else literal_inline(caps.deprecation[:40])
+            if caps.replacement:
+                deprecation += f" → {literal_inline(caps.replacement)}"
+        window = f"{caps.window:,}" if caps.said("max_context_length") else "?"
+        aliases = ", ".join(literal_inline(n) for n in names if n != primary)
+        rows.append(
+            f"| {literal_inline(primary)} | {aliases} | {window} "
+            f"| {said('function_calling', caps.function_calling)} "
+            f"| {said('vision', caps.vision)} | {said('completion_fim', caps.completion_fim)} "
+            f"| {said('reasoning', caps.reasoning)} | {deprecation} "
+            f"| {'**current**' if current in names else ''} |"
+        )
+    return "\n".join(rows)
+
+
+def model_groups(catalog: Any) -> list[tuple[str, list[str]]]:
+    """The cards grouped by the model behind them (La Plateforme lists every alias as a card
+    of its own, listing the other names): (the card named as the model, every name), by name."""
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for card in catalog:
+        for alias in card.aliases:
+            parent[root(alias)] = root(card.id)
+    members: dict[str, set[str]] = {}
+    for name in list(parent):
+        members.setdefault(root(name), set()).add(name)
+    for card in catalog:
+        members.setdefault(root(card.id), set()).add(card.id)
+    groups = []
+    for names in members.values():
+        cards = [c for c in catalog if c.id in names]
+        if not cards:
+            continue
+        named = [c.id for c in cards if str(c.raw.get("name") or "") == c.id]
+        primary = min(named or [c.id for c in cards])
+        groups.append((primary, [primary, *sorted(names - {primary})]))
+    return sorted(groups)
 
 
 def _cell_code(value: object) -> str:
@@ -455,11 +560,24 @@ def _params(args: Any) -> dict[str, Any]:
         "top_p": args.top_p,
         "max_tokens": args.max_tokens,
         "random_seed": args.seed,
+        "reasoning_effort": _reasoning_effort(args.reasoning_effort),
         "tool_choice": args.tool_choice,
     }
     if args.json:
         params["response_format"] = {"type": "json_object"}
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _reasoning_effort(value: str | None) -> str | None:
+    from ..config import REASONING_EFFORTS
+
+    if value is None:
+        return None
+    if value.lower() not in REASONING_EFFORTS:
+        raise UsageError(
+            f"--reasoning-effort must be one of {', '.join(REASONING_EFFORTS)}, not {value!r}."
+        )
+    return value.lower()
 
 
 def parse_cell_number(rest: list[str]) -> int | None:

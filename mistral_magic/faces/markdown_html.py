@@ -32,6 +32,8 @@ STYLE = """<style>
 .mm-user{background:rgba(66,133,244,.09);border-radius:6px;padding:4px 8px;margin:6px 0 2px;
  white-space:pre-wrap}
 .mm-note{font-size:11px;opacity:.75}
+.mm-thinking{margin:.3em 0;opacity:.8}
+.mm-thinking summary{font-size:11px;cursor:pointer}
 .mm-problem{color:#b3261e}
 </style>"""
 

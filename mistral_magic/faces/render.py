@@ -138,6 +138,7 @@ class StreamingDisplay:
             self._closing_fence = f"\n{fence}"
         self.renders = 0  # display messages sent
         self.at_line_start = True  # terminal: whether the printed text ended a line
+        self.pending_break = ""  # terminal: printed before the first text (after thinking)
 
     def update(self, text: str) -> None:
         if not self.notebook:
@@ -197,6 +198,9 @@ class StreamingDisplay:
             self._handle = None  # the next block gets an output of its own
 
     def _print_new(self, text: str) -> None:
+        if self.pending_break and len(text) > self._seen:
+            self._out.write(self.pending_break)
+            self.pending_break = ""
         self._out.write(printable(text[self._seen :]))
         self._out.flush()
         if len(text) > self._seen:
@@ -214,6 +218,89 @@ class StreamingDisplay:
             self._handle = display(shown, display_id=True)
         else:
             self._handle.update(shown)
+
+
+#: ANSI "faint" and "reset": a reasoning model's thinking is dimmed in a terminal.
+DIM, UNDIM = "\x1b[2m", "\x1b[0m"
+
+
+class ThinkingDisplay:
+    """A reasoning model's thinking, apart from the answer (``on_thinking`` of the answer).
+
+    In a notebook: while it streams, one line ("💭 Reasoning… 412 words") updated in place;
+    at :meth:`finish` that line is emptied and the whole thinking shown *under* the answer,
+    collapsed in a ``<details>`` block (its Markdown neutralized: raw HTML shows as text).
+    In a terminal: printed dimmed as it arrives, a blank line before the answer.
+    The thinking is never part of the answer's text, so never of ``-o``, ``--json``, the
+    code offered as a cell, or the conversation."""
+
+    def __init__(
+        self,
+        *,
+        notebook: bool,
+        text_display: StreamingDisplay | None = None,
+        out: TextIO | None = None,
+        max_fps: float = 4.0,
+    ) -> None:
+        self.notebook = notebook
+        self._text_display = text_display
+        self._out = out or sys.stdout
+        self._interval = 1.0 / max_fps
+        self._last = 0.0
+        self._seen = 0
+        self._words = 0
+        self._handle: Any = None
+        self.text = ""
+
+    def update(self, thinking: str) -> None:
+        new = thinking[self._seen :]
+        self._seen = len(thinking)
+        self.text = thinking
+        if not new:
+            return
+        self._words += len(new.split())  # a word cut between pieces counts twice: close enough
+        if not self.notebook:
+            self._out.write(DIM + printable(new) + UNDIM)
+            self._out.flush()
+            if self._text_display is not None:
+                self._text_display.pending_break = "\n\n"
+            return
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return
+        self._last = now
+        self._show_live(f"💭 *Reasoning… {self._words:,} words*")
+
+    def finish(self) -> None:
+        """The whole thinking, collapsed, under what was shown since (the answer)."""
+        if not self.notebook or not self.text.strip():
+            if not self.notebook and self.text and self._text_display is not None:
+                self._text_display.pending_break = ""
+            return
+        if self._handle is not None:
+            self._show_live("")
+        from IPython.display import Markdown, display
+
+        display(Markdown(thinking_markdown(self.text)))
+
+    def _show_live(self, markdown: str) -> None:
+        from IPython.display import Markdown, display
+
+        if self._handle is None:
+            self._handle = display(Markdown(markdown), display_id=True)
+        else:
+            self._handle.update(Markdown(markdown))
+
+
+def thinking_markdown(thinking: str) -> str:
+    """A reasoning model's thinking as a collapsed block: ``<details>`` (closed) with the
+    thinking as neutralized Markdown inside (no raw HTML of it survives, so it cannot close
+    the block; an unclosed code fence of it is closed)."""
+    from .markdown_safe import neutralize
+
+    words = len(thinking.split())
+    summary = f"💭 Reasoning · {words:,} word{'s' if words != 1 else ''}"
+    return f"<details><summary>{summary}</summary>\n\n{neutralize(thinking)}\n\n</details>"
 
 
 class ToolCallDisplay:

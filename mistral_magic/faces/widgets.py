@@ -106,7 +106,15 @@ class ReplyView(w.VBox):
         self.finished_view = w.VBox()  # the blocks already finished, while streaming
         self.tools_view = w.HTML(layout=w.Layout(display="none"))
         self.tool_calls: dict[tuple[int, str], str] = {}  # (round, call id) -> HTML
-        super().__init__([self.tools_view, self.finished_view, self.body])
+        # What the user should know before the answer (a deprecated model, a figure sent as
+        # words), and a reasoning model's thinking: a live line while it thinks, then the
+        # whole thinking collapsed under the answer.
+        self.notes_view = w.HTML(layout=w.Layout(display="none"))
+        self.thinking_view = w.HTML(layout=w.Layout(display="none"))
+        self.thinking = ""
+        super().__init__(
+            [self.notes_view, self.tools_view, self.thinking_view, self.finished_view, self.body]
+        )
         self.add_class("mm-reply")
         self.session = session
         self.inserter = inserter
@@ -123,6 +131,12 @@ class ReplyView(w.VBox):
         self._finished = threading.Event()
 
     # -- streaming ---------------------------------------------------------------------------
+    def show_notes(self, lines: list[str]) -> None:
+        """Lines shown above the reply (escaped: they quote model ids and server text)."""
+        if lines:
+            self.notes_view.value = "".join(note_html(f"ℹ️ {line}") for line in lines)
+            self.notes_view.layout.display = ""
+
     def start(self, prepared: PreparedRequest, *, remember: bool = True) -> threading.Thread:
         self.status = STREAMING
         thread = threading.Thread(
@@ -164,9 +178,31 @@ class ReplyView(w.VBox):
                     self.finished_view.children = (*self.finished_view.children, *done)
                 self.body.value = markdown_to_html(blocks.tail + " ▌", copy_buttons=False)
 
+        thought_at = 0.0
+        words = 0
+
+        def on_thinking(thinking: str) -> None:
+            nonlocal thought_at, words
+            if self._stop.is_set():
+                raise _Stopped()
+            words += len(thinking[len(self.thinking) :].split())
+            self.thinking = thinking
+            now = time.monotonic()
+            if now - thought_at < STREAM_INTERVAL:
+                return
+            thought_at = now
+            with self._lock:
+                if self.status == STREAMING:
+                    self.thinking_view.value = note_html(f"💭 Reasoning… {words:,} words")
+                    self.thinking_view.layout.display = ""
+
         try:
             completion = self.session.answer(
-                prepared, on_text=on_text, on_tool=self._on_tool, confirm=no_confirmation
+                prepared,
+                on_text=on_text,
+                on_tool=self._on_tool,
+                confirm=no_confirmation,
+                on_thinking=on_thinking,
             )
         except _Stopped:
             return
@@ -213,8 +249,11 @@ class ReplyView(w.VBox):
             if self.status != STREAMING:
                 return
             self.status, self._text, self.footer, self.problem = status, text, footer, problem
-            children: list[w.Widget] = [self.tools_view] if self.tool_calls else []
+            children: list[w.Widget] = [self.notes_view] if self.notes_view.value else []
+            children += [self.tools_view] if self.tool_calls else []
             children += self._segment_widgets(text) if text else []
+            if self.thinking.strip():  # collapsed, under the answer
+                children.append(w.HTML(value=thinking_html(self.thinking)))
             notes = (note_html(problem, "mm-note mm-problem") if problem else "") + (
                 note_html(footer) if footer else ""
             )
@@ -260,6 +299,18 @@ class ReplyView(w.VBox):
 
         button.on_click(insert)
         return w.HBox([button, note])
+
+
+def thinking_html(thinking: str) -> str:
+    """A reasoning model's thinking, collapsed (``<details>`` without ``open``), as sanitized
+    Markdown (raw HTML escaped, as every reply here)."""
+    words = len(thinking.split())
+    summary = f"💭 Reasoning · {words:,} word{'s' if words != 1 else ''}"
+    body = markdown_to_html(thinking, copy_buttons=False)
+    return (
+        f'<details class="mm-thinking"><summary>{html.escape(summary)}</summary>'
+        f"{body}</details>"
+    )
 
 
 def no_confirmation(tool: Any, event: Any) -> bool:

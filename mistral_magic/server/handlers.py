@@ -123,11 +123,12 @@ class _Base(APIHandler):
         packing it means tokenizing it)."""
         user = self.user_name
         target = await self.service.target()
+        catalog = await self.service.catalog()  # the cards of that same GET /models
 
         def work() -> tuple[ChatPayload, PreparedRequest, list[Chip]]:
             payload = parse_payload(self.body_json(), require_prompt=require_prompt)
             conversation = conversation_from(self.history.load(user))
-            return (payload, *self.service.prepare(payload, conversation, target))
+            return (payload, *self.service.prepare(payload, conversation, target, catalog))
 
         try:
             return await self.service.off_loop(work)
@@ -239,6 +240,9 @@ class ChatHandler(_Base):
             )
         except asyncio.CancelledError:  # the browser left before anything was asked
             return
+        for line in self.service.session(user).notices(prepared):
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._send("notice", {"message": line, "kind": "info"})
         user_entry = {
             "role": "user",
             "text": prepared.prompt,
@@ -287,6 +291,8 @@ class ChatHandler(_Base):
 
         started = time.monotonic()
         text = ""
+        thinking = ""  # a reasoning model's: shown apart, kept in the history entry, never
+        # part of the text the conversation sends back
         reply: dict[str, Any] = {"role": "assistant", "text": "", "model": prepared.model}
         deltas = None
         # Leased for the whole reply: a settings change meanwhile does not close it.
@@ -306,6 +312,9 @@ class ChatHandler(_Base):
                     break
                 finally:
                     self._upstream_wait += time.perf_counter() - waited
+                if delta.thinking and delta.index == 0:
+                    thinking += delta.thinking
+                    await self._send("thinking", {"text": delta.thinking})
                 if delta.text and delta.index == 0:
                     text += delta.text
                     await self._send("delta", {"text": delta.text})
@@ -358,6 +367,8 @@ class ChatHandler(_Base):
                 # closes the upstream response; shielded so that nothing interrupts it
                 await asyncio.shield(deltas.aclose())
             await asyncio.shield(self.service.clients.give_back(client))
+            if thinking:
+                reply["thinking"] = thinking
             if generation is not None:
                 await asyncio.shield(
                     self.service.off_loop(

@@ -83,9 +83,10 @@ class HistoryStore:
             for entry in entries:
                 entry = dict(entry)
                 entry.setdefault("time", time.time())
-                text = entry.get("text")
-                if isinstance(text, str) and len(text) > self.max_chars:
-                    entry["text"] = text[: self.max_chars] + "\n[… clipped]"
+                for field in ("text", "thinking"):  # a reasoning model's thinking too
+                    text = entry.get(field)
+                    if isinstance(text, str) and len(text) > self.max_chars:
+                        entry[field] = text[: self.max_chars] + "\n[… clipped]"
                 current.append(entry)
             self._cache[user] = current[-self.max_entries :]
             self._write(user, self._cache[user])

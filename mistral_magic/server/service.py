@@ -34,8 +34,10 @@ from mistral_magic.session import Session
 
 if TYPE_CHECKING:
     from mistral_magic.api.client import AsyncChatStream, AsyncMistralClient
+    from mistral_magic.api.models import ModelCatalog
     from mistral_magic.api.retry import OnNotice
     from mistral_magic.api.types import Usage
+    from mistral_magic.context.figures import Figure
 
 NOTEBOOK_CHIP = "notebook"
 #: Threads for blocking work (packing, history files): enough that a big notebook being
@@ -203,18 +205,24 @@ class MistralService:
         return items
 
     def prepare(
-        self, payload: ChatPayload, conversation: Conversation | None, target: WireTarget
+        self,
+        payload: ChatPayload,
+        conversation: Conversation | None,
+        target: WireTarget,
+        catalog: ModelCatalog | None = None,
     ) -> tuple[PreparedRequest, list[Chip]]:
-        """The request and its chips (blocking: tokenizes the notebook; the handlers run it
-        with :meth:`off_loop`)."""
+        """The request and its chips (blocking: tokenizes the notebook, reads its figures;
+        the handlers run it with :meth:`off_loop`). ``catalog``: the server's model cards,
+        for what the model can do."""
         items = self.items(payload)
         chosen = [i for i in items if chip_id(i) not in payload.exclude]
         params = {} if payload.temperature is None else {"temperature": payload.temperature}
+        model = payload.model or self.settings.model
         prepared = prepare(
             payload.prompt,
             kind=payload.kind,
             error_count=_execution_count(payload.notebook, payload.error_cell),
-            model=payload.model or self.settings.model,
+            model=model,
             target=target,
             params=params,
             settings=self.settings,
@@ -222,6 +230,10 @@ class MistralService:
             conversation=conversation if payload.remember else None,
             budget=payload.context_budget,
             redactor=self.redactor(),
+            capabilities=catalog.capabilities(model, self.settings.model_capabilities)
+            if catalog is not None
+            else None,
+            figures=self.figures(payload),
         )
         _ = prepared.prompt_tokens  # counted here, off the event loop
         return prepared, chips_for(chosen, prepared)
@@ -236,6 +248,30 @@ class MistralService:
             return await self.clients.target()
         except MistralError:
             return WireTarget("", "mistral")
+
+    async def catalog(self) -> ModelCatalog | None:
+        """The server's model cards (from the ``GET /models`` that told the dialect); None
+        where the settings cannot work (the chat stream's error event says why)."""
+        from mistral_magic.api.errors import MistralError
+
+        try:
+            return await self.clients.catalog()
+        except MistralError:
+            return None
+
+    def figures(self, payload: ChatPayload) -> list[Figure]:
+        """The figures the question names in the notebook (``In[7]``, "the plot above"),
+        and those of the active cell while its chip is on."""
+        from mistral_magic.context.figures import notebook_figures
+
+        cells = payload.notebook.get("cells") or []
+        if not isinstance(cells, list):
+            return []
+        active = "active" in payload.sources and "active" not in payload.exclude
+        chosen = [payload.active_cell] if active and payload.active_cell is not None else []
+        named = "cells" in payload.sources and NOTEBOOK_CHIP not in payload.exclude
+        return notebook_figures(cells, payload.prompt if named else "", chosen=chosen)
+
 
     async def stream(
         self,
