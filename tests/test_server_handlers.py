@@ -75,7 +75,13 @@ async def _chat(jp_fetch: Any, **fields: Any) -> list[tuple[str, dict[str, Any]]
 
 
 def _names(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    return [name for name, _ in events]
+    """The events' names, without informational notices (mistral-large-2407's deprecation,
+    told once per model and user: see test_chat_streams_context_deltas_usage_done)."""
+    return [name for name, data in events if not _info(name, data)]
+
+
+def _info(name: str, data: dict[str, Any]) -> bool:
+    return name == "notice" and data.get("kind") == "info"
 
 
 # ------------------------------------------------------------------ auth, XSRF, config
@@ -199,6 +205,12 @@ async def test_chat_streams_context_deltas_usage_done(lab_stub: StubServer, jp_f
     lab_stub.queue(Reply(chunks=["Divide by ", "`len(x)`", " instead."]))
     events = await _chat(jp_fetch)
     assert _names(events) == ["context", "delta", "delta", "delta", "usage", "done"], events
+    notices = [data["message"] for name, data in events if _info(name, data)]
+    assert notices == [
+        "mistral-large-2407 was deprecated on 2024-11-30; the server names "
+        "mistral-large-latest as its replacement."
+    ]
+    assert [name for name, _ in events][:2] == ["context", "notice"]  # before the answer
     context, usage = events[0][1], events[-2][1]
     assert context["model"] == "mistral-large-2407"
     assert "".join(d["text"] for n, d in events if n == "delta") == "Divide by `len(x)` instead."
@@ -278,7 +290,7 @@ async def test_upstream_errors_become_one_paragraph_messages(
     lab_stub.queue(Fault(401))
     events = await _chat(jp_fetch)
     assert _names(events) == ["context", "error", "done"]
-    error = events[1][1]
+    error = next(data for name, data in events if name == "error")
     assert error["type"] == "AuthenticationError" and error["partial"] is False
     assert "MISTRAL_API_KEY" in error["message"] and "\n" not in error["message"].strip()
     assert "test-key" not in json.dumps(events)

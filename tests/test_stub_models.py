@@ -135,3 +135,36 @@ def test_the_window_is_each_models_own(stub_http):
         json={"model": "mistral-large-latest", "messages": [long], "max_tokens": 5},
     )
     assert fits.status_code == 200
+
+
+@pytest.mark.parametrize("dialect", ["mistral", "vllm"])
+def test_tools_go_to_models_with_function_calling_only(stub, stub_http, dialect):
+    stub.dialect = dialect
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    assert stub_http.post(
+        "/chat/completions", json=ask("mistral-large-2407", tools=[tool])
+    ).is_success
+    refused = stub_http.post("/chat/completions", json=ask("open-mistral-7b", tools=[tool]))
+    assert refused.status_code == 400
+    if dialect == "vllm":
+        assert "--enable-auto-tool-choice" in refused.json()["error"]["message"]
+    else:
+        assert refused.json()["message"] == "Function calling is not enabled for this model"
+    assert not cards(stub_http)["open-mistral-7b"].get("capabilities", {}).get("function_calling")
+
+
+@pytest.mark.parametrize("dialect", ["mistral", "vllm"])
+def test_a_window_of_the_stubs_own(stub, stub_http, dialect):
+    """As a vLLM started with --max-model-len 6000 (or a card that says 6000)."""
+    stub.dialect = dialect
+    stub.context_windows = {"mistral-large-2407": 6000}
+    card = cards(stub_http)["mistral-large-2407"]
+    assert card.get("max_context_length", card.get("max_model_len")) == 6000
+    long = {"role": "user", "content": "word " * 5000}
+    over = stub_http.post(
+        "/chat/completions",
+        json={"model": "mistral-large-2407", "messages": [long], "max_tokens": 2048},
+    )
+    assert over.status_code == 400
+    stub.reset()
+    assert cards(stub_http)["mistral-large-2407"].get("max_context_length", 131072) == 131072

@@ -251,7 +251,7 @@ class _ClientCore:
         answer is remembered (a server that is down or refuses the key is asked again)."""
         if status is None:
             why = f"GET /models could not be asked ({detail})"
-            return _ProbeOutcome(fallback(why), ModelCatalog.missing(why), False)
+            return _ProbeOutcome(fallback(why), ModelCatalog.missing(why, settled=False), False)
         if status == 200:
             try:
                 payload = json.loads(body)
@@ -262,7 +262,8 @@ class _ClientCore:
             return _ProbeOutcome(choice, ModelCatalog.from_payload(payload), True)
         why = f"GET /models answered HTTP {status}"
         definitive = status in (404, 405, 501)
-        return _ProbeOutcome(fallback(why), ModelCatalog.missing(why), definitive)
+        catalog = ModelCatalog.missing(why, settled=definitive)
+        return _ProbeOutcome(fallback(why), catalog, definitive)
 
     def _remembered(self, base_url: str, refresh: bool) -> _ProbeOutcome | None:
         """The outcome this process (or, for a failed probe, this client a moment ago) has

@@ -55,6 +55,9 @@ class Capabilities:
     assumed: tuple[str, ...] = ()
     #: Why the server's list said nothing about this model, when it did not.
     unknown_reason: str = ""
+    #: The list could not be read this time (server down, key refused): the defaults are
+    #: used without a word, and the list is asked for again with the next question.
+    tentative: bool = False
 
     @property
     def listed(self) -> bool:
@@ -81,7 +84,7 @@ class Capabilities:
         """One line when this model's window is a guess (no card, or a card without one),
         else None. (A vLLM card gives the window: its other abilities are the quiet
         defaults, which README's "Choosing a model" explains.)"""
-        if "max_context_length" not in self.assumed:
+        if "max_context_length" not in self.assumed or self.tentative:
             return None
         why = self.unknown_reason or "the server's card for it gives no context window"
         return (
@@ -101,6 +104,8 @@ class ModelCatalog:
     cards: list[ModelInfo] = field(default_factory=list)
     #: Why there are no cards (the list could not be read), empty when it was read.
     unavailable: str = ""
+    #: False when the list could not be read this time but may be later (not remembered).
+    settled: bool = True
 
     def __post_init__(self) -> None:
         self._by_id = {card.id: card for card in self.cards}
@@ -117,8 +122,8 @@ class ModelCatalog:
         return cls([ModelInfo.from_wire(c) for c in cards if isinstance(c, Mapping)])
 
     @classmethod
-    def missing(cls, reason: str) -> ModelCatalog:
-        return cls(unavailable=reason)
+    def missing(cls, reason: str, *, settled: bool = True) -> ModelCatalog:
+        return cls(unavailable=reason, settled=settled)
 
     def __iter__(self) -> Any:
         return iter(self.cards)
@@ -163,6 +168,7 @@ class ModelCatalog:
             replacement=card.replacement if card is not None else None,
             assumed=assumed,
             unknown_reason=reason,
+            tentative=card is None and not self.settled,
         )
 
 

@@ -45,7 +45,7 @@ def chat_completions(
     check_abilities(body, dialect)
     validate.check_conversation(body, dialect)
     prompt_tokens = count_prompt_tokens(body)
-    window = context_window(str(body.get("model") or ""))
+    window = context_window(str(body.get("model") or ""), stub.context_windows)
     validate.check_context(prompt_tokens, body, dialect, window)
 
     item = stub._take_scripted(before_validation=False)
@@ -85,8 +85,9 @@ def served_names(models: list[str], dialect: str) -> list[str]:
 def check_abilities(body: dict[str, Any], dialect: str) -> None:
     """What the model cannot do is refused, as the real servers do: images for a model
     without vision (vLLM: "<model> is not a multimodal model", from issue reports; La
-    Plateforme: no capture, the message is ours), and ``reasoning_effort`` for a model that
-    does not reason (La Plateforme; vLLM ignores request fields it does not use)."""
+    Plateforme: no capture, the message is ours), tools for a model without function calling
+    (vLLM: its message when started without a tool parser), and ``reasoning_effort`` for a
+    model that does not reason (La Plateforme; vLLM ignores request fields it does not use)."""
     model = str(body.get("model") or "")
     if _has_images(body) and not can(model, "vision"):
         if dialect == "vllm":
@@ -97,6 +98,17 @@ def check_abilities(body: dict[str, Any], dialect: str) -> None:
             f"Model {model} does not support image input",
             *validate.ARGS,
         )
+    if body.get("tools") and not can(model, "function_calling"):
+        choice = body.get("tool_choice")
+        if dialect == "vllm" and choice in (None, "auto"):  # vLLM without a tool parser
+            raise vllm_error(
+                '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser '
+                "to be set"
+            )
+        if dialect == "mistral":
+            raise error_for(
+                dialect, 400, "Function calling is not enabled for this model", *validate.ARGS
+            )
     reasoning_effort = body.get("reasoning_effort") is not None
     if dialect == "mistral" and reasoning_effort and not can(model, "reasoning"):
         raise error_for(

@@ -28,6 +28,7 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "pixtral-12b-2409",
     "codestral-latest",
     "codestral-2508",
+    "open-mistral-7b",
 )
 
 _CAPABILITY_KEYS = (
@@ -104,6 +105,17 @@ _MODELS: tuple[dict[str, Any], ...] = (
         "root": "mistralai/Codestral-25.08",
     },
     {
+        # chat only: no function calling (a 2024 card), deprecated with 2407
+        "ids": ("open-mistral-7b",),
+        "created": 1695859200,
+        "context": 32768,
+        "abilities": ("completion_chat",),
+        "deprecation": "2024-11-30T12:00:00Z",
+        "replacement": "ministral-8b-latest",
+        "temperature": 0.7,
+        "root": "mistralai/Mistral-7B-Instruct-v0.3",
+    },
+    {
         "ids": ("open-mistral-nemo-2407", "open-mistral-nemo"),
         "created": 1721347200,
         "context": 131072,
@@ -134,11 +146,18 @@ def can(model_id: str, ability: str) -> bool:
     return ability in facts(model_id)["abilities"]
 
 
-def context_window(model_id: str) -> int:
+Windows = dict[str, int] | None  # per-stub overrides (``stub.context_windows``)
+
+
+def context_window(model_id: str, windows: Windows = None) -> int:
+    """The model's window: the stub's override (a vLLM started with ``--max-model-len``),
+    else the model's own."""
+    if windows and model_id in windows:
+        return int(windows[model_id])
     return int(facts(model_id)["context"])
 
 
-def mistral_card(model_id: str) -> dict[str, Any]:
+def mistral_card(model_id: str, windows: Windows = None) -> dict[str, Any]:
     """A La Plateforme base-model card (field order of the SDK's ``BaseModelCard``); every
     alias has a card of its own listing the other names, as in the 2026 capture."""
     entry = facts(model_id)
@@ -153,7 +172,7 @@ def mistral_card(model_id: str) -> dict[str, Any]:
         "capabilities": capabilities,
         "name": names[0],
         "description": f"Official {names[0]} Mistral AI model",
-        "max_context_length": entry["context"],
+        "max_context_length": context_window(model_id, windows),
         "aliases": [name for name in names if name != model_id],
         "deprecation": entry.get("deprecation"),
         "deprecation_replacement_model": entry.get("replacement"),
@@ -162,7 +181,7 @@ def mistral_card(model_id: str) -> dict[str, Any]:
     }
 
 
-def vllm_card(model_id: str, created: int) -> dict[str, Any]:
+def vllm_card(model_id: str, created: int, windows: Windows = None) -> dict[str, Any]:
     """An OpenAI-style card as ``vllm serve --served-model-name`` lists it."""
     entry = facts(model_id)
     return {
@@ -172,7 +191,7 @@ def vllm_card(model_id: str, created: int) -> dict[str, Any]:
         "owned_by": "vllm",
         "root": entry["root"],
         "parent": None,
-        "max_model_len": entry["context"],
+        "max_model_len": context_window(model_id, windows),
         "permission": [
             {
                 "id": f"modelperm-{secrets.token_hex(16)}",
@@ -192,10 +211,16 @@ def vllm_card(model_id: str, created: int) -> dict[str, Any]:
     }
 
 
-def model_list(models: list[str], dialect: str, created: int) -> dict[str, Any]:
-    cards = [vllm_card(m, created) if dialect == "vllm" else mistral_card(m) for m in models]
+def model_list(
+    models: list[str], dialect: str, created: int, windows: Windows = None
+) -> dict[str, Any]:
+    cards = [model_card(m, dialect, created, windows) for m in models]
     return {"object": "list", "data": cards}
 
 
-def model_card(model_id: str, dialect: str, created: int) -> dict[str, Any]:
-    return vllm_card(model_id, created) if dialect == "vllm" else mistral_card(model_id)
+def model_card(
+    model_id: str, dialect: str, created: int, windows: Windows = None
+) -> dict[str, Any]:
+    if dialect == "vllm":
+        return vllm_card(model_id, created, windows)
+    return mistral_card(model_id, windows)

@@ -37,7 +37,8 @@ class Route:
 
 
 def _list_models(stub: StubServer, request: RecordedRequest, params: dict[str, str]) -> Response:
-    return Response(200, model_list(stub.served_models, stub.dialect, stub.created))
+    listed = model_list(stub.served_models, stub.dialect, stub.created, stub.context_windows)
+    return Response(200, listed)
 
 
 def _get_model(stub: StubServer, request: RecordedRequest, params: dict[str, str]) -> Response:
@@ -46,7 +47,7 @@ def _get_model(stub: StubServer, request: RecordedRequest, params: dict[str, str
         return Response(404, {"detail": "Not Found"})
     if model_id not in stub.served_models:
         raise mistral_error(f"Invalid model: {model_id}", "invalid_model", "1500", 404)
-    return Response(200, model_card(model_id, stub.dialect, stub.created))
+    return Response(200, model_card(model_id, stub.dialect, stub.created, stub.context_windows))
 
 
 BUILTIN_ROUTES: tuple[Route, ...] = (
@@ -89,6 +90,8 @@ class StubServer:
         self.token_delay = 0.0
         self.latency = 0.0
         self.default_reply = DEFAULT_REPLY
+        # model id -> window, over the model's own (a vLLM started with --max-model-len)
+        self.context_windows: dict[str, int] = {}
         # body -> Reply (or raise ApiError) for requests with nothing queued; None = default
         self.responder: Callable[[dict[str, Any]], Reply | None] | None = None
         self.created = int(time.time())
@@ -209,6 +212,7 @@ class StubServer:
         self.token_delay = 0.0
         self.latency = 0.0
         self.default_reply = DEFAULT_REPLY
+        self.context_windows = {}
         self.responder = None
         for hook in self._reset_hooks:
             hook()
