@@ -240,9 +240,11 @@ class ChatHandler(_Base):
             )
         except asyncio.CancelledError:  # the browser left before anything was asked
             return
-        for line in self.service.session(user).notices(prepared):
-            with contextlib.suppress(asyncio.CancelledError):
+        try:  # a deprecated model, a figure sent as words: before the answer
+            for line in self.service.session(user).notices(prepared):
                 await self._send("notice", {"message": line, "kind": "info"})
+        except asyncio.CancelledError:
+            return
         user_entry = {
             "role": "user",
             "text": prepared.prompt,
