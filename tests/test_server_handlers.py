@@ -648,3 +648,74 @@ async def test_an_unknown_model_from_the_settings_editor_names_the_settings_edit
     assert "mistral-nonexistent-2501" in message and "Settings Editor" in message
     for kernel_talk in ("--model", "%mistral", "os.environ", "kernel"):
         assert kernel_talk not in message, message
+
+
+# ------------------------------------------------------------------ today's models
+
+
+def _figure_notebook() -> dict[str, Any]:
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(out, format="PNG")
+    cell = {
+        "cell_type": "code",
+        "execution_count": 3,
+        "source": "plt.hist(ages)\nplt.title('Ages')",
+        "outputs": [
+            {
+                "output_type": "display_data",
+                "data": {
+                    "image/png": base64.b64encode(out.getvalue()).decode(),
+                    "text/plain": "<Figure size 640x480 with 1 Axes>",
+                },
+                "metadata": {},
+            }
+        ],
+        "metadata": {},
+    }
+    return {"cells": [*NOTEBOOK["cells"], cell]}
+
+
+async def test_thinking_streams_apart_and_stays_out_of_the_conversation(
+    lab_stub: StubServer, jp_fetch: Any
+) -> None:
+    lab_stub.queue(Reply("The answer is 144.", thinking="12 * 12 = 144, surely."))
+    events = await _chat(jp_fetch, model="magistral-medium-latest", prompt="12 * 12?")
+    thinking = "".join(d["text"] for n, d in events if n == "thinking")
+    text = "".join(d["text"] for n, d in events if n == "delta")
+    assert (thinking, text) == ("12 * 12 = 144, surely.", "The answer is 144.")
+    names = _names(events)
+    assert names.index("thinking") < names.index("delta")
+    history = json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"]
+    assert history[-1]["text"] == "The answer is 144."
+    assert history[-1]["thinking"] == "12 * 12 = 144, surely."
+    lab_stub.queue(Reply("169."))
+    await _chat(jp_fetch, model="magistral-medium-latest", prompt="And 13 * 13?")
+    sent = json.dumps(lab_stub.chat_requests[-1].body["messages"])
+    assert "The answer is 144." in sent and "surely" not in sent
+
+
+async def test_the_active_cells_figure_goes_to_a_vision_model_only(
+    lab_stub: StubServer, jp_fetch: Any
+) -> None:
+    notebook = _figure_notebook()
+    await _chat(jp_fetch, notebook=notebook, active_cell=3, model="pixtral-12b-2409")
+    content = lab_stub.chat_requests[-1].body["messages"][-1]["content"]
+    assert [c["type"] for c in content] == ["text", "image_url"]
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,iVBOR")
+    # the chip off: no figure
+    await _chat(
+        jp_fetch, notebook=notebook, active_cell=3, model="pixtral-12b-2409", exclude=["active"]
+    )
+    assert isinstance(lab_stub.chat_requests[-1].body["messages"][-1]["content"], str)
+    # a model without vision: words, and the user is told
+    events = await _chat(jp_fetch, notebook=notebook, active_cell=3)
+    sent = lab_stub.chat_requests[-1].body["messages"]
+    assert isinstance(sent[-1]["content"], str) and "base64" not in json.dumps(sent)
+    assert "titled 'Ages'" in sent[0]["content"]
+    told = [d["message"] for n, d in events if _info(n, d)]
+    assert any("a model with vision would see the figure itself" in m for m in told)
