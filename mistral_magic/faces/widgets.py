@@ -307,10 +307,7 @@ def thinking_html(thinking: str) -> str:
     words = len(thinking.split())
     summary = f"💭 Reasoning · {words:,} word{'s' if words != 1 else ''}"
     body = markdown_to_html(thinking, copy_buttons=False)
-    return (
-        f'<details class="mm-thinking"><summary>{html.escape(summary)}</summary>'
-        f"{body}</details>"
-    )
+    return f'<details class="mm-thinking"><summary>{html.escape(summary)}</summary>{body}</details>'
 
 
 def no_confirmation(tool: Any, event: Any) -> bool:

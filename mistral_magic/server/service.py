@@ -272,7 +272,6 @@ class MistralService:
         named = "cells" in payload.sources and NOTEBOOK_CHIP not in payload.exclude
         return notebook_figures(cells, payload.prompt if named else "", chosen=chosen)
 
-
     async def stream(
         self,
         client: AsyncMistralClient,
