@@ -87,3 +87,61 @@ def test_help_and_tables_are_plain_text(terminal):
     model_rows = [line.split()[:2] for line in models.splitlines()]
     assert ["mistral-large-2407", "131,072"] in model_rows
     assert ["describe_variable", "notebook"] in [line.split()[:2] for line in tools.splitlines()]
+
+
+def run_in_a_terminal(stub: StubServer, code: str, timeout: float = 120) -> str:
+    """What terminal IPython wrote to a real (pseudo-)terminal running ``code``."""
+    import pty
+    import select
+    import time
+
+    command = [sys.executable, "-m", "IPython", "--quick", "--no-banner", "--colors=nocolor"]
+    leader, follower = pty.openpty()
+    env = {**os.environ, **stub_env(stub), "TERM": "xterm"}
+    process = subprocess.Popen(
+        [*command, "-c", code], cwd=ROOT, env=env, stdin=follower, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process ended
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=max(1.0, deadline - time.monotonic())) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_thinking_is_dimmed_in_a_terminal_and_apart_from_the_answer():
+    with StubServer() as stub:
+        stub.queue(Reply("The answer is 144.", thinking="Twelve twelves\x1b[2J make 144."))
+        code = (
+            "%load_ext mistral_magic\n"
+            "%mistral -m magistral-medium-latest -o out --no-context 12 * 12?\n"
+            "print('stored:', repr(out))\n"
+        )
+        shown = run_in_a_terminal(stub, code)
+    import re
+
+    shown = shown.replace("\r\n", "\n")
+    dimmed = re.findall(r"\x1b\[2m(.*?)\x1b\[0m", shown, re.DOTALL)
+    # all of the thinking, dimmed, and the model's own escape sequence not passed on
+    assert "".join(dimmed) == "Twelve twelves\ufffd[2J make 144."
+    plain = re.sub(r"\x1b\[2m.*?\x1b\[0m", "", shown, flags=re.DOTALL)
+    assert "Twelve" not in plain and "\x1b[2J" not in shown
+    after = shown.rsplit("\x1b[0m", 1)[1]
+    assert after.startswith("\n\nThe answer is 144.")  # a blank line, then the answer
+    assert "stored: 'The answer is 144.'" in shown

@@ -230,7 +230,8 @@ class ThinkingDisplay:
     In a notebook: while it streams, one line ("💭 Reasoning… 412 words") updated in place;
     at :meth:`finish` that line is emptied and the whole thinking shown *under* the answer,
     collapsed in a ``<details>`` block (its Markdown neutralized: raw HTML shows as text).
-    In a terminal: printed dimmed as it arrives, a blank line before the answer.
+    In a terminal: printed dimmed as it arrives (plain where the output is not a terminal,
+    or ``TERM=dumb``), a blank line before the answer.
     The thinking is never part of the answer's text, so never of ``-o``, ``--json``, the
     code offered as a cell, or the conversation."""
 
@@ -251,6 +252,7 @@ class ThinkingDisplay:
         self._words = 0
         self._handle: Any = None
         self.text = ""
+        self._dim = not notebook and _is_color_terminal(self._out)
 
     def update(self, thinking: str) -> None:
         new = thinking[self._seen :]
@@ -260,7 +262,8 @@ class ThinkingDisplay:
             return
         self._words += len(new.split())  # a word cut between pieces counts twice: close enough
         if not self.notebook:
-            self._out.write(DIM + printable(new) + UNDIM)
+            shown = printable(new)
+            self._out.write(DIM + shown + UNDIM if self._dim else shown)
             self._out.flush()
             if self._text_display is not None:
                 self._text_display.pending_break = "\n\n"
@@ -290,6 +293,15 @@ class ThinkingDisplay:
             self._handle = display(Markdown(markdown), display_id=True)
         else:
             self._handle.update(Markdown(markdown))
+
+
+def _is_color_terminal(out: TextIO) -> bool:
+    import os
+
+    try:
+        return out.isatty() and os.environ.get("TERM", "") != "dumb"
+    except (AttributeError, ValueError):
+        return False
 
 
 def thinking_markdown(thinking: str) -> str:
