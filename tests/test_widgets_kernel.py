@@ -296,3 +296,39 @@ def test_a_long_reply_updates_only_its_last_block(stub, kernel, panel):
     assert max(len(v) for v in streamed) < 3 * HARD_BLOCK_CHARS  # one block of HTML each
     while_streaming = sum(len(v) for v in streamed)
     assert while_streaming < 4 * len(text)  # not the whole reply again on every update
+
+
+def test_thinking_is_collapsed_under_the_answer_and_never_sent_back(stub, kernel, panel):
+    kernel.execute("import json\npanel.model = 'magistral-medium-latest'")
+    stub.queue(Reply(text="It is 144.", thinking="Twelve <b>twelves</b> make 144."))
+    status, text = json.loads(ask(kernel, "12 * 12?").stdout)
+    assert (status, text) == ("done", "It is 144.")
+    shown = kernel.execute(
+        "print(json.dumps([c.value for c in panel.current.children if hasattr(c, 'value')]))"
+    ).stdout
+    values = json.loads(shown)
+    answer = next(i for i, v in enumerate(values) if "It is 144." in v)
+    thinking = next(i for i, v in enumerate(values) if "mm-thinking" in v)
+    assert answer < thinking  # under the answer
+    assert values[thinking].startswith('<details class="mm-thinking"><summary>')
+    assert "<details open" not in values[thinking]
+    assert "&lt;b&gt;twelves" in values[thinking] or "&lt;b>twelves" in values[thinking]
+    assert "<b>twelves" not in values[thinking]
+    stub.queue(Reply(text="169."))
+    ask(kernel, "And 13 * 13?")
+    turns = stub.chat_requests[-1].body["messages"][1:]  # (the context shows this test's cells)
+    assert [m["content"] for m in turns] == ["12 * 12?", "It is 144.", "And 13 * 13?"]
+
+
+def test_tools_refused_in_the_panel_for_a_model_that_cannot_call_them(stub, kernel, panel):
+    run = kernel.execute(
+        "panel.model = 'open-mistral-7b'\n"
+        "panel.tools_box.value = 'notebook'\n"
+        "panel.input.value = 'What is in sales?'\n"
+        "panel.send_button.click()\n"
+        "print(panel.status.value)\n"
+        "panel.model = None\n"
+        "panel.tools_box.value = ''"
+    )
+    assert "open-mistral-7b cannot call tools" in run.stdout
+    assert stub.chat_requests == []
