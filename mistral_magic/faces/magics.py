@@ -456,8 +456,9 @@ class MistralMagics(Magics):
             show_problem(f"The server's model list could not be read: {catalog.unavailable}.")
             return
         table = models_table(catalog, self.settings.model, self.settings.model_capabilities)
-        where = display_url(client.base_url)
-        show_markdown(self.shell, f"{table}\n\nFrom `GET {where}/models`. {MODELS_LEGEND}")
+        where = f"From `GET {display_url(client.base_url)}/models`."
+        legend = f" {MODELS_LEGEND}" if "| ? |" in table else ""
+        show_markdown(self.shell, f"{table}\n\n{where}{legend}")
 
 
 MODELS_LEGEND = (
@@ -473,7 +474,7 @@ def models_table(catalog: Any, current: str, declared: Any = None) -> str:
     from .markdown_safe import literal_inline
 
     rows = [
-        "| model | aliases | window | tools | vision | FIM | reasoning | deprecation | |",
+        "| model | aliases | window | tools | vision | FIM | reasoning | deprecation | in use |",
         "|---|---|---:|---|---|---|---|---|---|",
     ]
     for primary, names in model_groups(catalog):
