@@ -216,3 +216,17 @@ def test_models_table_says_what_each_model_can_do(stub, kernel, dialect):
         assert rows["mistral-large-2407"][:6] == ["", "131,072", "?", "?", "?", "?"]
         assert rows["open-mistral-nemo"][1] == f"{SMALL_WINDOW:,}"
     assert ("does not say" in table) is (dialect == "vllm")  # the legend of "?"
+
+
+def test_a_dry_run_shows_the_figure_without_its_data(stub, kernel):
+    kernel.execute(PLOT)
+    run = kernel.execute(
+        "%%mistral -m pixtral-12b-2409 --dry-run -o req\nWhat does the chart above show?"
+    )
+    (report,) = run.markdown
+    assert "Figures sent as images: Out\\[" in report and "tokens)" in report
+    assert "characters of base64" in report and "iVBOR" not in report
+    assert stub.chat_requests == []
+    # -o keeps the exact body, image data included
+    url = kernel.execute("print(req['messages'][-1]['content'][1]['image_url']['url'][:30])").stdout
+    assert url.startswith("data:image/png;base64,iVBOR")

@@ -135,6 +135,24 @@ class PreparedRequest:
             body = {k: v for k, v in body.items() if k not in _STREAM_ONLY}
         return _request_key()(self.target.base_url, body)
 
+    def readable_body(self) -> dict[str, Any]:
+        """The body to show a person: as posted, but each image's data cut to its size
+        (``--dry-run`` shows the request, not megabytes of base64)."""
+        body = copy.deepcopy(self.body)
+        for message in body.get("messages", []):
+            content = message.get("content")
+            for chunk in content if isinstance(content, list) else []:
+                image = chunk.get("image_url") if isinstance(chunk, dict) else None
+                url = image.get("url") if isinstance(image, dict) else image
+                if isinstance(url, str) and url.startswith("data:") and "," in url:
+                    head, data = url.split(",", 1)
+                    short = f"{head},… ({len(data):,} characters of base64)"
+                    if isinstance(image, dict):
+                        image["url"] = short
+                    else:
+                        chunk["image_url"] = short
+        return body
+
     def body_copy(self) -> dict[str, Any]:
         """The body as a new dict (``--dry-run -o``): changing it changes nothing here."""
         return copy.deepcopy(self.body)

@@ -302,7 +302,7 @@ class MistralMagics(Magics):
         count = "exact" if prepared.exact_count else "estimated"
         max_out = prepared.params.get("max_tokens") or 0
         cost = estimate_cost(prepared.model, prepared.prompt_tokens, max_out, self.settings.price)
-        body = json.dumps(prepared.body, indent=2, ensure_ascii=False)
+        body = json.dumps(prepared.readable_body(), indent=2, ensure_ascii=False)
         lines = [
             f"**Dry run** — nothing was sent. Model `{prepared.model}`, "
             f"**{prepared.prompt_tokens:,} prompt tokens** ({count}), "
@@ -313,6 +313,13 @@ class MistralMagics(Magics):
             lines.append(f"Context sent: {labels}.")
         if prepared.context_note:
             lines.append(prepared.context_note)
+        if prepared.figures:
+            sent = ", ".join(
+                f"{literal_inline(f.label)} ({f.width}×{f.height} px, ≈{f.tokens:,} tokens)"
+                for f in prepared.figures
+            )
+            lines.append(f"Figures sent as images: {sent}.")
+        lines += [literal_inline(note) + "." for note in prepared.notes]
         where = literal_inline(f"{display_url(prepared.target.base_url)}/chat/completions")
         lines.append(f"The body POSTed to {where} ({prepared.target.dialect} dialect):")
         fence = fence_for(body)
