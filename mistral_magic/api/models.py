@@ -47,6 +47,9 @@ class Capabilities:
     completion_fim: bool
     reasoning: bool
     card_id: str | None = None  # the card found for the model, if any
+    #: The dated model behind the name asked for, as its card names it ("mistral-large-latest"
+    #: -> "mistral-large-2512"): what its tokens are counted as.
+    canonical: str = ""
     aliases: tuple[str, ...] = ()
     deprecation: str | None = None  # ISO date-time from the card
     replacement: str | None = None
@@ -163,6 +166,7 @@ class ModelCatalog:
             completion_fim=bool(said.get("completion_fim", ASSUMED["completion_fim"])),
             reasoning=bool(said.get("reasoning", ASSUMED["reasoning"])),
             card_id=card.id if card is not None else None,
+            canonical=_canonical(card) if card is not None else model,
             aliases=tuple(card.aliases) if card is not None else (),
             deprecation=card.deprecation if card is not None else None,
             replacement=card.replacement if card is not None else None,
@@ -170,6 +174,14 @@ class ModelCatalog:
             unknown_reason=reason,
             tentative=card is None and not self.settled,
         )
+
+
+def _canonical(card: ModelInfo) -> str:
+    """The card's own name for the model when it is one of its names (La Plateforme lists
+    ``name: codestral-2508`` on the ``codestral-latest`` card), else its id."""
+    if card.name and card.name in (card.id, *card.aliases):
+        return card.name
+    return card.id
 
 
 def _declared_keys(model: str, card: ModelInfo | None) -> Iterable[str]:

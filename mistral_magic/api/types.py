@@ -165,6 +165,7 @@ class ModelInfo:
 
     id: str
     owned_by: str = ""
+    name: str = ""  # La Plateforme: the model behind the id ("codestral-2508" for an alias)
     max_context_length: int | None = None
     aliases: list[str] = field(default_factory=list)
     deprecation: str | None = None
@@ -183,6 +184,7 @@ class ModelInfo:
         return cls(
             id=str(card.get("id", "")),
             owned_by=str(card.get("owned_by") or ""),
+            name=card["name"] if isinstance(card.get("name"), str) else "",
             max_context_length=context if _is_int(context) and context > 0 else None,
             aliases=[a for a in aliases if isinstance(a, str)] if isinstance(aliases, list) else [],
             deprecation=deprecation if isinstance(deprecation, str) and deprecation else None,

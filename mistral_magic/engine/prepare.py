@@ -119,13 +119,19 @@ class PreparedRequest:
         images always by the estimate of :func:`~mistral_magic.context.figures.image_tokens`)."""
         if self._prompt_tokens is None:
             self._prompt_tokens = self.image_tokens + count_request_tokens(
-                self.messages, self.model, self.params.get("tools")
+                self.messages, self.counted_as, self.params.get("tools")
             )
         return self._prompt_tokens
 
     @property
     def exact_count(self) -> bool:
-        return is_exact(self.model) and not self.image_tokens
+        return is_exact(self.counted_as) and not self.image_tokens
+
+    @property
+    def counted_as(self) -> str:
+        """The model whose tokenizer counts this request (an alias's dated model)."""
+        caps = self.capabilities
+        return caps.canonical if caps is not None and caps.canonical else self.model
 
     @property
     def cache_key(self) -> str:
@@ -372,6 +378,9 @@ def prepare(
     their estimate), a description in the context otherwise.
     """
     caps = capabilities or ModelCatalog().capabilities(model)
+    # Tokens are counted as the model behind the name (an alias's card names it): its
+    # tokenizer, when mistral-common ships it.
+    counted = caps.canonical or model
     if kind != ASK:
         question = error_question(kind, error_count)
     expanded: list[str] = []
@@ -398,7 +407,7 @@ def prepare(
         reply_room = chosen.get("max_tokens") or 0
         bare = [*([{"role": "system", "content": system}] if system is not None else [])]
         asked_text = {"role": "user", "content": question}
-        fixed = count_request_tokens([*bare, asked_text], model, chosen.get("tools"))
+        fixed = count_request_tokens([*bare, asked_text], counted, chosen.get("tools"))
         room = max(0, caps.window - reply_room - fixed - _HEADINGS_MARGIN)
     shown, described = _split_figures(figures, caps, room)
     image_tokens = sum(f.tokens for f in shown)
@@ -406,9 +415,9 @@ def prepare(
     if described:
         notes.append(figure_note(described, caps))
         items = [*figure_items(described, redactor), *items]
-    history = conversation.messages(min(history_budget, room), model) if turns else []
+    history = conversation.messages(min(history_budget, room), counted) if turns else []
     if history:
-        room = max(0, room - count_request_tokens(history, model))
+        room = max(0, room - count_request_tokens(history, counted))
     content: Any = question
     if shown:
         content = [{"type": "text", "text": question}, *(f.chunk() for f in shown)]
@@ -417,7 +426,7 @@ def prepare(
     if system is None:
         messages = [*history, asked]
     else:
-        packed = _pack(items, model, min(budget, room))
+        packed = _pack(items, counted, min(budget, room))
         text = system
         if packed is not None and packed.included:
             text = f"{system}{_CONTEXT_SEPARATOR}{render_context_block(packed.included)}"

@@ -283,6 +283,10 @@ def context_preview_html(prepared: PreparedRequest, draft: str) -> str:
     ]
     if prepared.context_note:
         lines.append(html.escape(prepared.context_note))
+    if prepared.figures:
+        shown = ", ".join(f"{f.label} ({f.width}×{f.height} px)" for f in prepared.figures)
+        lines.append(html.escape(f"Figures sent as images: {shown}."))
+    lines += [html.escape(note) for note in prepared.notes]
     block = render_context(included) if included else "(no notebook context)"
     lines.append(
         '<pre style="max-height:260px;overflow:auto;white-space:pre-wrap;font-size:11px">'
