@@ -228,18 +228,26 @@ class Session:
 
         namespace = getattr(self.shell, "user_ns", {}) or {}
         visible = {k: v for k, v in namespace.items() if not is_secret_name(k)}
-        toolbox = self.toolbox(self.settings.tools if tools is None else tools)
         # The question decides what is collected (the cells and variables it names).
         question = prompt if kind == ASK else error_question(kind, error_count)
         model = model or self.settings.model
         target = self.target()  # the dialect: GET /models, once per base URL
+        capabilities = self.capabilities(model)  # the cards of that same GET /models
+        notes: list[str] = []
+        if tools is None:  # Mistral.tools: left out (not refused) for a model without tools
+            tools = self.settings.tools
+            if tools and not capabilities.function_calling:
+                notes.append(f"tools not offered: {model} cannot call tools (Mistral.tools)")
+                tools = None
+        toolbox = self.toolbox(tools)
         figures = self.named_figures(question) if "cells" in sources else []
         return prepare(
             question,
             model=model,
             target=target,
-            capabilities=self.capabilities(model),  # the cards of that same GET /models
+            capabilities=capabilities,
             figures=figures,
+            notes=notes,
             params=params,
             settings=self.settings,
             items=_merged(extra_items, self.collect(question, sources)),

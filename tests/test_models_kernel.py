@@ -153,6 +153,15 @@ def test_tools_are_refused_before_sending_to_a_model_that_cannot_call_them(stub,
     stub.queue(Reply(tool_calls=[ToolCallSpec("list_variables", {})]), Reply("Nothing."))
     ok = kernel.execute("%%mistral --tools notebook --no-context\nWhat is defined?")
     assert ok.status == "ok" and len(stub.chat_requests) == 2
+    # tools for every question (Mistral.tools) are left out for it, with a note
+    stub.queue(Reply("Hello."))
+    kernel.execute("%config Mistral.tools = 'notebook'")
+    try:
+        quiet = kernel.execute("%%mistral -m open-mistral-7b --no-context\nHi")
+    finally:
+        kernel.execute("%config Mistral.tools = ''")
+    assert quiet.status == "ok" and "tools" not in last_body(stub)
+    assert "tools not offered: open-mistral-7b cannot call tools" in quiet.stdout
 
 
 def test_reasoning_effort_goes_to_reasoning_models_only(stub, kernel):

@@ -356,6 +356,7 @@ def prepare(
     stream: bool = True,
     capabilities: Capabilities | None = None,
     figures: Sequence[Figure] = (),
+    notes: Sequence[str] = (),
 ) -> PreparedRequest:
     """Turn a question into the request to send.
 
@@ -375,7 +376,8 @@ def prepare(
     call them (:class:`~mistral_magic.tools.core.ToolSelectionError`), keep
     ``reasoning_effort`` for reasoning models only, and decide what becomes of ``figures``
     the question names: image chunks of the question for a model with vision (counted by
-    their estimate), a description in the context otherwise.
+    their estimate), a description in the context otherwise. ``notes`` are the face's own
+    lines for the user (they come back in :attr:`PreparedRequest.notes`).
     """
     caps = capabilities or ModelCatalog().capabilities(model)
     # Tokens are counted as the model behind the name (an alias's card names it): its
@@ -389,7 +391,7 @@ def prepare(
     if redactor is not None:
         question = redactor.redact(question)
     chosen = chat_params(settings, params, defaults=defaults)
-    notes = [n for n in [reasoning_effort(chosen, settings, defaults, caps)] if n]
+    notes = [*notes, *[n for n in [reasoning_effort(chosen, settings, defaults, caps)] if n]]
     offered = offer_tools(toolbox, chosen)
     check_tools(offered, caps)
     if system == SYSTEM_PROMPT:
