@@ -239,8 +239,9 @@ def check_tools(offered: Toolbox | None, capabilities: Capabilities) -> None:
     from ..tools.core import ToolSelectionError
 
     raise ToolSelectionError(
-        f"{capabilities.model} cannot call tools: the server's card for it says "
-        "function_calling is false. Ask without tools, or choose a model that can call them."
+        f"{capabilities.model} cannot call tools (function_calling is false in its model "
+        "card or Mistral.model_capabilities). Ask without tools, or choose a model that can "
+        "call them."
     )
 
 
