@@ -120,3 +120,7 @@ def test_notebook_figures_by_count_by_pointing_and_by_chip():
     assert notebook_figures(cells, "what is in In[3]?") == []
     assert [f.label for f in notebook_figures(cells, "what is this?", chosen=[1])] == ["Out[2]"]
     assert notebook_figures(cells, "sum the column") == []
+    # pointing from another active cell: the newest figure above it
+    assert [f.label for f in notebook_figures(cells, "fix the plot above", chosen=[2])] == [
+        "Out[2]"
+    ]

@@ -781,3 +781,91 @@ def test_the_keyboard_shortcut_opens_the_chat(
     page.keyboard.press("Alt+Shift+M")
     expect(page.locator(SIDEBAR)).to_be_visible()
     expect(page.locator(f"{SIDEBAR} textarea.mm-Input-text")).to_be_focused()
+
+
+# ----------------------------------------------------------------------------- today's models
+
+
+def _use_model(api: httpx.Client, model: str) -> None:
+    raw = json.dumps({"model": model})
+    assert api.put("lab/api/settings/mistral-magic:plugin", json={"raw": raw}).status_code == 204
+
+
+def test_thinking_shows_collapsed_under_the_answer(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _use_model(api, "magistral-medium-latest")
+    _open(page, lab, api, "thinking.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    expect(page.locator(f"{SIDEBAR} .mm-Model")).to_have_text("magistral-medium-latest")
+    lab_stub.token_delay = 0.02
+    thinking = "First <b>sum</b> the amounts, then divide north by the total."
+    lab_stub.queue(Reply("North has 40%.", thinking=thinking))
+    _ask(page, "What share has north?")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("North has 40%.")
+    _wait_done(page)
+    details = answer.locator("details.mm-Thinking")
+    expect(details).to_have_count(1)
+    assert details.evaluate("d => d.open") is False  # collapsed
+    expect(details.locator("summary")).to_have_text(f"Reasoning · {len(thinking.split())} words")
+    # under the answer, never in it
+    assert details.evaluate("d => d.previousElementSibling.className") == "mm-Message-body"
+    expect(answer.locator(".mm-Message-markdown")).not_to_contain_text("sum")
+    details.locator("summary").click()
+    body = details.locator(".mm-Thinking-body")
+    expect(body).to_contain_text("First <b>sum</b> the amounts")  # shown as text
+    expect(body.locator("b")).to_have_count(0)
+    # the history keeps it, collapsed, for the next page load
+    page.reload()
+    _open_sidebar(page)
+    kept = _last_answer(page).locator("details.mm-Thinking")
+    expect(kept).to_have_count(1)
+    assert kept.evaluate("d => d.open") is False
+    page.locator(SIDEBAR).screenshot(path=str(ARTIFACTS / "sidebar-thinking.png"))
+
+
+PLOT_NOTEBOOK = _notebook(
+    _code_cell("import matplotlib.pyplot as plt\nplt.hist([], bins=10)\nplt.title('Ages')", "plot"),
+    _code_cell("x = 1", "after"),
+)
+
+
+def test_the_plot_above_reaches_a_vision_model_as_an_image(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _use_model(api, "pixtral-12b-2409")
+    _open(page, lab, api, "plot.ipynb", PLOT_NOTEBOOK)
+    _open_sidebar(page)
+    _run_cell(page, 0)
+    expect(_cells(page).nth(0).locator(".jp-OutputArea img")).to_have_count(1)
+    _cells(page).nth(1).locator(".jp-InputPrompt").click()  # the plot is "above"
+    lab_stub.queue(Reply("The data is empty."))
+    _ask(page, "Why is the histogram above empty?")
+    expect(_last_answer(page)).to_contain_text("The data is empty.")
+    _wait_done(page)
+    content = lab_stub.chat_requests[-1].body["messages"][-1]["content"]
+    assert [c["type"] for c in content] == ["text", "image_url"]
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,iVBOR")
+    # the chips' preview carries no image data
+    previews = [r for r in lab_stub.requests if r.path.endswith("/chat/completions")]
+    assert len(previews) == 1
+    # a model without vision: a description, and the user is told (saved first: the reload
+    # that brings the new setting in reads the notebook, its figure included, from disk)
+    page.keyboard.press("Control+s")
+    expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+    _use_model(api, "mistral-large-2407")
+    page.reload()
+    _open_sidebar(page)
+    expect(page.locator(f"{SIDEBAR} .mm-Model")).to_have_text("mistral-large-2407")
+    expect(_cells(page).nth(0).locator(".jp-OutputArea img")).to_have_count(1)
+    _cells(page).nth(1).locator(".jp-InputPrompt").click()
+    lab_stub.queue(Reply("Probably no data."))
+    _ask(page, "Why is the histogram above empty?")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("Probably no data.")
+    _wait_done(page)
+    told = answer.locator(".mm-Message-note", has_text="a model with vision would see")
+    expect(told).to_have_count(1)
+    sent = lab_stub.chat_requests[-1].body["messages"]
+    assert isinstance(sent[-1]["content"], str) and "titled 'Ages'" in sent[0]["content"]

@@ -97,6 +97,12 @@ export async function streamChat(
         case 'delta':
           handlers.delta?.(data.text);
           break;
+        case 'thinking':
+          handlers.thinking?.(data.text);
+          break;
+        case 'notice':
+          handlers.notice?.(data);
+          break;
         case 'tool_call':
           handlers.toolCall?.(data);
           break;

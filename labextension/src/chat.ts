@@ -283,6 +283,8 @@ export class ChatSidebar extends Panel {
             }
           },
           delta: text => answer.append(text),
+          thinking: text => answer.appendThinking(text),
+          notice: data => answer.setNote(data.message),
           usage: usage => answer.setUsage(usage),
           error: data => {
             failed = true;
@@ -391,9 +393,12 @@ export class ChatSidebar extends Panel {
     };
     let variables: IKernelVariables | null = null;
     if (panel) {
-      body.notebook = notebookJSON(panel);
+      const active = errorCell ?? panel.content.activeCellIndex;
+      // A question takes the figures it may be about along (the server sends them to a
+      // model that can see); the chips' preview (no prompt) takes none.
+      body.notebook = notebookJSON(panel, prompt ? { active, prompt } : null);
       body.notebook_path = panel.context.path;
-      body.active_cell = errorCell ?? panel.content.activeCellIndex;
+      body.active_cell = active;
       const selection = errorCell === undefined ? selectedText(panel) : '';
       // the server sends at most 4,000 characters of it: the rest need not travel
       body.selection = selection.slice(0, MAX_SELECTION_CHARS);
@@ -665,6 +670,9 @@ export class ChatSidebar extends Panel {
           this.codeActions(owner)
         );
         view.text = entry.text;
+        if (entry.thinking) {
+          view.appendThinking(entry.thinking);
+        }
         if (entry.usage) {
           view.setUsage(entry.usage);
         }

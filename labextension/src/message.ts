@@ -26,7 +26,7 @@ export interface ICodeActions {
 export class MessageView extends Widget {
   constructor(
     private readonly role: 'user' | 'assistant',
-    rendermime: IRenderMimeRegistry,
+    private readonly rendermime: IRenderMimeRegistry,
     private readonly actions: ICodeActions | null
   ) {
     super();
@@ -60,6 +60,22 @@ export class MessageView extends Widget {
 
   append(delta: string): void {
     this.text = this._text + delta;
+  }
+
+  /** A reasoning model's thinking: collapsed (a closed `<details>`) under the answer, its
+   * summary counting words as they come; rendered as sanitized Markdown (raw HTML shown as
+   * text), and only while open: a long thinking costs nothing while collapsed. */
+  appendThinking(delta: string): void {
+    if (!this.thinking) {
+      this.thinking = new ThinkingView(this.rendermime);
+      this.node.insertBefore(this.thinking.node, this.footer);
+    }
+    this.thinking.append(delta);
+  }
+
+  /** The thinking so far ('' when the model did not think aloud). */
+  get thinkingText(): string {
+    return this.thinking?.text ?? '';
   }
 
   set streaming(value: boolean) {
@@ -227,10 +243,67 @@ export class MessageView extends Widget {
 
   private body: HTMLDivElement;
   private footer: HTMLDivElement;
+  private thinking: ThinkingView | null = null;
   private renderer: IRenderMime.IRenderer | null = null;
   private _text = '';
   private _frame = 0;
   private _rendered: Promise<void> | null = null;
+}
+
+/** The thinking of a reasoning model, collapsed by default. */
+class ThinkingView {
+  constructor(rendermime: IRenderMimeRegistry) {
+    this.node = document.createElement('details');
+    this.node.className = 'mm-Thinking';
+    this.summary = document.createElement('summary');
+    this.summary.className = 'mm-Thinking-summary';
+    this.renderer = rendermime.createRenderer('text/markdown');
+    this.renderer.addClass('mm-Thinking-body');
+    this.node.append(this.summary, this.renderer.node);
+    this.node.addEventListener('toggle', () => this.schedule());
+    this.showSummary();
+  }
+
+  readonly node: HTMLDetailsElement;
+  text = '';
+
+  append(delta: string): void {
+    // words that start in this piece: one cut between two pieces counts once
+    const continues = this.text !== '' && !/\s$/.test(this.text);
+    this.words +=
+      (delta.match(/\s\S/g) || []).length + (/^\S/.test(delta) && !continues ? 1 : 0);
+    this.text += delta;
+    this.showSummary();
+    this.schedule();
+  }
+
+  private showSummary(): void {
+    const n = this.words;
+    this.summary.textContent = `Reasoning · ${n.toLocaleString()} word${n === 1 ? '' : 's'}`;
+  }
+
+  private schedule(): void {
+    if (!this.node.open || this.frame) {
+      return;
+    }
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      if (this.node.open && this.shown !== this.text) {
+        this.shown = this.text;
+        const model = new MimeModel({
+          data: { 'text/markdown': escapeRawHTML(this.text) },
+          trusted: false
+        });
+        void this.renderer.renderModel(model);
+      }
+    });
+  }
+
+  private readonly summary: HTMLElement;
+  private readonly renderer: IRenderMime.IRenderer;
+  private words = 0;
+  private shown = '';
+  private frame = 0;
 }
 
 function button(

@@ -20,8 +20,49 @@ function textOf(value: unknown): string {
   return Array.isArray(value) ? value.join('') : '';
 }
 
-/** Only the text parts of an output: images and HTML stay in the browser. */
-function textOutput(output: any): any | null {
+/** A question's figures travel (PNG outputs of at most this many cells, each at most this
+ * long in base64): the server sends them to a model that can see, and describes them to
+ * others. */
+const MAX_FIGURE_CELLS = 4;
+const MAX_FIGURE_CHARS = 8 * 1024 * 1024;
+
+/** Which cells' figures may matter to a question: the active cell's (its chip), the newest
+ * cell with a figure ("the plot above"), and cells whose execution count the question names
+ * (`In[7]`, "cell 7"). The server decides which it sends. */
+export interface IFigureChoice {
+  active: number | null;
+  prompt: string;
+}
+
+function pngOf(output: any): string {
+  const png = output?.data?.['image/png'];
+  const text = textOf(png);
+  return text.length <= MAX_FIGURE_CHARS ? text : '';
+}
+
+function figureCells(cells: any[], choice: IFigureChoice): Set<number> {
+  const withFigure = cells
+    .map((json, index) => ({ json, index }))
+    .filter(({ json }) => (json.outputs || []).some((o: any) => pngOf(o)));
+  const chosen = new Set<number>();
+  if (choice.active !== null) {
+    chosen.add(choice.active);
+  }
+  if (withFigure.length) {
+    chosen.add(withFigure[withFigure.length - 1].index);
+  }
+  const named = new Set((choice.prompt.match(/\d+/g) || []).map(Number));
+  for (const { json, index } of withFigure) {
+    if (named.has(json.execution_count)) {
+      chosen.add(index);
+    }
+  }
+  return new Set([...chosen].slice(0, MAX_FIGURE_CELLS));
+}
+
+/** Only the text parts of an output (and, with `keepPng`, its PNG): other images and HTML
+ * stay in the browser. */
+function textOutput(output: any, keepPng = false): any | null {
   switch (output.output_type) {
     case 'stream':
       return {
@@ -32,13 +73,18 @@ function textOutput(output: any): any | null {
     case 'execute_result':
     case 'display_data': {
       const plain = output.data?.['text/plain'];
-      if (plain === undefined) {
+      const png = keepPng ? pngOf(output) : '';
+      if (plain === undefined && !png) {
         return null;
       }
-      return {
-        output_type: output.output_type,
-        data: { 'text/plain': clip(textOf(plain)) }
-      };
+      const data: any = {};
+      if (plain !== undefined) {
+        data['text/plain'] = clip(textOf(plain));
+      }
+      if (png) {
+        data['image/png'] = png;
+      }
+      return { output_type: output.output_type, data };
     }
     case 'error':
       return {
@@ -52,15 +98,20 @@ function textOutput(output: any): any | null {
   }
 }
 
-/** The notebook as nbformat-shaped JSON, reduced to sources and text outputs. */
-export function notebookJSON(panel: NotebookPanel): { cells: any[] } {
+/** The notebook as nbformat-shaped JSON, reduced to sources and text outputs, and the PNG
+ * outputs of the cells `figures` picks (none without it: the chips' preview needs none). */
+export function notebookJSON(
+  panel: NotebookPanel,
+  figures: IFigureChoice | null = null
+): { cells: any[] } {
   const cells: any[] = [];
   const model = panel.content.model;
   if (!model) {
     return { cells };
   }
-  for (const cell of model.sharedModel.cells) {
-    const json: any = cell.toJSON();
+  const all: any[] = model.sharedModel.cells.map(cell => cell.toJSON());
+  const keep = figures ? figureCells(all, figures) : new Set<number>();
+  all.forEach((json: any, index: number) => {
     const slim: any = {
       cell_type: json.cell_type,
       source: textOf(json.source)
@@ -68,11 +119,11 @@ export function notebookJSON(panel: NotebookPanel): { cells: any[] } {
     if (json.cell_type === 'code') {
       slim.execution_count = json.execution_count ?? null;
       slim.outputs = (json.outputs || [])
-        .map(textOutput)
+        .map((o: any) => textOutput(o, keep.has(index)))
         .filter((o: any) => o !== null);
     }
     cells.push(slim);
-  }
+  });
   return { cells };
 }
 

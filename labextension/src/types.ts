@@ -34,6 +34,8 @@ export interface IHistoryEntry {
   usage?: IUsage;
   error?: string;
   stopped?: boolean;
+  /** A reasoning model's thinking, shown collapsed under the answer. */
+  thinking?: string;
 }
 
 export interface IVariableItem {
@@ -72,6 +74,10 @@ export interface IStreamHandlers {
     note: string;
   }) => void;
   delta?: (text: string) => void;
+  /** A reasoning model's thinking, apart from the answer's text. */
+  thinking?: (text: string) => void;
+  /** What the client waits for, or (kind `info`) what the user should know. */
+  notice?: (data: { message: string; kind: string }) => void;
   toolCall?: (data: { name: string; arguments: string }) => void;
   usage?: (usage: IUsage) => void;
   error?: (data: { message: string; type: string; partial: boolean }) => void;

@@ -325,8 +325,8 @@ class FigureLog:
             return []
         counts = [c for c in asked.cells if c != running]
         with_figures = [c for c in self.cells_with_figures() if c != running]
-        if asked.pointing and not counts and with_figures:
-            counts = [with_figures[-1]]
+        if asked.pointing and with_figures and not set(counts) & set(with_figures):
+            counts.append(with_figures[-1])  # "the plot above": the newest cell with one
         figures: list[Figure] = []
         for count in counts:
             source = sources[count] if sources is not None and 0 <= count < len(sources) else ""
@@ -355,16 +355,18 @@ def notebook_figures(
     count, or pointing: the last cell with a figure) or that are among ``chosen`` cell
     indices (the sidebar's chip on the active cell)."""
     asked = figures_named(question)
-    indices = [i for i in chosen if 0 <= i < len(cells)]
+    chosen = [i for i in chosen if 0 <= i < len(cells)]
     by_count = {
         cell.get("execution_count"): i
         for i, cell in enumerate(cells)
         if isinstance(cell, Mapping) and isinstance(cell.get("execution_count"), int)
     }
-    indices += [by_count[c] for c in asked.cells if c in by_count]
+    indices = [*chosen, *(by_count[c] for c in asked.cells if c in by_count)]
     with_figures = [i for i, cell in enumerate(cells) if _cell_pngs(cell)]
-    if asked.pointing and not indices and with_figures:
-        indices.append(with_figures[-1])
+    if asked.pointing and with_figures and not set(indices) & set(with_figures):
+        # "the plot above": the newest figure above the active cell, else the newest one
+        above = [i for i in with_figures if chosen and i < chosen[0]]
+        indices.append((above or with_figures)[-1])
     figures: list[Figure] = []
     seen: set[int] = set()
     for index in indices:

@@ -256,11 +256,11 @@ class ThinkingDisplay:
 
     def update(self, thinking: str) -> None:
         new = thinking[self._seen :]
+        self._words += new_words(thinking[self._seen - 1 : self._seen], new)
         self._seen = len(thinking)
         self.text = thinking
         if not new:
             return
-        self._words += len(new.split())  # a word cut between pieces counts twice: close enough
         if not self.notebook:
             shown = printable(new)
             self._out.write(DIM + shown + UNDIM if self._dim else shown)
@@ -293,6 +293,18 @@ class ThinkingDisplay:
             self._handle = display(Markdown(markdown), display_id=True)
         else:
             self._handle.update(Markdown(markdown))
+
+
+_WORD_START = re.compile(r"\s\S")
+
+
+def new_words(before: str, new: str) -> int:
+    """Words that start in ``new``, the text after ``before`` (its last character suffices):
+    a word cut between two pieces of a stream counts once."""
+    starts = len(_WORD_START.findall(new))
+    if new[:1].strip() and (not before or before[-1:].isspace()):
+        starts += 1
+    return starts
 
 
 def _is_color_terminal(out: TextIO) -> bool:

@@ -23,7 +23,7 @@ import ipywidgets as w
 
 from .cell_insert import INSERTED, CellInserter
 from .markdown_html import code_block_html, markdown_to_html
-from .render import Prose, split_segments
+from .render import Prose, new_words, split_segments
 
 if TYPE_CHECKING:
     from ..engine.prepare import PreparedRequest
@@ -185,7 +185,8 @@ class ReplyView(w.VBox):
             nonlocal thought_at, words
             if self._stop.is_set():
                 raise _Stopped()
-            words += len(thinking[len(self.thinking) :].split())
+            seen = len(self.thinking)
+            words += new_words(self.thinking[seen - 1 : seen], thinking[seen:])
             self.thinking = thinking
             now = time.monotonic()
             if now - thought_at < STREAM_INTERVAL:
