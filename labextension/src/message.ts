@@ -271,7 +271,8 @@ class ThinkingView {
     // words that start in this piece: one cut between two pieces counts once
     const continues = this.text !== '' && !/\s$/.test(this.text);
     this.words +=
-      (delta.match(/\s\S/g) || []).length + (/^\S/.test(delta) && !continues ? 1 : 0);
+      (delta.match(/\s\S/g) || []).length +
+      (/^\S/.test(delta) && !continues ? 1 : 0);
     this.text += delta;
     this.showSummary();
     this.schedule();
