@@ -418,7 +418,13 @@ def prepare(
     if described:
         notes.append(figure_note(described, caps))
         items = [*figure_items(described, redactor), *items]
-    history = conversation.messages(min(history_budget, room), counted) if turns else []
+    # When both budgets do not fit, each gets its share of the room (a small window must not
+    # go all to earlier turns, nor all to the notebook); context takes what turns leave.
+    history_room = min(history_budget, room)
+    wanted = history_budget + (budget if items and system is not None else 0)
+    if wanted > room > 0:
+        history_room = room * history_budget // wanted
+    history = conversation.messages(history_room, counted) if turns else []
     if history:
         room = max(0, room - count_request_tokens(history, counted))
     content: Any = question
