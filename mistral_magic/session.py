@@ -89,6 +89,13 @@ class Session:
         assert isinstance(clients, Clients), "a server's capabilities are awaited"
         return clients.capabilities(model or self.settings.model)
 
+    def start_over(self) -> None:
+        """A new conversation, after which notices said once (a model's deprecation) are
+        said again: ``%mistral reset`` is the user's fresh start."""
+        self.conversation.reset()
+        with self.lock:
+            self._told.clear()
+
     def notices(self, prepared: PreparedRequest) -> list[str]:
         """What to tell the user before ``prepared`` is sent: its notes (every time), and
         once per model and session its deprecation or the defaults assumed for it."""

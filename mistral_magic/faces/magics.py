@@ -413,7 +413,7 @@ class MistralMagics(Magics):
         elif name == "models":
             self._models()
         elif name == "reset":
-            self.session.conversation.reset()
+            self.session.start_over()
             show_markdown(self.shell, "Started a new conversation.")
         elif name == "usage":
             show_markdown(self.shell, self.session.ledger.summary_markdown())
