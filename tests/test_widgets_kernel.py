@@ -111,13 +111,14 @@ def test_the_panel_and_the_magic_share_one_conversation(stub, kernel, panel):
     assert len(stub.chat_requests[2].body["messages"]) == 2
 
 
-def test_enter_mark_sends_and_a_second_send_while_streaming_is_refused(stub, kernel, panel):
+def test_enter_sends_and_a_second_send_while_streaming_is_refused(stub, kernel, panel):
     stub.queue(Reply(text=" ".join(f"w{i}" for i in range(300))))
     stub.token_delay = 0.02
     try:
         run = kernel.execute(
             "import time\n"
-            "panel.input.value = 'First question\\u2063'\n"  # what Enter does in the browser
+            # what Enter does in the browser (frontend.js): the value, then a send message
+            "panel.input._handle_custom_msg({'type': 'send', 'text': 'First question'}, [])\n"
             "deadline = time.monotonic() + 20\n"  # until some text has streamed in
             "while not panel.current.text and time.monotonic() < deadline:\n"
             "    time.sleep(0.02)\n"
@@ -138,6 +139,28 @@ def test_enter_mark_sends_and_a_second_send_while_streaming_is_refused(stub, ker
     assert stub.chat_requests[0].body["messages"][-1]["content"] == "First question"
     after = kernel.execute("print(panel.send_button.disabled, panel.status.value)")
     assert after.stdout.startswith("False") and "Stopped" in after.stdout
+
+
+def test_no_widget_carries_script_in_its_html(stub, kernel, panel):
+    """The panel's keys and Copy buttons are frontend.js (anywidget), not handlers in HTML
+    attributes: front ends with strict policies drop those, and a reply must never be able to
+    smuggle one in."""
+    stub.queue(Reply(text=CODE_REPLY))
+    ask(kernel, "Rows per region?")
+    run = kernel.execute(
+        "import re, ipywidgets as w\n"
+        "def walk(x):\n"
+        "    yield x\n"
+        "    for c in getattr(x, 'children', ()):\n"
+        "        yield from walk(c)\n"
+        "found = list(walk(panel))\n"
+        "html = [x.value for x in found if isinstance(x, w.HTML)]\n"
+        "live = [h for h in html if re.search(r'<script|\\son[a-z]+\\s*=', h, re.I)]\n"
+        "kinds = sorted({getattr(x, 'kind', '') for x in found} - {''})\n"
+        "print(json.dumps([len(live), kinds, any('mm-copy' in h for h in html)]))"
+    )
+    assert run.status == "ok", run.reply
+    assert json.loads(run.stdout) == [0, ["behaviour", "message_box"], True]
 
 
 def test_insert_as_new_cell_is_queued_for_the_next_cell(stub, kernel, panel):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from .cell_insert import INSERTED
+from .frontend import behaviour, message_box
 from .markdown_html import STYLE
 from .widgets import (
     DONE,
@@ -36,29 +37,6 @@ from .widgets import (
 if TYPE_CHECKING:
     from ..engine.prepare import PreparedRequest
     from ..session import Session
-
-SEND_MARK = "\u2063"  # INVISIBLE SEPARATOR, appended by the Enter-key script
-
-
-_KEYS_JS = """(function(img){
-function later(n){if(n<100)setTimeout(function(){bind(n+1)},100);}
-function bind(n){var root=img.closest('.ROOT');if(!root){later(n);return;}
-var ta=root.querySelector('.mm-input textarea');if(!ta){later(n);return;}
-if(ta.dataset.mmKeys)return;ta.dataset.mmKeys='1';
-ta.placeholder='Message Mistral · Enter sends, Shift+Enter new line';
-ta.addEventListener('keydown',function(e){
-if(e.key!=='Enter'||e.shiftKey||e.altKey||e.ctrlKey||e.metaKey||e.isComposing)return;
-e.preventDefault();e.stopPropagation();ta.value=ta.value+'MARK';
-ta.dispatchEvent(new Event('input',{bubbles:true}));});
-var t=root.querySelector('.mm-transcript');
-if(t&&window.MutationObserver){new MutationObserver(function(){
-t.scrollTop=t.scrollHeight;}).observe(t,{childList:true,subtree:true,characterData:true});}
-}bind(0);})(this)"""
-
-
-def _keys_html(root_class: str) -> str:
-    script = _KEYS_JS.replace("ROOT", root_class).replace("MARK", "\\u2063").replace("\n", "")
-    return f'{STYLE}<img src="data:," alt="" style="display:none" onerror="{script}">'
 
 
 class ChatPanel(w.VBox):
@@ -98,23 +76,19 @@ class ChatPanel(w.VBox):
         self.transcript = w.VBox(layout=w.Layout(max_height="480px", overflow_y="auto"))
         self.transcript.add_class("mm-transcript")
         self.context_view = w.HTML(layout=w.Layout(display="none"))
-        self.input = w.Textarea(
-            placeholder="Message Mistral · the Send button sends",
-            rows=3,
-            continuous_update=True,
-            layout=w.Layout(flex="1 1 auto", width="auto"),
-        )
-        self.input.add_class("mm-input")
+        # Enter sends, Shift+Enter makes a new line: frontend.js, run by anywidget
+        self.input = message_box(rows=3, layout=w.Layout(flex="1 1 auto", width="auto"))
         self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
         self.stop_button = w.Button(description="Stop", icon="stop", disabled=True)
         for button in (self.send_button, self.stop_button):
             button.layout = w.Layout(width="auto")
         buttons = w.VBox([self.send_button, self.stop_button])
         self.status = w.HTML(value=note_html(self._model_line()))
-        keys = w.HTML(value=_keys_html(self.root_class), layout=w.Layout(height="0px"))
+        style = w.HTML(value=STYLE, layout=w.Layout(height="0px"))
         super().__init__(
             [
-                keys,
+                style,
+                behaviour(self.root_class),  # Copy buttons, a transcript that follows
                 header,
                 self.transcript,
                 self.context_view,
@@ -130,7 +104,7 @@ class ChatPanel(w.VBox):
         self.new_button.on_click(lambda _: self.new_conversation())
         self.refresh_button.on_click(lambda _: self.refresh_context())
         self.context_toggle.observe(self._toggle_context, "value")
-        self.input.observe(self._on_input, "value")
+        self.input.on_send(self.send)
 
     # -- display -------------------------------------------------------------------------------
     def show(self) -> None:
@@ -156,18 +130,10 @@ class ChatPanel(w.VBox):
     def streaming(self) -> bool:
         return self.current is not None and self.current.streaming
 
-    def _on_input(self, change: dict[str, Any]) -> None:
-        value = change["new"] or ""
-        if SEND_MARK in value:
-            self.send(value)
-
     def send(self, text: str | None = None) -> ReplyView | None:
         """Send ``text`` (default: the input box). Refused, with a note, while a reply streams."""
-        raw = self.input.value if text is None else text
-        message = raw.replace(SEND_MARK, "").strip()
+        message = (self.input.value if text is None else text).strip()
         if self.streaming:
-            if SEND_MARK in self.input.value:
-                self.input.value = self.input.value.replace(SEND_MARK, "")
             self._status(
                 "A reply is still streaming: wait for it or press Stop. Your message "
                 "stays in the box.",
@@ -175,7 +141,6 @@ class ChatPanel(w.VBox):
             )
             return None
         if not message:
-            self.input.value = self.input.value.replace(SEND_MARK, "")
             return None
         from ..tools.core import ToolSelectionError
 
@@ -184,11 +149,9 @@ class ChatPanel(w.VBox):
                 message, model=self.model, tools=self.tools_box.value.strip() or "none"
             )
         except ToolSelectionError as error:
-            self.input.value = self.input.value.replace(SEND_MARK, "")
             self._status(str(error), problem=True)
             return None
         except Exception as error:  # e.g. a describer bug: say so, keep the message
-            self.input.value = self.input.value.replace(SEND_MARK, "")
             self._status(f"Could not prepare the request: {type(error).__name__}: {error}", True)
             return None
         self.input.value = ""
@@ -254,7 +217,7 @@ class ChatPanel(w.VBox):
 
     def refresh_context(self) -> None:
         """Show exactly what would go with the text now in the box."""
-        draft = self.input.value.replace(SEND_MARK, "").strip()
+        draft = self.input.value.strip()
         prepared = self.session.prepare(draft or "…", model=self.model)
         self.context_view.value = context_preview_html(prepared, draft)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from ..engine.prompts import EXPLAIN, FIX, Kind
+from .frontend import behaviour
 from .markdown_html import STYLE
 from .render import hint_line
 from .widgets import ReplyView, display_with_fallback, inserter_of, note_html
@@ -85,7 +86,8 @@ class ErrorHelp(w.Box):
         self.stop_button = w.Button(description="Stop", icon="stop", layout=w.Layout(width="auto"))
         self.stop_button.on_click(lambda _: reply.stop())
         style = w.HTML(value=STYLE, layout=w.Layout(height="0px"))
-        self.children = (self.explain_button, self.fix_button, self.stop_button, style, reply)
+        copy = behaviour("mm-error-help")  # the reply's Copy buttons (frontend.js)
+        self.children = (self.explain_button, self.fix_button, self.stop_button, style, copy, reply)
         self.reply = reply
         reply.show_notes(self.session.notices(prepared))
         reply.start(prepared)

@@ -32,24 +32,11 @@ STYLE = """<style>
 .mm-user{background:rgba(66,133,244,.09);border-radius:6px;padding:4px 8px;margin:6px 0 2px;
  white-space:pre-wrap}
 .mm-note{font-size:11px;opacity:.75}
+.mm-input .mm-box{width:100%;box-sizing:border-box;font:inherit;resize:vertical;padding:4px 6px}
 .mm-thinking{margin:.3em 0;opacity:.8}
 .mm-thinking summary{font-size:11px;cursor:pointer}
 .mm-problem{color:#b3261e}
 </style>"""
-
-# Clipboard from the rendered output: the async Clipboard API where the page is a secure
-# context, else a hidden textarea + execCommand('copy'); if both are refused the button says
-# so (the code block can still be selected by hand).
-_COPY_JS = (
-    "(function(b){var t=b.closest('.mm-code').querySelector('textarea').value;"
-    "function ok(){b.textContent='Copied';setTimeout(function(){b.textContent='Copy'},1500)}"
-    "function old(){var a=document.createElement('textarea');a.value=t;"
-    "a.style.position='fixed';a.style.opacity='0';document.body.appendChild(a);a.select();"
-    "try{document.execCommand('copy')?ok():no()}catch(e){no()}document.body.removeChild(a)}"
-    "function no(){b.textContent='Select the code and copy it'}"
-    "if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(t)"
-    ".then(ok,old)}else{old()}})(this)"
-)
 
 
 def highlight(code: str, language: str) -> str:
@@ -74,7 +61,8 @@ def code_block_html(code: str, language: str = "", *, copy_button: bool = True) 
     bar = f"<span>{html.escape(language or 'code')}</span>"
     source = ""
     if copy_button:
-        bar += f'<button class="mm-copy" title="Copy" onclick="{_COPY_JS}">Copy</button>'
+        # the click is handled by frontend.js (a Behaviour widget beside the reply)
+        bar += '<button class="mm-copy" title="Copy">Copy</button>'
         source = f"<textarea hidden readonly>{html.escape(code)}</textarea>"
     return (
         f'<div class="mm-code"><div class="mm-code-bar">{bar}</div>{source}'
