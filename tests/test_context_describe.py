@@ -246,6 +246,7 @@ def test_brief_frame_description_has_columns_but_no_sampling(monkeypatch):
 
 def test_polars_frames_and_series():
     import polars as pl  # a test dependency: the polars describer must not go untested
+
     frame = pl.DataFrame({"a": [1, None, 3], "b": ["x" * 100, "y", None]})
     text = describe(frame, "pf")
     assert text.startswith("pf: polars DataFrame, 3 rows × 2 columns")
