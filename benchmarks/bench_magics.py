@@ -5,7 +5,8 @@ iopub channel (display updates must grow with the reply, not with its square).
     python benchmarks/bench_magics.py [--quick]
 
 Targets (issue #3): %load_ext under 150 ms over a bare cell (the comparison with jupyter-ai's
-magics is bench_peer.py: both in one run, as a ratio); magic overhead under 10 ms; rendering never lags behind the stream.
+magics is bench_peer.py: both in one run, as a ratio); magic overhead under 10 ms; rendering
+never lags behind the stream.
 Issue #11: the display messages of a long reply total a small multiple of its size, and
 none is larger than one block (``HARD_BLOCK_CHARS``) however long the reply.
 """
