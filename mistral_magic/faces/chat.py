@@ -73,7 +73,8 @@ class ChatPanel(w.VBox):
             [title, self.tools_box, self.context_toggle, self.refresh_button, self.new_button]
         )
 
-        self.transcript = w.VBox(layout=w.Layout(max_height="480px", overflow_y="auto"))
+        # ipywidgets 8 has no overflow_y (it was ignored, with a warning): the box scrolls
+        self.transcript = w.VBox(layout=w.Layout(max_height="480px", overflow="auto"))
         self.transcript.add_class("mm-transcript")
         self.context_view = w.HTML(layout=w.Layout(display="none"))
         # Enter sends, Shift+Enter makes a new line: frontend.js, run by anywidget
