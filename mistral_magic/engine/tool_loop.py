@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -82,6 +82,8 @@ Confirm = Callable[["Tool", ToolEvent], bool]
 OnTool = Callable[[ToolEvent], None]
 # (messages, request params, text already shown) -> the streamed completion of one request
 Send = Callable[[list[dict[str, Any]], dict[str, Any], str], Completion]
+AsyncSend = Callable[[list[dict[str, Any]], dict[str, Any], str], Awaitable[Completion]]
+AsyncOnTool = Callable[[ToolEvent], Awaitable[None]]
 
 
 def call_signature(name: str, arguments: dict[str, Any]) -> str:
@@ -132,7 +134,18 @@ class ToolExecutor(Protocol):
 
     def run(self, call: ToolCall, event: ToolEvent, limits: ToolLimits) -> ToolEvent:
         """Run ``call`` (``event`` is its "running" report) and return the finished event:
-        status, the result text (redacted, at most ``limits.result_chars``), seconds."""
+        status, the result text (redacted, at most ``limits.result_chars``), seconds.
+        ``limits.max_seconds`` is what is left of the question's tool time."""
+        ...
+
+
+class AsyncToolExecutor(Protocol):
+    """A :class:`ToolExecutor` whose calls are awaited: the Jupyter server's, which relays
+    each call to the browser (and so to the notebook's kernel) and awaits the result."""
+
+    async def run(self, call: ToolCall, event: ToolEvent, limits: ToolLimits) -> ToolEvent:
+        """As :meth:`ToolExecutor.run`; ``limits.max_seconds`` is what is left of the
+        question's tool time: waiting longer than that must end in an error result."""
         ...
 
 
@@ -185,18 +198,43 @@ class LocalTools:
         return replace(event, status=status, result=text, seconds=seconds)
 
 
-def run_tool_loop(
-    send: Send,
-    messages: Sequence[dict[str, Any]],
-    executor: ToolExecutor,
-    *,
-    params: dict[str, Any],
-    limits: ToolLimits,
-    on_tool: OnTool | None = None,
-) -> ToolLoopResult:
-    """Send ``messages`` and keep answering tool calls (run by ``executor``) until the
-    model replies in text."""
-    report = on_tool or (lambda event: None)
+@dataclass(frozen=True)
+class _Ask:
+    """Step: send ``messages`` with ``params`` (``lead``: the text already shown)."""
+
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
+    lead: str
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Step: run ``call`` (``event`` is its "running" report); ``limits.max_seconds`` is
+    what is left of the question's tool time."""
+
+    call: ToolCall
+    event: ToolEvent
+    limits: ToolLimits
+
+
+@dataclass(frozen=True)
+class _Skip:
+    """Step: report a call that is not run (the tool time is used up)."""
+
+    event: ToolEvent
+
+
+_Step = _Ask | _Run | _Skip
+
+
+def _steps(
+    messages: Sequence[dict[str, Any]], params: dict[str, Any], limits: ToolLimits
+) -> Generator[_Step, Any, ToolLoopResult]:
+    """The loop itself, without I/O: it yields what to do next and is sent the outcome (a
+    :class:`Completion` for :class:`_Ask`, the finished :class:`ToolEvent` for
+    :class:`_Run`). One loop for the kernel (:func:`run_tool_loop`, blocking) and the
+    Jupyter server (:func:`arun_tool_loop`, on its event loop), so both keep the same
+    protocol rules and bounds."""
     history = list(messages)
     texts: list[str] = []
     thoughts: list[str] = []  # a reasoning model's thinking, round by round (shown apart)
@@ -206,6 +244,7 @@ def run_tool_loop(
     tool_seconds = 0.0
     note = ""
     forced = params.get("tool_choice") not in (None, "auto", "none")
+    completion: Completion | None = None
     for request_number in range(1, limits.max_rounds + 2):
         request_params = dict(params)
         if rounds >= limits.max_rounds or tool_seconds >= limits.max_seconds:
@@ -214,7 +253,8 @@ def run_tool_loop(
         elif forced and request_number > 1:
             request_params["tool_choice"] = "auto"
         lead = "".join(f"{t}\n\n" for t in texts)
-        completion = send(history, request_params, lead)
+        completion = yield _Ask(history, request_params, lead)
+        assert completion is not None
         if completion.usage is not None:
             usages.append(completion.usage)
         if completion.content.strip():
@@ -233,16 +273,79 @@ def run_tool_loop(
         for call, call_id in zip(calls, ids, strict=True):
             if tool_seconds >= limits.max_seconds:
                 event = _skipped(call, call_id, rounds, limits)
-                report(event)
+                yield _Skip(event)
             else:
                 running = ToolEvent(call_id, call.name, call.arguments, "running", round=rounds)
-                report(running)
-                event = executor.run(call, running, limits)
-                report(event)
+                left = replace(limits, max_seconds=limits.max_seconds - tool_seconds)
+                event = yield _Run(call, running, left)
                 tool_seconds += event.seconds
             events.append(event)
             history.append(_tool_message(call, call_id, event.result))
+    assert completion is not None
     return ToolLoopResult(_merged(completion, texts, usages, thoughts), events, rounds, note)
+
+
+def run_tool_loop(
+    send: Send,
+    messages: Sequence[dict[str, Any]],
+    executor: ToolExecutor,
+    *,
+    params: dict[str, Any],
+    limits: ToolLimits,
+    on_tool: OnTool | None = None,
+) -> ToolLoopResult:
+    """Send ``messages`` and keep answering tool calls (run by ``executor``) until the
+    model replies in text."""
+    report = on_tool or (lambda event: None)
+    steps = _steps(messages, params, limits)
+    outcome: Any = None
+    while True:
+        try:
+            step = steps.send(outcome)
+        except StopIteration as finished:
+            return finished.value
+        if isinstance(step, _Ask):
+            outcome = send(step.messages, step.params, step.lead)
+        elif isinstance(step, _Run):
+            report(step.event)
+            outcome = executor.run(step.call, step.event, step.limits)
+            report(outcome)
+        else:
+            report(step.event)
+            outcome = None
+
+
+async def arun_tool_loop(
+    send: AsyncSend,
+    messages: Sequence[dict[str, Any]],
+    executor: AsyncToolExecutor,
+    *,
+    params: dict[str, Any],
+    limits: ToolLimits,
+    on_tool: AsyncOnTool | None = None,
+) -> ToolLoopResult:
+    """:func:`run_tool_loop` on an event loop: ``send``, ``executor.run`` and ``on_tool``
+    are awaited (the Jupyter server relays each call to the browser and awaits its result
+    without blocking other requests)."""
+    steps = _steps(messages, params, limits)
+    outcome: Any = None
+    while True:
+        try:
+            step = steps.send(outcome)
+        except StopIteration as finished:
+            return finished.value
+        if isinstance(step, _Ask):
+            outcome = await send(step.messages, step.params, step.lead)
+        elif isinstance(step, _Run):
+            if on_tool is not None:
+                await on_tool(step.event)
+            outcome = await executor.run(step.call, step.event, step.limits)
+            if on_tool is not None:
+                await on_tool(outcome)
+        else:
+            if on_tool is not None:
+                await on_tool(step.event)
+            outcome = None
 
 
 def _limit_note(rounds: int, limits: ToolLimits, tool_seconds: float) -> str:
