@@ -26,6 +26,7 @@ LAYERS = {
     "engine": 4,
     "session": 5,
     "bulk": 6,
+    "kernel_entry": 6,  # the kernel side of the sidebar's tools: session and engine below it
     "faces": 7,
     "server": 7,
     "extension": 8,
@@ -40,7 +41,7 @@ KNOWN_CYCLES = {
     # errors.SettingsError. Inside api/, which its owner is closing (issue #10's api item).
     (f"{NAME}.api.errors", f"{NAME}.api.urls"),
 }
-LIBRARY = ("bulk", "tools", "context")
+LIBRARY = ("bulk", "tools", "context", "kernel_entry")
 
 
 def module_name(path: Path) -> str:

@@ -6,7 +6,7 @@
  */
 
 import { NotebookPanel } from '@jupyterlab/notebook';
-import { KernelMessage } from '@jupyterlab/services';
+import { Kernel, KernelMessage } from '@jupyterlab/services';
 
 import { IVariableItem } from './types';
 
@@ -109,71 +109,255 @@ function runningKernel(panel: NotebookPanel) {
 }
 
 async function snapshot(panel: NotebookPanel): Promise<IKernelVariables> {
+  const ready = await readyPythonKernel(panel);
+  if (ready.state !== 'ok') {
+    return { state: ready.state, items: [], language: ready.language };
+  }
+  const answer = await silentRun(ready.kernel!, SNIPPET, MARKER, TIMEOUT_MS);
+  if (answer.state !== 'ok') {
+    return { state: answer.state, items: [] };
+  }
+  const payload = answer.payload;
+  return {
+    state: 'ok',
+    items: Array.isArray(payload.items) ? payload.items : []
+  };
+}
+
+type KernelConnection = Kernel.IKernelConnection;
+
+/** The panel's kernel when it can be asked now: running, idle, Python. */
+async function readyPythonKernel(panel: NotebookPanel): Promise<{
+  state: VariablesState;
+  kernel?: KernelConnection;
+  language?: string;
+}> {
   const kernel = runningKernel(panel);
   if (!kernel) {
-    return { state: 'no-kernel', items: [] };
+    return { state: 'no-kernel' };
   }
   if (kernel.status === 'busy') {
-    return { state: 'busy', items: [] };
+    return { state: 'busy' };
   }
   if (kernel.status !== 'idle' || kernel.connectionStatus !== 'connected') {
-    return { state: 'starting', items: [] };
+    return { state: 'starting' };
   }
-  let language = '';
-  try {
-    const info = await kernel.info;
-    language = info?.language_info?.name ?? '';
-  } catch {
-    return { state: 'no-answer', items: [] };
+  const language = await kernelLanguage(kernel);
+  if (language === null) {
+    return { state: 'no-answer' };
   }
   if (language.toLowerCase() !== 'python') {
-    return { state: 'other-language', items: [], language };
+    return { state: 'other-language', language };
   }
+  return { state: 'ok', kernel };
+}
+
+async function kernelLanguage(
+  kernel: KernelConnection
+): Promise<string | null> {
+  try {
+    const info = await kernel.info;
+    return info?.language_info?.name ?? '';
+  } catch {
+    return null;
+  }
+}
+
+/** What a silent execution printed after `marker`, parsed ('no-mistral-magic': the
+ * snippet printed no marked line, i.e. mistral_magic did not import). Waits at most
+ * `timeoutMs`, and no longer than the kernel lives. */
+async function silentRun(
+  kernel: KernelConnection,
+  code: string,
+  marker: string,
+  timeoutMs: number
+): Promise<{ state: VariablesState; payload?: any; reason?: string }> {
   let output = '';
-  const future = kernel.requestExecute(
-    {
-      code: SNIPPET,
-      silent: true,
-      store_history: false,
-      allow_stdin: false,
-      stop_on_error: false
-    },
-    true
-  );
+  let future: Kernel.IShellFuture<
+    KernelMessage.IExecuteRequestMsg,
+    KernelMessage.IExecuteReplyMsg
+  >;
+  try {
+    future = kernel.requestExecute(
+      {
+        code,
+        silent: true,
+        store_history: false,
+        allow_stdin: false,
+        stop_on_error: false
+      },
+      true
+    );
+  } catch {
+    return { state: 'no-kernel', reason: 'the kernel is gone' };
+  }
   future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
     if (KernelMessage.isStreamMsg(msg) && msg.content.name === 'stdout') {
       output += msg.content.text;
     }
   };
   let timer = 0;
-  let timedOut = false;
+  // a holder: TypeScript does not see the callbacks below assign it
+  const outcome: { value: 'done' | 'timeout' | 'gone' } = { value: 'done' };
   const timeout = new Promise<void>(resolve => {
     timer = window.setTimeout(() => {
-      timedOut = true;
+      outcome.value = 'timeout';
       resolve();
-    }, TIMEOUT_MS);
+    }, timeoutMs);
+  });
+  // A kernel that dies or restarts never answers: stop waiting at once.
+  let onStatus: ((_: KernelConnection, status: Kernel.Status) => void) | null =
+    null;
+  const gone = new Promise<void>(resolve => {
+    onStatus = (_, status) => {
+      if (KERNEL_ENDED.has(status)) {
+        outcome.value = 'gone';
+        resolve();
+      }
+    };
+    kernel.statusChanged.connect(onStatus);
   });
   try {
-    await Promise.race([future.done, timeout]);
+    await Promise.race([future.done, timeout, gone]);
   } catch {
-    return { state: 'no-answer', items: [] };
+    return { state: 'no-answer', reason: 'the kernel refused the request' };
   } finally {
     window.clearTimeout(timer);
+    if (onStatus) {
+      kernel.statusChanged.disconnect(onStatus);
+    }
   }
-  if (timedOut) {
-    return { state: 'no-answer', items: [] };
+  if (outcome.value === 'timeout') {
+    return {
+      state: 'no-answer',
+      reason: `the kernel did not answer within ${Math.round(timeoutMs / 100) / 10} s`
+    };
   }
-  const line = output.split('\n').find(l => l.startsWith(MARKER));
+  if (outcome.value === 'gone') {
+    return { state: 'no-kernel', reason: 'the kernel stopped or restarted' };
+  }
+  const line = output.split('\n').find(l => l.startsWith(marker));
   if (!line) {
-    return { state: 'no-mistral-magic', items: [] };
+    return {
+      state: 'no-mistral-magic',
+      reason: 'mistral_magic cannot be imported in the kernel'
+    };
   }
   try {
-    const payload = JSON.parse(line.slice(MARKER.length));
-    return {
-      state: 'ok',
-      items: Array.isArray(payload.items) ? payload.items : []
-    };
+    return { state: 'ok', payload: JSON.parse(line.slice(marker.length)) };
   } catch {
-    return { state: 'no-answer', items: [] };
+    return { state: 'no-answer', reason: 'the kernel’s answer was not JSON' };
   }
+}
+
+/** Kernel states in which a running execution will never answer. */
+const KERNEL_ENDED: ReadonlySet<Kernel.Status> = new Set<Kernel.Status>([
+  'restarting',
+  'autorestarting',
+  'terminating',
+  'dead'
+]);
+
+// -- tools -------------------------------------------------------------------------------
+
+/** Executed with REQUEST replaced by base64 of a JSON request (kept in sync with
+ * mistral_magic/kernel_entry.py: the kernel side of the sidebar's tools). */
+const TOOL_MARKER = '__mistral_magic_tool__';
+const TOOL_SNIPPET = [
+  'try:',
+  '    import mistral_magic.kernel_entry as _mistral_magic_entry',
+  'except Exception:',
+  '    pass',
+  'else:',
+  '    _mistral_magic_entry.serve("REQUEST")',
+  '    del _mistral_magic_entry',
+  ''
+].join('\n');
+/** How long the tool definitions may take (a kernel importing pandas for the first time). */
+const DEFINITIONS_TIMEOUT_MS = 10000;
+
+/** The tools this kernel offers the model (wire `tools` entries), or why there are none. */
+export interface IKernelTools {
+  state: VariablesState;
+  tools: any[];
+  language?: string;
+}
+
+/** The result of one call run in the kernel, as the server's `tool_result` route takes it. */
+export interface IToolOutcome {
+  status: 'ok' | 'error' | 'declined';
+  result: string;
+  seconds?: number;
+}
+
+function base64(text: string): string {
+  let binary = '';
+  for (const byte of new TextEncoder().encode(text)) {
+    binary += String.fromCharCode(byte);
+  }
+  return btoa(binary);
+}
+
+function toolCode(request: Record<string, unknown>): string {
+  return TOOL_SNIPPET.replace('REQUEST', base64(JSON.stringify(request)));
+}
+
+/** The panel's kernel id, to key what was learnt from that kernel. */
+export function kernelId(panel: NotebookPanel): string | null {
+  return runningKernel(panel)?.id ?? null;
+}
+
+/** Ask the panel's kernel for its tool definitions (an idle Python kernel only). */
+export async function kernelTools(panel: NotebookPanel): Promise<IKernelTools> {
+  const ready = await readyPythonKernel(panel);
+  if (ready.state !== 'ok') {
+    return { state: ready.state, tools: [], language: ready.language };
+  }
+  const answer = await silentRun(
+    ready.kernel!,
+    toolCode({ op: 'definitions' }),
+    TOOL_MARKER,
+    DEFINITIONS_TIMEOUT_MS
+  );
+  if (answer.state !== 'ok') {
+    return { state: answer.state, tools: [] };
+  }
+  const tools = answer.payload?.tools;
+  return { state: 'ok', tools: Array.isArray(tools) ? tools : [] };
+}
+
+/** Run one tool call in the panel's kernel. A busy kernel runs it after the cell it is
+ * running (within `timeoutMs`); every failure is an error outcome, for the model to read. */
+export async function runKernelTool(
+  panel: NotebookPanel,
+  name: string,
+  args: unknown,
+  maxChars: number,
+  timeoutMs: number
+): Promise<IToolOutcome> {
+  const kernel = runningKernel(panel);
+  if (!kernel) {
+    return {
+      status: 'error',
+      result: 'Error: the notebook has no running kernel any more.'
+    };
+  }
+  const answer = await silentRun(
+    kernel,
+    toolCode({ op: 'run', name, arguments: args, max_chars: maxChars }),
+    TOOL_MARKER,
+    timeoutMs
+  );
+  if (answer.state !== 'ok') {
+    return { status: 'error', result: `Error: ${answer.reason}.` };
+  }
+  const payload = answer.payload ?? {};
+  const status = ['ok', 'error', 'declined'].includes(payload.status)
+    ? payload.status
+    : 'error';
+  return {
+    status,
+    result: typeof payload.result === 'string' ? payload.result : '',
+    seconds: typeof payload.seconds === 'number' ? payload.seconds : undefined
+  };
 }
