@@ -9,6 +9,7 @@ Routes, all under ``{base_url}mistral-magic/`` (protocol notes in :mod:`.handler
 ``chat/cancel``        POST     stop a running answer by ``request_id``
 ``history``            GET      this user's chat (survives a page reload)
 ``history``            DELETE   clear it (New chat)
+``tool_result``        POST     the result of a tool call the chat stream relayed to the browser
 =====================  =======  ============================================================
 
 Settings are the ``Mistral`` traitlets (``c.Mistral.model = ...`` in jupyter_server_config.py)
@@ -32,6 +33,7 @@ from mistral_magic.server.handlers import (
     ConfigHandler,
     ContextHandler,
     HistoryHandler,
+    ToolResultHandler,
 )
 from mistral_magic.server.history import HistoryStore
 from mistral_magic.server.service import MistralService
@@ -43,11 +45,12 @@ NAMESPACE = "mistral-magic"
 def setup_handlers(serverapp: Any) -> MistralService:
     web_app = serverapp.web_app
     settings = Mistral(parent=serverapp)
-    service = MistralService(settings)
+    limits = MistralServer(parent=serverapp)
+    service = MistralService(settings, limits)
     history_dir = Path(serverapp.data_dir) / "mistral_magic" / "history"
     web_app.settings["mistral_magic_service"] = service
     web_app.settings["mistral_magic_history"] = HistoryStore(history_dir)
-    web_app.settings["mistral_magic_limits"] = MistralServer(parent=serverapp)
+    web_app.settings["mistral_magic_limits"] = limits
     base = url_path_join(web_app.settings["base_url"], NAMESPACE)
     web_app.add_handlers(
         ".*$",
@@ -57,6 +60,7 @@ def setup_handlers(serverapp: Any) -> MistralService:
             (url_path_join(base, "chat"), ChatHandler),
             (url_path_join(base, "chat", "cancel"), CancelHandler),
             (url_path_join(base, "history"), HistoryHandler),
+            (url_path_join(base, "tool_result"), ToolResultHandler),
         ],
     )
     return service

@@ -2,12 +2,14 @@
 
 Events, in order: ``context`` (what is being sent: chips, token counts, model), any number of
 ``thinking`` (``{"text"}``: a reasoning model's thinking, shown apart from the answer),
-``delta`` (``{"text"}``) and ``tool_call`` (``{"id", "name", "arguments"}``), then ``usage``
-and ``done`` on success, or ``error`` (``{"message", "type", "partial"}``) and ``done`` on
-failure. ``notice`` (``{"message", "kind"}``) may come at any point before ``done``: what the
-client is waiting for, e.g. "rate limited, retrying in 3 s" (``kind`` ``rate_limited``…), or,
-before the answer, what the user should know (``kind`` ``info``: a deprecated model, a
-figure sent as words). Every ``data:`` line is one JSON object.
+``delta`` (``{"text"}``), and with tools ``tool_call`` (a call for the browser to run and
+answer through ``POST tool_result``) and ``tool_result`` (a finished call, as the model reads
+it: the shapes are in :mod:`.relay`), then ``usage`` and ``done`` on success, or ``error``
+(``{"message", "type", "partial"}``) and ``done`` on failure. ``notice`` (``{"message",
+"kind"}``) may come at any point before ``done``: what the client is waiting for, e.g. "rate
+limited, retrying in 3 s" (``kind`` ``rate_limited``…), or, before the answer, what the user
+should know (``kind`` ``info``: a deprecated model, a figure sent as words; ``kind``
+``tools``: why the tool loop stopped early). Every ``data:`` line is one JSON object.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-EVENT_TYPES = ("context", "thinking", "delta", "tool_call", "notice", "usage", "error", "done")
+EVENT_TYPES = (
+    "context",
+    "thinking",
+    "delta",
+    "tool_call",
+    "tool_result",
+    "notice",
+    "usage",
+    "error",
+    "done",
+)
 
 
 def encode_event(name: str, data: dict[str, Any]) -> bytes:

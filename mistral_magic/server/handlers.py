@@ -47,11 +47,15 @@ from mistral_magic.context.notebook import SELECTION_CHARS
 from mistral_magic.server.events import encode_event
 from mistral_magic.server.history import HistoryStore, conversation_from
 from mistral_magic.server.payload import SELECTION_CHIP, ChatPayload, PayloadError, parse_payload
+from mistral_magic.server.relay import STATUSES, Outcome, RelayedTools
 from mistral_magic.server.service import Chip, MistralService
 from mistral_magic.server.settings import MistralServer
 
 if TYPE_CHECKING:
+    from mistral_magic.api.client import AsyncChatStream, AsyncMistralClient
+    from mistral_magic.api.types import Completion
     from mistral_magic.engine.prepare import PreparedRequest
+    from mistral_magic.engine.tool_loop import ToolEvent
 
 AUTH_RESOURCE = "mistral-magic"
 _ANONYMOUS = re.compile(r"[0-9a-f]{32}")
@@ -78,13 +82,19 @@ class _Base(APIHandler):
         if self.request.method not in ("POST", "PUT", "PATCH"):
             return
         limits: MistralServer = self.settings["mistral_magic_limits"]
-        limit = limits.max_request_bytes
+        limit = self.max_body_bytes(limits)
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > limit:
-            raise web.HTTPError(413, limits.too_large_message(int(length)))
+            raise web.HTTPError(413, self.too_large_message(limits, int(length)))
         # A chunked body past the limit is cut off by tornado (400, connection closed).
         self.request.connection.set_max_body_size(limit)
         self._body = bytearray()
+
+    def max_body_bytes(self, limits: MistralServer) -> int:
+        return limits.max_request_bytes
+
+    def too_large_message(self, limits: MistralServer, size: int) -> str:
+        return limits.too_large_message(size)
 
     def data_received(self, chunk: bytes) -> None:
         if self._body is not None:
@@ -202,12 +212,51 @@ class CancelHandler(_Base):
         self.finish(json.dumps({"cancelled": task is not None}))
 
 
+class ToolResultHandler(_Base):
+    """``POST tool_result``: the browser's result of a relayed tool call (contract:
+    :mod:`.relay`). Late results (the wait timed out, the answer stopped) are not errors:
+    ``{"accepted": false}``."""
+
+    def max_body_bytes(self, limits: MistralServer) -> int:
+        return limits.tool_result_bytes(self.service.settings.tool_result_chars)
+
+    def too_large_message(self, limits: MistralServer, size: int) -> str:
+        return (
+            f"The tool result is {size:,} bytes, more than the "
+            f"{self.max_body_bytes(limits):,} a result of Mistral.tool_result_chars "
+            "characters can take."
+        )
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.body_json()
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "The request body must be a JSON object.")
+        request_id, call_id = body.get("request_id"), body.get("call_id")
+        status, result = body.get("status"), body.get("result")
+        if not isinstance(request_id, str) or not isinstance(call_id, str):
+            raise web.HTTPError(400, "`request_id` and `call_id` must be strings.")
+        if status not in STATUSES or not isinstance(result, str):
+            raise web.HTTPError(
+                400, f"`status` must be one of {', '.join(STATUSES)}, and `result` a string."
+            )
+        accepted = self.service.pending.deliver(
+            (self.user_name, request_id, call_id), Outcome(status, result)
+        )
+        self.finish(json.dumps({"accepted": accepted}))
+
+
 class ChatHandler(_Base):
     """``POST chat``: ask, and stream the answer back as server-sent events."""
 
     _task: asyncio.Task[Any] | None = None
     _closed = False
     _upstream_wait = 0.0  # seconds spent waiting for the model server (for `done` timings)
+    _tool_wait = 0.0  # seconds spent waiting for relayed tool calls (idem)
+    _text = ""  # the answer's text so far, over every round of a tool loop
+    _thinking = ""  # a reasoning model's: shown apart, kept in the history entry, never
+    # part of the text the conversation sends back
 
     @web.authenticated
     @authorized
@@ -253,7 +302,13 @@ class ChatHandler(_Base):
         }
         registry_key = (user, request_id)
         self._task = asyncio.ensure_future(
-            self._relay(prepared, payload, user_entry, generation if payload.remember else None)
+            self._relay(
+                prepared,
+                payload,
+                user_entry,
+                generation if payload.remember else None,
+                request_id,
+            )
         )
         self.service.running[registry_key] = self._task
         try:
@@ -285,51 +340,29 @@ class ChatHandler(_Base):
         payload: ChatPayload,
         user_entry: dict[str, Any],
         generation: int | None,
+        request_id: str,
     ) -> None:
-        """Stream the answer to the browser; at the end, write the exchange into history
-        generation ``generation`` (``None``: not remembered)."""
+        """Stream the answer to the browser (running the tool loop when the kernel's tools
+        are offered); at the end, write the exchange into history generation
+        ``generation`` (``None``: not remembered)."""
         from mistral_magic.api.errors import MistralError
         from mistral_magic.server.hints import for_server
 
         started = time.monotonic()
-        text = ""
-        thinking = ""  # a reasoning model's: shown apart, kept in the history entry, never
-        # part of the text the conversation sends back
         reply: dict[str, Any] = {"role": "assistant", "text": "", "model": prepared.model}
-        deltas = None
+        calls: list[dict[str, Any]] = []  # the tool calls, as the sidebar shows them
         # Leased for the whole reply: a settings change meanwhile does not close it.
         client = await self.service.clients.take()
         try:
-            stream = await self.service.stream(
-                client,
-                prepared,
-                on_notice=lambda n: self._send("notice", {"message": n.message, "kind": n.kind}),
-            )
-            deltas = stream.__aiter__()
-            while True:
-                waited = time.perf_counter()
-                try:
-                    delta = await deltas.__anext__()
-                except StopAsyncIteration:
-                    break
-                finally:
-                    self._upstream_wait += time.perf_counter() - waited
-                if delta.thinking and delta.index == 0:
-                    thinking += delta.thinking
-                    await self._send("thinking", {"text": delta.thinking})
-                if delta.text and delta.index == 0:
-                    text += delta.text
-                    await self._send("delta", {"text": delta.text})
-                for call in delta.tool_calls:
-                    await self._send(
-                        "tool_call",
-                        {"id": call.id, "name": call.name, "arguments": call.raw_arguments},
-                    )
-            completion = stream.completion
+            if prepared.toolbox:
+                completion = await self._answer_with_tools(client, prepared, request_id, calls)
+            else:
+                stream = await self.service.stream(client, prepared, on_notice=self._notice)
+                completion = await self._relay_stream(stream)
             model = completion.model or prepared.model
             self.service.record_usage(self.user_name, model, completion.usage)
             usage = self.service.usage_json(model, completion.usage)
-            reply.update(text=text, model=model, usage=usage)
+            reply.update(text=self._text, model=model, usage=usage)
             await self._send("usage", usage)
             total = time.perf_counter() - self._started
             await self._send(
@@ -337,40 +370,43 @@ class ChatHandler(_Base):
                 {
                     "finish_reason": completion.finish_reason,
                     "seconds": time.monotonic() - started,
-                    # this handler's own time, without the wait for the model server
-                    "server_ms": round((total - self._upstream_wait) * 1000, 3),
+                    # this handler's own time, without the waits for the model server and
+                    # for the tools the browser ran
+                    "server_ms": round((total - self._upstream_wait - self._tool_wait) * 1000, 3),
+                    "tool_ms": round(self._tool_wait * 1000, 3),
                 },
             )
         except MistralError as exc:
             message = for_server(exc, from_settings_editor=bool(payload.model))
-            reply.update(text=text, error=message)
+            reply.update(text=self._text, error=message)
             self.log.info("mistral-magic: %s", type(exc).__name__)
             await self._send(
-                "error", {"message": message, "type": type(exc).__name__, "partial": bool(text)}
+                "error",
+                {"message": message, "type": type(exc).__name__, "partial": bool(self._text)},
             )
             await self._send("done", {"finish_reason": "error"})
         except asyncio.CancelledError:
-            reply.update(text=text, stopped=True)
+            reply.update(text=self._text, stopped=True)
             raise
         except Exception as exc:  # a bug here: tell the user in one paragraph, log the rest
             redacted = self.service.redactor().redact(f"{type(exc).__name__}: {exc}")
             logging.getLogger("mistral_magic").exception("mistral-magic chat failed")
-            reply.update(text=text, error=redacted)
+            reply.update(text=self._text, error=redacted)
             message = (
                 f"The mistral-magic server extension failed while answering ({redacted}). "
                 "The part received so far is kept; the Jupyter server log has the details."
             )
             await self._send(
-                "error", {"message": message, "type": "InternalError", "partial": bool(text)}
+                "error",
+                {"message": message, "type": "InternalError", "partial": bool(self._text)},
             )
             await self._send("done", {"finish_reason": "error"})
         finally:
-            if deltas is not None:
-                # closes the upstream response; shielded so that nothing interrupts it
-                await asyncio.shield(deltas.aclose())
             await asyncio.shield(self.service.clients.give_back(client))
-            if thinking:
-                reply["thinking"] = thinking
+            if self._thinking:
+                reply["thinking"] = self._thinking
+            if calls:
+                reply["tools"] = calls
             if generation is not None:
                 await asyncio.shield(
                     self.service.off_loop(
@@ -380,3 +416,95 @@ class ChatHandler(_Base):
                         reply,
                     )
                 )
+
+    def _notice(self, notice: Any) -> Any:
+        return self._send("notice", {"message": notice.message, "kind": notice.kind})
+
+    async def _relay_stream(self, stream: AsyncChatStream) -> Completion:
+        """Relay one streamed reply's text and thinking as events; its completion."""
+        deltas = stream.__aiter__()
+        try:
+            while True:
+                waited = time.perf_counter()
+                try:
+                    delta = await deltas.__anext__()
+                except StopAsyncIteration:
+                    break
+                finally:
+                    self._upstream_wait += time.perf_counter() - waited
+                if delta.thinking and delta.index == 0:
+                    self._thinking += delta.thinking
+                    await self._send("thinking", {"text": delta.thinking})
+                if delta.text and delta.index == 0:
+                    if self._text and not self._text.endswith("\n\n") and self._new_round:
+                        # a new round's text starts a new paragraph, as in the magic
+                        self._text += "\n\n"
+                        await self._send("delta", {"text": "\n\n"})
+                    self._new_round = False
+                    self._text += delta.text
+                    await self._send("delta", {"text": delta.text})
+        finally:
+            # closes the upstream response; shielded so that nothing interrupts it
+            await asyncio.shield(deltas.aclose())
+        return stream.completion
+
+    _new_round = False
+
+    async def _answer_with_tools(
+        self,
+        client: AsyncMistralClient,
+        prepared: PreparedRequest,
+        request_id: str,
+        calls: list[dict[str, Any]],
+    ) -> Completion:
+        """The tool loop of :mod:`mistral_magic.engine.tool_loop`, each call relayed to the
+        browser (:mod:`.relay`), each finished call reported as a ``tool_result`` event."""
+        from mistral_magic.engine.prepare import WireTarget
+        from mistral_magic.engine.tool_loop import arun_tool_loop
+
+        choice = await client.resolve_dialect()
+        prepared.retarget(WireTarget(client.base_url, choice.dialect))
+        assert prepared.toolbox is not None
+        executor = RelayedTools(
+            prepared.toolbox,
+            self.service.pending,
+            user=self.user_name,
+            request_id=request_id,
+            emit=self._send,
+            redactor=self.service.redactor(),
+        )
+
+        async def send(messages: list[dict[str, Any]], params: dict[str, Any], lead: str) -> Any:
+            self._new_round = True
+            stream = client.stream(messages, on_notice=self._notice, model=prepared.model, **params)
+            return await self._relay_stream(stream)
+
+        async def on_tool(event: ToolEvent) -> None:
+            if not event.done:  # a relayed call announces itself (the tool_call event)
+                return
+            self._tool_wait += event.seconds
+            shown = {
+                "call_id": executor.call_id(event),
+                "name": event.name,
+                "signature": event.signature,
+                "status": event.status,
+                "result": event.result,
+                "seconds": round(event.seconds, 3),
+                "round": event.round,
+            }
+            calls.append(shown)
+            await self._send("tool_result", shown)
+
+        result = await arun_tool_loop(
+            send,
+            prepared.messages,
+            executor,
+            params=prepared.params,
+            limits=self.service.tool_limits(),
+            on_tool=on_tool,
+        )
+        prepared.tool_events = result.events
+        prepared.tool_note = result.note
+        if result.note:
+            await self._send("notice", {"message": result.note, "kind": "tools"})
+        return result.completion

@@ -25,6 +25,10 @@ SELECTION_CHIP = "selection"
 SOURCES = frozenset({"cells", "active", "error", "vars"})
 DEFAULT_SOURCES = ("cells", "active", "error", "vars")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+#: Mistral's limit on tools per request (mistral-api.md §7).
+MAX_TOOLS = 128
+MAX_TOOL_DESCRIPTION_CHARS = 4_000
 
 
 class PayloadError(ValueError):
@@ -49,6 +53,9 @@ class ChatPayload:
     temperature: float | None = None
     context_budget: int | None = None
     remember: bool = True
+    #: The tools of the notebook's kernel (wire ``tools`` entries, as the kernel's
+    #: ``mistral_magic.kernel_entry`` listed them); empty: answer without tools.
+    tools: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _optional_int(body: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
@@ -69,6 +76,41 @@ def _string(body: Mapping[str, Any], name: str, limit: int) -> str:
     if len(value) > limit:
         raise PayloadError(f"`{name}` is longer than {limit:,} characters.")
     return value
+
+
+def parse_tools(value: Any) -> list[dict[str, Any]]:
+    """The kernel's tool definitions, checked: they come through the browser, so each is
+    rebuilt from the fields the API knows (name, description, parameters), nothing else."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_TOOLS:
+        raise PayloadError(f"`tools` must be a list of at most {MAX_TOOLS} tool definitions.")
+    tools: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for entry in value:
+        function = entry.get("function") if isinstance(entry, Mapping) else None
+        if not isinstance(function, Mapping) or entry.get("type", "function") != "function":
+            raise PayloadError("Each of `tools` must be {type: function, function: {...}}.")
+        name = function.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name) or name in seen:
+            raise PayloadError(
+                "Each tool needs a distinct name of 1 to 64 letters, digits, '_' or '-'."
+            )
+        seen.add(name)
+        description = function.get("description", "")
+        if not isinstance(description, str) or len(description) > MAX_TOOL_DESCRIPTION_CHARS:
+            raise PayloadError(
+                f"A tool's description must be text of at most "
+                f"{MAX_TOOL_DESCRIPTION_CHARS:,} characters."
+            )
+        parameters = function.get("parameters")
+        if not isinstance(parameters, Mapping) or parameters.get("type") != "object":
+            raise PayloadError(f"The parameters of tool {name} must be a JSON Schema object.")
+        clean: dict[str, Any] = {"name": name, "parameters": dict(parameters)}
+        if description:
+            clean["description"] = description
+        tools.append({"type": "function", "function": clean})
+    return tools
 
 
 def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
@@ -127,4 +169,5 @@ def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
         temperature=None if temperature is None else float(temperature),
         context_budget=_optional_int(body, "context_budget", 0, CONTEXT_WINDOW),
         remember=body.get("remember", True) is not False,
+        tools=parse_tools(body.get("tools")),
     )

@@ -28,16 +28,20 @@ from mistral_magic.context.redact import Redactor
 from mistral_magic.engine.clients import AsyncClients
 from mistral_magic.engine.conversation import Conversation
 from mistral_magic.engine.prepare import PreparedRequest, WireTarget, prepare
+from mistral_magic.engine.tool_loop import ToolLimits
 from mistral_magic.engine.usage import estimate_cost, format_cost
 from mistral_magic.server.payload import ChatPayload
+from mistral_magic.server.relay import PendingCalls, kernel_toolbox
+from mistral_magic.server.settings import MistralServer
 from mistral_magic.session import Session
 
 if TYPE_CHECKING:
     from mistral_magic.api.client import AsyncChatStream, AsyncMistralClient
-    from mistral_magic.api.models import ModelCatalog
+    from mistral_magic.api.models import Capabilities, ModelCatalog
     from mistral_magic.api.retry import OnNotice
     from mistral_magic.api.types import Usage
     from mistral_magic.context.figures import Figure
+    from mistral_magic.tools.core import Toolbox
 
 NOTEBOOK_CHIP = "notebook"
 #: Threads for blocking work (packing, history files): enough that a big notebook being
@@ -110,8 +114,10 @@ def _host(url: str) -> str:
 class MistralService:
     """Built once per server; shared by all handlers."""
 
-    def __init__(self, settings: Mistral) -> None:
+    def __init__(self, settings: Mistral, server: MistralServer | None = None) -> None:
         self.settings = settings
+        self.server = server or MistralServer()
+        self.pending = PendingCalls()  # tool calls relayed to a browser, awaiting results
         self.clients = AsyncClients(settings)  # one client for the whole server process
         self.running: dict[tuple[str, str], asyncio.Task[Any]] = {}  # (user, request id)
         self._cancelled: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
@@ -181,6 +187,7 @@ class MistralService:
             "max_tokens": s.max_tokens,
             "context_budget": s.context_budget,
             "history_budget": s.history_budget,
+            "tools": self.server.tools,
         }
 
     def redactor(self) -> Redactor:
@@ -218,6 +225,12 @@ class MistralService:
         chosen = [i for i in items if chip_id(i) not in payload.exclude]
         params = {} if payload.temperature is None else {"temperature": payload.temperature}
         model = payload.model or self.settings.model
+        capabilities = (
+            catalog.capabilities(model, self.settings.model_capabilities)
+            if catalog is not None
+            else None
+        )
+        toolbox, notes = self.toolbox(payload, model, capabilities)
         prepared = prepare(
             payload.prompt,
             kind=payload.kind,
@@ -230,13 +243,36 @@ class MistralService:
             conversation=conversation if payload.remember else None,
             budget=payload.context_budget,
             redactor=self.redactor(),
-            capabilities=catalog.capabilities(model, self.settings.model_capabilities)
-            if catalog is not None
-            else None,
+            capabilities=capabilities,
             figures=self.figures(payload),
+            toolbox=toolbox,
+            notes=notes,
         )
         _ = prepared.prompt_tokens  # counted here, off the event loop
         return prepared, chips_for(chosen, prepared)
+
+    def toolbox(
+        self, payload: ChatPayload, model: str, capabilities: Capabilities | None
+    ) -> tuple[Toolbox | None, list[str]]:
+        """The kernel's tools the browser sent, unless tools are off on this server
+        (``MistralServer.tools``) or the model cannot call them (then a note says so)."""
+        if not payload.tools or not self.server.tools:
+            return None, []
+        from mistral_magic.api.models import ModelCatalog
+
+        caps = capabilities or ModelCatalog().capabilities(model)
+        if not caps.function_calling:
+            return None, [f"tools not offered: {model} cannot call tools"]
+        return kernel_toolbox(payload.tools), []
+
+    def tool_limits(self) -> ToolLimits:
+        """The sidebar's tool bounds: the same settings as the magic's."""
+        s = self.settings
+        return ToolLimits(
+            max_rounds=s.max_tool_rounds,
+            max_seconds=s.max_tool_seconds,
+            result_chars=s.tool_result_chars,
+        )
 
     async def target(self) -> WireTarget:
         """Where answers go, in which dialect (``GET /models`` once per base URL). Settings

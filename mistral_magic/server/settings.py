@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Float, TraitError, validate
+from traitlets import Bool, Float, TraitError, validate
 from traitlets.config import Configurable
 
 MB = 1024 * 1024
@@ -25,6 +25,18 @@ class MistralServer(Configurable):
         ),
     ).tag(config=True)
 
+    tools = Bool(
+        True,
+        help=(
+            "Let the model call tools from the sidebar: the read-only notebook tools and the "
+            "@tool functions of the notebook's kernel (a Python kernel with mistral_magic "
+            "importable), run in that kernel. Bounded by Mistral.max_tool_rounds, "
+            "Mistral.max_tool_seconds and Mistral.tool_result_chars. The sidebar has its "
+            "own toggle (and a setting in the Settings Editor); False here turns tools off "
+            "for every user of this server."
+        ),
+    ).tag(config=True)
+
     @validate("max_request_mb")
     def _positive(self, proposal: dict[str, Any]) -> float:
         value = proposal["value"]
@@ -35,6 +47,12 @@ class MistralServer(Configurable):
     @property
     def max_request_bytes(self) -> int:
         return int(self.max_request_mb * MB)
+
+    @staticmethod
+    def tool_result_bytes(result_chars: int) -> int:
+        """Largest body ``POST tool_result`` accepts: a result of ``result_chars``
+        characters, each at most 6 bytes once JSON-escaped, and room for the other fields."""
+        return 6 * result_chars + 16 * 1024
 
     def too_large_message(self, size: int) -> str:
         return (
