@@ -10,7 +10,12 @@ import { Panel, Widget } from '@lumino/widgets';
 
 import { cancelChat, requestAPI, streamChat } from './api';
 import { mistralIcon } from './icon';
-import { describeState, IKernelVariables, kernelVariables } from './kernel';
+import {
+  describeState,
+  IKernelTools,
+  IKernelVariables,
+  kernelVariables
+} from './kernel';
 import { ICodeActions, IInsertOutcome, MessageView } from './message';
 import {
   insertBelow,
@@ -19,12 +24,15 @@ import {
   replaceActive,
   selectedText
 } from './notebook';
+import { KernelToolCache, relayToolCall } from './tools';
 import { IChatRequest, IChip, IHistoryEntry, IServerConfig } from './types';
 
 export interface IChatSettings {
   model: string;
   temperature: number | null;
   contextBudget: number | null;
+  /** Let the model call the notebook's tools (run in its kernel). */
+  tools: boolean;
   defaultContext: {
     notebook: boolean;
     activeCell: boolean;
@@ -37,6 +45,7 @@ export const DEFAULT_SETTINGS: IChatSettings = {
   model: '',
   temperature: null,
   contextBudget: null,
+  tools: true,
   defaultContext: {
     notebook: true,
     activeCell: true,
@@ -94,7 +103,19 @@ export class ChatSidebar extends Panel {
       'New chat'
     );
     newChat.addEventListener('click', () => void this.newChat());
-    header.append(title, newChat);
+    // Tools on/off: the Settings Editor's "tools" setting (saved through `saveTools`).
+    const toggle = document.createElement('label');
+    toggle.className = 'mm-ToolsToggle';
+    this.toolsBox = document.createElement('input');
+    this.toolsBox.type = 'checkbox';
+    this.toolsBox.className = 'mm-ToolsToggle-box';
+    this.toolsBox.addEventListener('change', () => {
+      this._settings = { ...this._settings, tools: this.toolsBox.checked };
+      this.saveTools?.(this.toolsBox.checked);
+    });
+    toggle.append(this.toolsBox, 'Tools');
+    this.toolsToggle = toggle;
+    header.append(title, toggle, newChat);
 
     this.notice = document.createElement('div');
     this.notice.className = 'mm-Notice';
@@ -190,6 +211,7 @@ export class ChatSidebar extends Panel {
   set settings(value: IChatSettings) {
     this._settings = value;
     this.showModel();
+    this.showTools();
     this.scheduleChips(false);
   }
 
@@ -198,6 +220,7 @@ export class ChatSidebar extends Panel {
     try {
       this.config = await requestAPI<IServerConfig>('config');
       this.showModel();
+      this.showTools();
       if (!this.config.api_key_configured && this.config.dialect !== 'openai') {
         this.showNotice(
           'No Mistral API key is configured on the Jupyter server. Set MISTRAL_API_KEY in ' +
@@ -231,8 +254,9 @@ export class ChatSidebar extends Panel {
     const requestId = UUID.uuid4().replace(/-/g, '');
     let body: IChatRequest;
     let variables: IKernelVariables | null = null;
+    let tools: IKernelTools | null = null;
     try {
-      [body, variables] = await this.requestBody(
+      [body, variables, tools] = await this.requestBody(
         prompt,
         panel,
         options.errorCell
@@ -250,6 +274,7 @@ export class ChatSidebar extends Panel {
       body.prompt = '';
     }
     const missing = variables ? describeState(variables) : null;
+    const toolsNote = this.toolsNote(panel, tools);
 
     const question = new MessageView('user', this.rendermime, null);
     question.text = prompt;
@@ -261,6 +286,9 @@ export class ChatSidebar extends Panel {
     );
     answer.streaming = true;
     this.addMessage(answer);
+    if (toolsNote) {
+      answer.setNote(toolsNote);
+    }
     this.scrollToEnd(true);
 
     const controller = new AbortController();
@@ -290,8 +318,12 @@ export class ChatSidebar extends Panel {
             failed = true;
             answer.setError(data.message);
           },
-          toolCall: data =>
-            answer.setNote(`Tool call: ${data.name}(${data.arguments})`)
+          // run where the notebook is (tools.ts), shown as a line until its result comes
+          toolCall: call => {
+            answer.showTool({ ...call, status: 'running', result: '' });
+            void relayToolCall(call, panel);
+          },
+          toolResult: result => answer.showTool(result)
         },
         controller.signal
       );
@@ -375,13 +407,14 @@ export class ChatSidebar extends Panel {
     return sources;
   }
 
-  /** The request for `prompt`, and what was found of the kernel's variables (null: not
-   * asked for). */
+  /** The request for `prompt`, and what was found of the kernel's variables and tools
+   * (null: not asked for). The chips' preview carries the tools too: with tools, less
+   * context goes up front (Mistral.tools_context_budget), and the chips must say so. */
   private async requestBody(
     prompt: string,
     panel: NotebookPanel | null,
     errorCell?: number
-  ): Promise<[IChatRequest, IKernelVariables | null]> {
+  ): Promise<[IChatRequest, IKernelVariables | null, IKernelTools | null]> {
     const s = this._settings;
     const body: IChatRequest = {
       prompt,
@@ -412,7 +445,70 @@ export class ChatSidebar extends Panel {
         body.variables = variables.items;
       }
     }
-    return [body, variables];
+    const tools = await this.kernelTools(body, panel);
+    return [body, variables, tools];
+  }
+
+  /** Whether the model may call tools: the user's toggle, unless the server says no. */
+  private get toolsOn(): boolean {
+    return this._settings.tools && this.config?.tools !== false;
+  }
+
+  /** The notebook kernel's tools into `body` (when tools are on); what was found, or null
+   * when tools are off. */
+  private async kernelTools(
+    body: IChatRequest,
+    panel: NotebookPanel | null
+  ): Promise<IKernelTools | null> {
+    if (!this.toolsOn) {
+      return null;
+    }
+    if (!panel) {
+      return { state: 'no-kernel', tools: [] };
+    }
+    const found = await this.toolCache.tools(panel);
+    if (found.state === 'ok' && found.tools.length) {
+      body.tools = found.tools;
+    }
+    return found;
+  }
+
+  /** Why this answer has no tools, said once per notebook and reason ('' otherwise). */
+  private toolsNote(
+    panel: NotebookPanel | null,
+    found: IKernelTools | null
+  ): string {
+    if (!found || found.state === 'ok') {
+      return '';
+    }
+    const key = panel ?? this;
+    const told = this.toldNoTools.get(key) ?? new Set<string>();
+    this.toldNoTools.set(key, told);
+    if (told.has(found.state)) {
+      return '';
+    }
+    told.add(found.state);
+    const why: Record<string, string> = {
+      'no-kernel': panel
+        ? 'the notebook has no running kernel'
+        : 'no notebook is open',
+      starting: 'the kernel is starting',
+      busy: 'the kernel is busy and has not listed its tools yet',
+      'other-language': `tools run in Python kernels only (this one is ${found.language || 'another language'})`,
+      'no-mistral-magic':
+        'mistral_magic cannot be imported in this kernel (install mistral-magic in its environment)',
+      'no-answer': 'the kernel did not list its tools in time'
+    };
+    return `Answered without tools: ${why[found.state] ?? found.state}.`;
+  }
+
+  private showTools(): void {
+    const off = this.config?.tools === false;
+    this.toolsBox.checked = this._settings.tools && !off;
+    this.toolsBox.disabled = off;
+    this.toolsToggle.title = off
+      ? 'Tools are turned off on the Jupyter server (c.MistralServer.tools).'
+      : 'Let Mistral call the notebook’s tools (read-only notebook tools and your @tool functions), run in the notebook’s kernel.';
   }
 
   /** The kernel's variables, read again after anything ran or the kernel changed. A kernel
@@ -436,6 +532,7 @@ export class ChatSidebar extends Panel {
   /** Something ran in a notebook: its variables may have changed. */
   invalidateVariables(): void {
     this.generation += 1;
+    this.toolCache.forget(); // a cell may have registered an @tool function
     this.scheduleChips(false);
   }
 
@@ -465,6 +562,7 @@ export class ChatSidebar extends Panel {
     const context = panel.sessionContext;
     const forget = () => {
       this.variableCache.delete(panel);
+      this.toolCache.forget(); // a new or restarted kernel lists its tools again
       this.kernelEpochs.set(panel, (this.kernelEpochs.get(panel) ?? 0) + 1);
       if (panel === this.tracker.currentWidget) {
         this.scheduleChips(false);
@@ -673,6 +771,9 @@ export class ChatSidebar extends Panel {
         if (entry.thinking) {
           view.appendThinking(entry.thinking);
         }
+        for (const call of entry.tools ?? []) {
+          view.showTool(call);
+        }
         if (entry.usage) {
           view.setUsage(entry.usage);
         }
@@ -738,7 +839,14 @@ export class ChatSidebar extends Panel {
     this.stop();
   }
 
+  /** Saves the Tools toggle as the "tools" setting (set by the plugin). */
+  saveTools: ((on: boolean) => void) | null = null;
+
   private _settings: IChatSettings = DEFAULT_SETTINGS;
+  private readonly toolCache = new KernelToolCache();
+  private readonly toldNoTools = new WeakMap<object, Set<string>>();
+  private readonly toolsBox: HTMLInputElement;
+  private readonly toolsToggle: HTMLLabelElement;
   private config: IServerConfig | null = null;
   private controller: AbortController | null = null;
   private requestId = '';

@@ -47,6 +47,7 @@ function readSettings(
     model: composite.model ?? '',
     temperature: composite.temperature ?? null,
     contextBudget: composite.contextBudget ?? null,
+    tools: composite.tools ?? true,
     defaultContext: {
       ...DEFAULT_SETTINGS.defaultContext,
       ...(composite.defaultContext ?? {})
@@ -79,6 +80,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
         .load(PLUGIN_ID)
         .then(settings => {
           sidebar.settings = readSettings(settings);
+          sidebar.saveTools = on => {
+            settings
+              .set('tools', on)
+              .catch(reason =>
+                console.warn('mistral-magic: tools setting not saved', reason)
+              );
+          };
           settings.changed.connect(() => {
             sidebar.settings = readSettings(settings);
           });

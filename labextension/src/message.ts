@@ -9,7 +9,7 @@ import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { escapeRawHTML } from './markdown';
-import { IUsage } from './types';
+import { IToolResult, IUsage } from './types';
 
 /** Where inserted code went, told under the code block; `here` offers the notebook in view
  * when the code went elsewhere. */
@@ -93,6 +93,43 @@ export class MessageView extends Widget {
     chips.className = 'mm-Message-context';
     chips.textContent = `with ${labels.join(', ')}`;
     this.node.insertBefore(chips, this.body);
+  }
+
+  /** A tool call as one line above the answer: its signature, then (once done) its status,
+   * time and the result folded under it. Model and kernel text, so text nodes only. */
+  showTool(call: IToolResult): void {
+    if (!this.tools) {
+      this.tools = document.createElement('div');
+      this.tools.className = 'mm-Tools';
+      this.node.insertBefore(this.tools, this.body);
+    }
+    const id = call.call_id ?? `call-${this.toolLines.size}`;
+    let line = this.toolLines.get(id);
+    if (!line) {
+      line = document.createElement('details');
+      line.className = 'mm-Tool';
+      line.dataset.callId = id;
+      this.toolLines.set(id, line);
+      this.tools.appendChild(line);
+    }
+    line.className = `mm-Tool mm-mod-${call.status}`;
+    line.dataset.tool = call.name;
+    const summary = document.createElement('summary');
+    summary.className = 'mm-Tool-summary';
+    const signature = document.createElement('code');
+    signature.className = 'mm-Tool-signature';
+    signature.textContent = call.signature;
+    const state = document.createElement('span');
+    state.className = 'mm-Tool-state';
+    state.textContent =
+      call.status === 'running'
+        ? ' · running…'
+        : ` · ${call.status}${call.seconds !== undefined ? ` · ${call.seconds.toFixed(2)} s` : ''}`;
+    summary.append(signature, state);
+    const result = document.createElement('pre');
+    result.className = 'mm-Tool-result';
+    result.textContent = call.result;
+    line.replaceChildren(summary, result);
   }
 
   setUsage(usage: IUsage): void {
@@ -244,6 +281,8 @@ export class MessageView extends Widget {
   private body: HTMLDivElement;
   private footer: HTMLDivElement;
   private thinking: ThinkingView | null = null;
+  private tools: HTMLDivElement | null = null;
+  private toolLines = new Map<string, HTMLDetailsElement>();
   private renderer: IRenderMime.IRenderer | null = null;
   private _text = '';
   private _frame = 0;

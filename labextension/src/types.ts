@@ -16,6 +16,8 @@ export interface IServerConfig {
   dialect?: string;
   api_key_configured: boolean;
   error?: string;
+  /** False: tools are off on this server (c.MistralServer.tools). */
+  tools?: boolean;
 }
 
 export interface IUsage {
@@ -36,6 +38,33 @@ export interface IHistoryEntry {
   stopped?: boolean;
   /** A reasoning model's thinking, shown collapsed under the answer. */
   thinking?: string;
+  /** The tool calls of the answer, as they were shown. */
+  tools?: IToolResult[];
+}
+
+/** A `tool_call` event: a call for the browser to run (mistral_magic/server/relay.py). */
+export interface IToolCall {
+  request_id: string;
+  call_id: string;
+  name: string;
+  arguments: Record<string, unknown>;
+  signature: string;
+  round: number;
+  /** Which runner runs it (tools.ts): `kernel` for the notebook's kernel. */
+  runner: string;
+  timeout_ms: number;
+  max_chars: number;
+}
+
+/** A `tool_result` event: a finished call, as the model reads it. */
+export interface IToolResult {
+  call_id?: string;
+  name: string;
+  signature: string;
+  status: 'ok' | 'error' | 'declined' | 'skipped' | 'running';
+  result: string;
+  seconds?: number;
+  round?: number;
 }
 
 export interface IVariableItem {
@@ -64,6 +93,8 @@ export interface IChatRequest {
   model?: string | null;
   temperature?: number | null;
   context_budget?: number | null;
+  /** The tools of the notebook's kernel (wire `tools` entries); absent: no tools. */
+  tools?: any[];
 }
 
 export interface IStreamHandlers {
@@ -78,7 +109,8 @@ export interface IStreamHandlers {
   thinking?: (text: string) => void;
   /** What the client waits for, or (kind `info`) what the user should know. */
   notice?: (data: { message: string; kind: string }) => void;
-  toolCall?: (data: { name: string; arguments: string }) => void;
+  toolCall?: (call: IToolCall) => void;
+  toolResult?: (result: IToolResult) => void;
   usage?: (usage: IUsage) => void;
   error?: (data: { message: string; type: string; partial: boolean }) => void;
   done?: (data: { finish_reason: string | null }) => void;

@@ -1,0 +1,164 @@
+# ruff: noqa: F811  (the fixtures imported from test_lab_browser are parameters here)
+"""The sidebar's tool calls in a real browser: a real ``jupyter lab`` with the stub as the
+model, each scripted call run in the notebook's real kernel (relayed by the server to the
+page, run there as a silent execution of ``mistral_magic.kernel_entry``) and its result read
+by the model in the next request the stub receives.
+
+Same rules as ``test_lab_browser``: a fresh page and notebook per test, no sleeps (every wait
+is for something to appear), no console errors, the key never on the page.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from playwright.sync_api import Page, Response, expect
+
+from tests.lab_server import LabServer
+from tests.stub import Reply, StubServer, ToolCallSpec
+from tests.test_lab_browser import (  # noqa: F401  (fixtures)
+    ARTIFACTS,
+    NOTEBOOK,
+    SIDEBAR,
+    _ask,
+    _code_cell,
+    _kernel,
+    _last_answer,
+    _notebook,
+    _open,
+    _open_sidebar,
+    _run_cell,
+    _wait_done,
+    api,
+    browser,
+    clean_state,
+    jp_asyncio_loop,
+    jp_server_cleanup,
+    lab,
+    lab_stub,
+    page,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+HOSTILE = "<img src=x onerror=\"window.__mmPwned=1;console.error('MM-XSS')\"> **bold**"
+TOOLS_NOTEBOOK = _notebook(
+    NOTEBOOK["cells"][1],
+    _code_cell(f"note = {HOSTILE!r}", "note"),
+)
+
+
+def _tool_names(body: dict) -> list[str]:
+    return [t["function"]["name"] for t in body.get("tools") or []]
+
+
+def test_a_scripted_tool_call_runs_in_the_kernel_and_the_model_reads_it(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "tools.ipynb", TOOLS_NOTEBOOK)
+    _open_sidebar(page)
+    _run_cell(page, 0, "(3, 2)")
+    _run_cell(page, 1)
+    lab_stub.queue(
+        Reply(
+            tool_calls=[
+                ToolCallSpec("describe_variable", {"name": "sales"}),
+                ToolCallSpec("describe_variable", {"name": "note"}),
+            ]
+        ),
+        Reply("sales has 3 rows: north, south and east."),
+    )
+    _ask(page, "How big is sales?")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("sales has 3 rows")
+    _wait_done(page)
+
+    first, second = lab_stub.chat_requests[-2].body, lab_stub.chat_requests[-1].body
+    # offered: the notebook tools of --tools notebook, as the kernel listed them
+    assert {"describe_variable", "list_variables", "get_last_error"} <= set(_tool_names(first))
+    # the kernel's real description of `sales`, in the next request, after the model's call
+    results = [m for m in second["messages"] if m["role"] == "tool"]
+    assert len(results) == 2
+    assert "DataFrame" in results[0]["content"]
+    for value in ("region", "amount", "north", "east"):
+        assert value in results[0]["content"]
+    assert "<img src=x" in results[1]["content"]  # the model reads what the kernel holds
+
+    # one line per call: signature, then the folded result, as text
+    lines = answer.locator(".mm-Tool")
+    expect(lines).to_have_count(2)
+    sales_line = lines.nth(0)
+    expect(sales_line).to_have_class("mm-Tool mm-mod-ok")
+    expect(sales_line.locator(".mm-Tool-signature")).to_have_text('describe_variable(name="sales")')
+    expect(sales_line.locator(".mm-Tool-result")).to_be_hidden()  # folded
+    sales_line.locator("summary").click()
+    expect(sales_line.locator(".mm-Tool-result")).to_contain_text("north")
+    hostile_line = lines.nth(1)
+    hostile_line.locator("summary").click()
+    expect(hostile_line.locator(".mm-Tool-result")).to_contain_text("<img src=x onerror")
+    expect(answer.locator(".mm-Tools img, .mm-Tools b, .mm-Tools strong")).to_have_count(0)
+    assert page.evaluate("window.__mmPwned") is None
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(SIDEBAR).screenshot(path=str(ARTIFACTS / "sidebar-tools.png"))
+
+    # the calls are part of the history: a reload shows the same lines
+    page.reload()
+    _open_sidebar(page)
+    restored = _last_answer(page).locator(".mm-Tool")
+    expect(restored).to_have_count(2)
+    expect(restored.nth(0).locator(".mm-Tool-signature")).to_have_text(
+        'describe_variable(name="sales")'
+    )
+
+
+def _settings_saved(response: Response) -> bool:
+    return "lab/api/settings/mistral-magic" in response.url and response.request.method == "PUT"
+
+
+def test_the_toggle_turns_tools_off_and_on_and_is_the_setting(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "toggle.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    toggle = page.locator(f"{SIDEBAR} .mm-ToolsToggle-box")
+    expect(toggle).to_be_checked()
+    with page.expect_response(_settings_saved):
+        toggle.uncheck()
+
+    def saved() -> object:
+        return api.get("lab/api/settings/mistral-magic:plugin").json()["settings"].get("tools")
+
+    lab_stub.queue(Reply("Without tools."))
+    _ask(page, "Anything?")
+    expect(_last_answer(page)).to_contain_text("Without tools.")
+    _wait_done(page)
+    assert "tools" not in lab_stub.chat_requests[-1].body
+    assert saved() is False
+
+    with page.expect_response(_settings_saved):
+        toggle.check()
+    lab_stub.queue(Reply("With tools."))
+    _ask(page, "And now?")
+    expect(_last_answer(page)).to_contain_text("With tools.")
+    _wait_done(page)
+    assert "describe_variable" in _tool_names(lab_stub.chat_requests[-1].body)
+    assert saved() is True
+
+
+@pytest.mark.console_errors_expected  # JupyterLab logs the shut-down kernel's closed socket
+def test_without_a_kernel_the_sidebar_answers_without_tools_and_says_so_once(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "no-kernel.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    _kernel(page, "shutdown")
+    expect(page.locator(f"{SIDEBAR} .mm-Chip[data-chip-id='kernel']")).to_contain_text("no kernel")
+    for text in ("First without tools.", "Second without tools."):
+        lab_stub.queue(Reply(text))
+        _ask(page, "What is in the notebook?")
+        expect(_last_answer(page)).to_contain_text(text)
+        _wait_done(page)
+        assert "tools" not in lab_stub.chat_requests[-1].body
+    notes = page.locator(f"{SIDEBAR} .mm-Message-note", has_text="Answered without tools")
+    expect(notes).to_have_count(1)
+    expect(notes).to_contain_text("no running kernel")
