@@ -36,6 +36,9 @@ class RecordedRequest:
     body: Any  # parsed JSON, or None when empty / not JSON
     raw: bytes
     client_port: int = 0  # the client's TCP port: equal ports = one reused connection
+    # time.perf_counter() stamps (benchmarks): the body read, the response's last byte sent
+    received_at: float = 0.0
+    answered_at: float = 0.0
 
 
 @dataclass
@@ -127,7 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         port = self.client_address[1] if isinstance(self.client_address, tuple) else 0
-        return RecordedRequest(self.command, url.path, query, headers, body, raw, port)
+        return RecordedRequest(
+            self.command, url.path, query, headers, body, raw, port, time.perf_counter()
+        )
 
     # ------------------------------------------------------------------------ writing
 
@@ -144,6 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(response)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        request.answered_at = time.perf_counter()
 
     def _headers(self, response: Response, extra: dict[str, str]) -> None:
         self.send_response(response.status)
