@@ -245,3 +245,18 @@ async def test_tool_result_bodies_are_checked_and_bounded(
             headers={"Authorization": ""},
         )
     assert anonymous.value.code == 403
+
+
+def test_the_history_keeps_tool_lines_bounded(tmp_path: Any) -> None:
+    from mistral_magic.server.history import (
+        MAX_TOOL_LINES,
+        TOOL_LINE_RESULT_CHARS,
+        HistoryStore,
+    )
+
+    store = HistoryStore(tmp_path)
+    line = {"name": "f", "signature": "f()", "status": "ok", "result": "x" * 50_000}
+    store.append("ana", {"role": "assistant", "text": "Done.", "tools": [line] * 100})
+    kept = store.load("ana")[-1]["tools"]
+    assert len(kept) == MAX_TOOL_LINES
+    assert len(kept[0]["result"]) < TOOL_LINE_RESULT_CHARS + 20

@@ -87,6 +87,8 @@ class HistoryStore:
                     text = entry.get(field)
                     if isinstance(text, str) and len(text) > self.max_chars:
                         entry[field] = text[: self.max_chars] + "\n[… clipped]"
+                if isinstance(entry.get("tools"), list):
+                    entry["tools"] = _kept_tool_lines(entry["tools"])
                 current.append(entry)
             self._cache[user] = current[-self.max_entries :]
             self._write(user, self._cache[user])
@@ -133,3 +135,20 @@ def conversation_from(entries: list[dict[str, Any]]) -> Conversation:
                 conversation.add(pending, text)
             pending = None
     return conversation
+
+
+#: What the history keeps of an answer's tool calls (their lines after a reload): the model
+#: read more at the time; the file stays small however many calls an answer made.
+MAX_TOOL_LINES = 32
+TOOL_LINE_RESULT_CHARS = 2_000
+
+
+def _kept_tool_lines(calls: list[Any]) -> list[Any]:
+    kept = []
+    for call in calls[:MAX_TOOL_LINES]:
+        if isinstance(call, dict) and isinstance(call.get("result"), str):
+            result = call["result"]
+            if len(result) > TOOL_LINE_RESULT_CHARS:
+                call = {**call, "result": result[:TOOL_LINE_RESULT_CHARS] + "\n[… clipped]"}
+        kept.append(call)
+    return kept
