@@ -107,6 +107,14 @@ def _measure(
 ) -> tuple[list[float], list[float]]:
     gaps: list[float] = []
     relays: list[float] = []
+    # A first question without tool calls: the kernel imports mistral_magic for the tool
+    # definitions (seconds on a loaded machine; a list that comes too late means an answer
+    # without tools, and the scripted calls would then go unanswered).
+    stub.queue(Reply("Warm."))
+    box.fill("warm up")
+    box.press("Enter")
+    page.locator(f"{SIDEBAR} .mm-Message-assistant").last.get_by_text("Warm.").wait_for()
+    page.wait_for_selector(f"{SIDEBAR} .mm-Stop", state="hidden")
     for question in range(questions + 1):  # question 0 warms up (imports, definitions)
         before = len(stub.chat_requests)
         stub.queue(
