@@ -272,7 +272,11 @@ HOSTILE = (
     "<script>document.title='PWNED'</script> [click](javascript:alert(1))\n\n"
     "| a | b |\n|---|---|\n| <b onmouseover=alert(1)>1</b> | 2 |\n"
 )
-LIVE = re.compile(r"<(img|script|b|details)\b[^>]*\bon\w+=|<script|javascript:", re.IGNORECASE)
+# live markup: a tag with an event handler, a script, or a javascript: URL in an attribute
+# (the words of a half-streamed "[click](javascript:" shown as text are harmless)
+LIVE = re.compile(
+    r"<(img|script|b|details)\b[^>]*\bon\w+=|<script|=\s*[\"']?\s*javascript:", re.IGNORECASE
+)
 
 
 def test_a_hostile_reply_and_tool_call_show_as_text_in_the_panel(stub, kernel, panel):
