@@ -230,11 +230,13 @@ class Session:
         context ``sources`` collect (with ``extra_items``, e.g. an error's context, first),
         the conversation unless not ``remember``, the tools named (``--tools`` words;
         default ``Mistral.tools``). Built by :func:`~mistral_magic.engine.prepare.prepare`."""
-        from .context.describe import describe
-        from .context.redact import is_secret_name
+        from .context.kernel import GuardedDescriber, shell_redactor, visible_variables
 
-        namespace = getattr(self.shell, "user_ns", {}) or {}
-        visible = {k: v for k, v in namespace.items() if not is_secret_name(k)}
+        redactor = self.redactor()
+        # {name} sees the user's variables only (not In, Out, _i3…), described under the same
+        # guard as the context (a __repr__ that sleeps cannot hold the question)
+        visible = visible_variables(self.shell) if self.shell is not None else {}
+        describer = GuardedDescriber(shell_redactor(self.shell, redactor) if visible else redactor)
         # The question decides what is collected (the cells and variables it names).
         question = prompt if kind == ASK else error_question(kind, error_count)
         model = model or self.settings.model
@@ -264,8 +266,8 @@ class Session:
             kind=kind,
             error_count=error_count,
             namespace=visible,
-            describe=describe,
-            redactor=self.redactor(),
+            describe=describer,
+            redactor=redactor,
         )
 
     def prepare_error_help(self, captured: CapturedError, kind: Kind) -> PreparedRequest:

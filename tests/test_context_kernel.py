@@ -12,15 +12,11 @@ from typing import Any
 
 import pytest
 
+from mistral_magic.context.errors import last_error
 from mistral_magic.context.guard import DescribeTimeout, time_limit
+from mistral_magic.context.history import is_mistral_invocation
 from mistral_magic.context.items import ContextItem
-from mistral_magic.context.kernel import (
-    collect,
-    is_mistral_invocation,
-    last_error,
-    prompt_references,
-    user_variables,
-)
+from mistral_magic.context.kernel import collect, prompt_references, user_variables
 from mistral_magic.context.redact import REDACTED, Redactor
 
 CONFIGURED_KEY = "configured-mistral-key-0123456789"

@@ -6,11 +6,11 @@ import pytest
 from IPython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 
+from mistral_magic.context.fit import clean_text
 from mistral_magic.engine.failures import (
     REMEMBERED_ERRORS,
     CapturedError,
     ErrorLog,
-    clean_text,
     error_items,
     is_offered,
     package_versions,

@@ -23,9 +23,9 @@ _HOMES = {
     "describe": "describe",
     "short_label": "describe",
     "ContextItem": "items",
-    "ErrorInfo": "kernel",
+    "ErrorInfo": "errors",
     "collect": "kernel",
-    "last_error": "kernel",
+    "last_error": "errors",
     "Redactor": "redact",
     "is_secret_name": "redact",
 }
@@ -63,8 +63,9 @@ if TYPE_CHECKING:
         warm_up,
     )
     from .describe import describe, short_label
+    from .errors import ErrorInfo, last_error
     from .items import ContextItem
-    from .kernel import ErrorInfo, collect, last_error
+    from .kernel import collect
     from .redact import Redactor, is_secret_name
 
 

@@ -17,6 +17,11 @@ is imported here: pandas, numpy or polars are only touched when the value alread
 theirs. :func:`describe` never raises: a failing describer yields
 ``"<name>: <Type> <could not describe: ErrorType>"``. Wall-clock bounds for runaway ``repr``
 implementations live in :mod:`mistral_magic.context.guard` and are applied by the collector.
+
+Secrets: every piece of a value's text (a table cell, a string's head, a container item, a
+``repr``) is redacted *before* it is clipped, with the redactor given to :func:`describe`
+(see :func:`mistral_magic.context.fit.fit`): a key in a DataFrame cell is never sent cut to
+the cell's width, where it would no longer be recognised.
 """
 
 from __future__ import annotations
@@ -25,8 +30,23 @@ import inspect
 import itertools
 import math
 import types
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from mistral_magic.context.fit import (
+    ELLIPSIS,
+    clean_text,
+    clip,
+    fit,
+    name_inline_data,
+    one_line,
+    redact_bounded,
+)
+
+if TYPE_CHECKING:
+    from mistral_magic.context.redact import Redactor
 
 #: Null counts are computed on at most this many leading rows.
 NULL_SAMPLE_ROWS = 10_000
@@ -40,20 +60,31 @@ CONTAINER_DEPTH = 3
 STRING_PREVIEW_CHARS = 200
 BIG_INT_BITS = 4_000
 
-ELLIPSIS = "…"
+# The redactor of the describe call in progress: the describers below pass it to every clip
+# of a value's text without threading it through each signature. A context variable, so
+# describes on other threads keep their own.
+_redactor: ContextVar[Redactor | None] = ContextVar("mistral_magic_describe_redactor", default=None)
+
+
+@contextmanager
+def _redacting(redactor: Redactor | None) -> Iterator[None]:
+    if redactor is None:
+        yield
+        return
+    token = _redactor.set(redactor)
+    try:
+        yield
+    finally:
+        _redactor.reset(token)
+
+
+def _fit(text: str, max_chars: int, clean: Callable[[str], str] = clean_text) -> str:
+    """A value's text, redacted, then clipped (see the module doc)."""
+    return fit(text, max_chars, _redactor.get(), clean=clean)
 
 
 # --------------------------------------------------------------------------------------------
 # Small helpers
-
-
-def clip(text: str, max_chars: int, marker: str = ELLIPSIS) -> str:
-    """``text`` cut to at most ``max_chars`` characters, ending with ``marker`` if cut."""
-    if len(text) <= max_chars:
-        return text
-    if max_chars <= len(marker):
-        return text[:max_chars]
-    return text[: max_chars - len(marker)] + marker
 
 
 def _mro_names(value: object) -> Iterable[tuple[str, str]]:
@@ -108,15 +139,14 @@ def _plural(n: int, word: str) -> str:
 
 
 def _cell_text(value: object, width: int = CELL_CHARS) -> str:
-    """One table cell: compact, single-line, clipped."""
+    """One table cell: compact, single-line, redacted, clipped."""
     if isinstance(value, float):
-        text = _float_text(value)
-    elif isinstance(value, str):
+        return _float_text(value)
+    if isinstance(value, str):
         text = value
     else:
         text = bounded_repr(value, width * 2) if not _is_scalar_like(value) else str(value)
-    text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", " ")
-    return clip(text, width)
+    return _fit(text, width, clean=one_line)
 
 
 def _float_text(value: float) -> str:
@@ -160,13 +190,17 @@ def _summary_for_nested(value: object) -> str | None:
     return None
 
 
-def bounded_repr(value: object, max_chars: int = 300, _depth: int = 0) -> str:
+def bounded_repr(
+    value: object, max_chars: int = 300, _depth: int = 0, *, redactor: Redactor | None = None
+) -> str:
     """Like ``repr`` but with bounded work for builtin types; clipped to ``max_chars``.
 
     Containers show at most :data:`CONTAINER_ITEMS` items per level and
-    :data:`CONTAINER_DEPTH` levels; other objects use their own ``repr``.
+    :data:`CONTAINER_DEPTH` levels; other objects use their own ``repr``. With a
+    ``redactor`` (or inside :func:`describe`), secrets are redacted before anything is clipped.
     """
-    return clip(_bounded_repr(value, max_chars, _depth), max_chars)
+    with _redacting(redactor):
+        return _fit(_bounded_repr(value, max_chars, _depth), max_chars, clean=name_inline_data)
 
 
 def _bounded_repr(value: object, max_chars: int, depth: int) -> str:
@@ -177,8 +211,15 @@ def _bounded_repr(value: object, max_chars: int, depth: int) -> str:
             digits = int(value.bit_length() * math.log10(2)) + 1
             return f"<int with about {digits:,} digits>"
         return repr(value)
-    if isinstance(value, (str, bytes, bytearray)):
-        head = value[: max_chars + 2]
+    if isinstance(value, str):
+        # Redacted before the head is taken: a secret cut at max_chars would not be found.
+        shown = redact_bounded(value, _redactor.get(), head=max_chars + 2, clean=name_inline_data)
+        head = shown[: max_chars + 2]
+        text = repr(head)
+        return text if len(head) == len(value) else text + ELLIPSIS
+    if isinstance(value, (bytes, bytearray)):
+        # Well beyond what is kept: the caller's redaction sees any secret near the edge whole.
+        head = value[: 2 * max_chars + 1024]
         text = repr(head)
         return text if len(head) == len(value) else text + ELLIPSIS
     if isinstance(value, (float, complex)):
@@ -221,7 +262,7 @@ def _container_repr(
             )
         else:
             part = _bounded_repr(item, child_chars, depth + 1)
-        part = clip(part, child_chars)
+        part = _fit(part, child_chars, clean=name_inline_data)
         parts.append(part)
         used += len(part) + 2
         if used > max_chars:
@@ -285,7 +326,7 @@ def _pandas_null_counts(frame: Any, columns: int) -> tuple[list[int], int]:
 
 def _sample_lines(header: list[str], rows: list[tuple | list], max_line: int = 160) -> list[str]:
     cells = [[_cell_text(v) for v in row] for row in rows]
-    lines = _table([clip(h, CELL_CHARS) for h in header], cells)
+    lines = _table([_fit(h, CELL_CHARS, clean=one_line) for h in header], cells)
     return [clip(line, max_line) for line in lines]
 
 
@@ -321,7 +362,8 @@ def _columns_table(
     """The "columns:" table of a frame: (name, dtype, null count) per listed column."""
     null_header = "nulls" if rows_used == rows else f"nulls in first {rows_used:,} rows"
     table_rows = [
-        [clip(name, 40), _dtype_text(dtype), f"{nulls:,}"] for name, dtype, nulls in columns
+        [_fit(name, 40, clean=one_line), _dtype_text(dtype), f"{nulls:,}"]
+        for name, dtype, nulls in columns
     ]
     lines = ["columns:", *_table(["name", "dtype", null_header], table_rows)]
     if total_columns > len(columns):
@@ -411,7 +453,7 @@ def _describe_ndarray(array: Any, name: str, max_chars: int) -> str:
         edgeitems=3,
         separator=", ",
     )
-    return head + "\n" + clip(body, max(80, max_chars - len(head) - 1))
+    return head + "\n" + _fit(body, max(80, max_chars - len(head) - 1))
 
 
 # --------------------------------------------------------------------------------------------
@@ -483,7 +525,7 @@ def _describe_other(value: Any, name: str, max_chars: int) -> str:
         attributes = _public_attributes(value)
         if attributes:
             text = "attributes: " + attributes
-    return head + "\n" + clip(text, max(80, max_chars - len(head) - 1))
+    return head + "\n" + _fit(text, max(80, max_chars - len(head) - 1))
 
 
 def _public_attributes(value: object) -> str:
@@ -534,29 +576,38 @@ def runs_user_code(value: object) -> bool:
     return describer in (_describe_other, _describe_container)
 
 
-def describe(value: object, name: str, *, max_chars: int = 1500) -> str:
+def describe(
+    value: object, name: str, *, max_chars: int = 1500, redactor: Redactor | None = None
+) -> str:
     """Text for the model about ``value`` bound to ``name``; starts with ``name`` and its type.
 
     Never raises (except for BaseExceptions like KeyboardInterrupt); the result is at most
-    ``max_chars`` characters.
+    ``max_chars`` characters. Every piece of the value's text is redacted with ``redactor``
+    before it is clipped (without one, only bounded and cleaned: the caller then redacts).
     """
-    try:
-        text = _describer_for(value)(value, name, max_chars)
-    except Exception as exc:
-        text = could_not_describe(value, name, type(exc).__name__)
-    return clip(text, max_chars)
+    with _redacting(redactor):
+        try:
+            text = _describer_for(value)(value, name, max_chars)
+        except Exception as exc:
+            text = could_not_describe(value, name, type(exc).__name__)
+        return _fit(text, max_chars)
 
 
-def describe_brief(value: object, name: str, *, max_chars: int = 400) -> str:
+def describe_brief(
+    value: object, name: str, *, max_chars: int = 400, redactor: Redactor | None = None
+) -> str:
     """A one-paragraph description: for frames only shape and column dtypes (no sampling)."""
-    try:
-        if _is_lib_type(value, "pandas", "DataFrame") or _is_lib_type(value, "polars", "DataFrame"):
-            text = _brief_frame(value, name)
-        else:
-            text = describe(value, name, max_chars=max_chars)
-    except Exception as exc:
-        text = could_not_describe(value, name, type(exc).__name__)
-    return clip(text, max_chars)
+    with _redacting(redactor):
+        try:
+            if _is_lib_type(value, "pandas", "DataFrame") or _is_lib_type(
+                value, "polars", "DataFrame"
+            ):
+                text = _brief_frame(value, name)
+            else:
+                text = describe(value, name, max_chars=max_chars)
+        except Exception as exc:
+            text = could_not_describe(value, name, type(exc).__name__)
+        return _fit(text, max_chars)
 
 
 def _brief_frame(frame: Any, name: str) -> str:
@@ -567,7 +618,9 @@ def _brief_frame(frame: Any, name: str) -> str:
     else:
         names = frame.columns[:MAX_COLUMNS_LISTED].tolist()
         pairs = list(zip(names, frame.dtypes.tolist()[: len(names)], strict=True))
-    listing = ", ".join(f"{clip(str(col), 40)} ({_dtype_text(dtype)})" for col, dtype in pairs)
+    listing = ", ".join(
+        f"{_fit(str(col), 40, clean=one_line)} ({_dtype_text(dtype)})" for col, dtype in pairs
+    )
     more = f", {ELLIPSIS} {cols - len(pairs):,} more" if cols > len(pairs) else ""
     return (
         f"{name}: {library} DataFrame, {_plural(rows, 'row')} × {_plural(cols, 'column')}; "

@@ -1,6 +1,10 @@
 """The last error of a live shell, as context: type, message, the failing cell, and a
 traceback without ANSI colours, with cell files shown as ``In[n]`` and long stretches of library
-frames condensed."""
+frames condensed.
+
+The work is bounded before any pass over the whole text: a 50 MB exception message is cut
+(head and tail) as the traceback is formatted, then cleaned, redacted and clipped
+(:func:`~mistral_magic.context.fit.fit`)."""
 
 from __future__ import annotations
 
@@ -13,28 +17,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mistral_magic.context.describe import clip
-from mistral_magic.context.history import (
-    ANSI,
-    INPUT_FILENAME,
-    clip_middle,
-    printable,
-    raw_inputs,
-    redact_clipped,
-)
+from mistral_magic.context.fit import EDGE_CHARS, bound, fit
+from mistral_magic.context.history import CELL_SOURCE_CHARS, INPUT_FILENAME, raw_inputs
 from mistral_magic.context.items import KIND_ERROR, ContextItem, priority_for
 from mistral_magic.context.redact import Redactor
 
 ERROR_MESSAGE_CHARS = 1000
 TRACEBACK_CHARS = 3000
+#: A formatted piece of a traceback (an exception's message, above all) longer than this is
+#: cut to its head and tail before anything else looks at it.
+_PIECE_CHARS = 2 * TRACEBACK_CHARS + 4 * EDGE_CHARS
 
 
 @dataclass(frozen=True)
 class ErrorInfo:
     etype: str
-    message: str
-    traceback: str  # ANSI-free; cell files shown as In[n]; long library stretches condensed
-    cell_source: str | None
+    message: str  # cleaned, redacted (with the redactor given), clipped
+    traceback: str  # the same; cell files shown as In[n]; long library stretches condensed
+    cell_source: str | None  # as typed
     execution_count: int | None
 
 
@@ -135,7 +135,8 @@ def _format_traceback(shell: Any, value: BaseException, drop_frames: bool) -> st
     te = traceback.TracebackException(
         type(value), value, None if drop_frames else value.__traceback__, compact=True
     )
-    lines = "".join(te.format(chain=True)).splitlines()
+    pieces = (bound(piece, _PIECE_CHARS, _PIECE_CHARS) for piece in te.format(chain=True))
+    lines = "".join(pieces).splitlines()
     return "\n".join(_condense_frames(shell, lines))
 
 
@@ -191,7 +192,7 @@ def _condense_frames(shell: Any, lines: list[str]) -> list[str]:
     return out
 
 
-def last_error(shell: Any) -> ErrorInfo | None:
+def last_error(shell: Any, redactor: Redactor | None = None) -> ErrorInfo | None:
     """The last exception IPython showed (``sys.last_value``), or None.
 
     KeyboardInterrupt is not an error for context.
@@ -199,7 +200,7 @@ def last_error(shell: Any) -> ErrorInfo | None:
     value = getattr(sys, "last_value", None)
     if not isinstance(value, BaseException):
         return None
-    return error_info(shell, value)
+    return error_info(shell, value, redactor)
 
 
 def cell_count_for_filename(shell: Any, filename: str | None) -> int | None:
@@ -207,8 +208,14 @@ def cell_count_for_filename(shell: Any, filename: str | None) -> int | None:
     return _count_for_filename(shell, filename)
 
 
-def error_info(shell: Any, value: BaseException) -> ErrorInfo | None:
-    """:class:`ErrorInfo` for an exception raised in this shell (None for KeyboardInterrupt)."""
+def error_info(
+    shell: Any, value: BaseException, redactor: Redactor | None = None
+) -> ErrorInfo | None:
+    """:class:`ErrorInfo` for an exception raised in this shell (None for KeyboardInterrupt).
+
+    Message and traceback are redacted with ``redactor`` before they are clipped; without
+    one they are only cleaned and clipped (for callers that need the cell and count alone).
+    """
     if isinstance(value, KeyboardInterrupt):
         return None
     count = _error_count(shell, value)
@@ -216,8 +223,8 @@ def error_info(shell: Any, value: BaseException) -> ErrorInfo | None:
     try:
         text = _format_traceback(shell, value, drop_frames=is_cell_syntax_error)
     except Exception:
-        text = f"{type(value).__name__}: {_safe_str(value)}"
-    message = ANSI.sub("", _safe_str(value))
+        text = f"{type(value).__name__}: {bound(_safe_str(value), _PIECE_CHARS, _PIECE_CHARS)}"
+    message = _safe_str(value)
     if isinstance(value, SyntaxError) and count is not None and value.msg:
         message = str(value.msg)
     source = None
@@ -229,18 +236,22 @@ def error_info(shell: Any, value: BaseException) -> ErrorInfo | None:
         source = "".join(linecache.getlines(value.filename)) or None
     return ErrorInfo(
         etype=_qualified_type(type(value)),
-        message=clip(printable(message), ERROR_MESSAGE_CHARS),
-        traceback=clip_middle(printable(ANSI.sub("", text)), TRACEBACK_CHARS),
+        message=fit(message, ERROR_MESSAGE_CHARS, redactor),
+        traceback=fit(text, TRACEBACK_CHARS, redactor, middle=True),
         cell_source=source,
         execution_count=count,
     )
 
 
 def error_item(info: ErrorInfo, redactor: Redactor) -> ContextItem:
+    """The error as a context item: summary line, traceback, the failing cell's source."""
     where = f" in In[{info.execution_count}]" if info.execution_count is not None else ""
     parts = [f"{info.etype}{where}: {info.message}", info.traceback]
     if info.cell_source:
-        parts.append(f"Source of the failing cell:\n```python\n{info.cell_source.rstrip()}\n```")
-    text = redact_clipped(redactor, "\n".join(parts), ERROR_MESSAGE_CHARS + TRACEBACK_CHARS * 2)
+        source = fit(info.cell_source, CELL_SOURCE_CHARS, redactor).rstrip()
+        parts.append(f"Source of the failing cell:\n```python\n{source}\n```")
+    # message and traceback are already redacted; the whole is again, for what only shows
+    # when the parts are together
+    text = fit("\n".join(parts), ERROR_MESSAGE_CHARS + TRACEBACK_CHARS * 2, redactor)
     label = f"error in [{info.execution_count}]" if info.execution_count is not None else "error"
     return ContextItem(KIND_ERROR, "error", label, text, priority_for(KIND_ERROR))

@@ -9,12 +9,17 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from mistral_magic.context.describe import bounded_repr, clip
+from mistral_magic.context.describe import bounded_repr
+from mistral_magic.context.fit import ANSI, bound_join, clean_text, fit
 from mistral_magic.context.redact import Redactor
 
-CELL_SOURCE_CHARS = 4000
+__all__ = ["ANSI", "cell_text", "executed_counts", "history_outputs", "raw_inputs"]
 
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+CELL_SOURCE_CHARS = 4000
+#: Of an output kept by IPython, at most this much of its head and of its tail is read: a
+#: 50 MB stream costs what 128 kB do (later clipping keeps far less; searches see this much).
+OUTPUT_WORK_CHARS = 64_000
+
 INPUT_FILENAME = re.compile(r"<ipython-input-(\d+)-[0-9a-f]+>")
 _MISTRAL_MAGIC = re.compile(
     r"^\s*(?:%%?mistral\b|get_ipython\(\)\.run_(?:cell|line)_magic\(\s*['\"]mistral['\"])"
@@ -56,8 +61,17 @@ def executed_counts(shell: Any, inputs: list[str], limit: int | None = None) -> 
     return found
 
 
-def history_outputs(shell: Any, count: int) -> Iterator[tuple[str, str]]:
-    """(kind, text) for a cell's outputs: stdout, stderr, result, display, error."""
+def _bounded(parts: list[Any]) -> str:
+    texts = [part if isinstance(part, str) else str(part) for part in parts]
+    return bound_join(texts, OUTPUT_WORK_CHARS, OUTPUT_WORK_CHARS)
+
+
+def history_outputs(
+    shell: Any, count: int, redactor: Redactor | None = None
+) -> Iterator[tuple[str, str]]:
+    """(kind, text) for a cell's outputs: stdout, stderr, result, display, error. Texts are
+    bounded (:data:`OUTPUT_WORK_CHARS`), not yet cleaned or clipped: pass them through
+    :func:`~mistral_magic.context.fit.fit` (``redactor`` is used for reprs made here)."""
     history = getattr(shell, "history_manager", None)
     outputs = getattr(history, "outputs", None)
     recorded = outputs.get(count) if isinstance(outputs, dict) else None
@@ -66,60 +80,48 @@ def history_outputs(shell: Any, count: int) -> Iterator[tuple[str, str]]:
             bundle = getattr(output, "bundle", {}) or {}
             kind = getattr(output, "output_type", "")
             if kind in ("out_stream", "err_stream"):
-                text = "".join(map(str, bundle.get("stream", [])))
+                text = _bounded(list(bundle.get("stream", [])))
                 yield ("stdout" if kind == "out_stream" else "stderr"), text
             elif "text/plain" in bundle:
                 text = bundle["text/plain"]
-                text = "".join(text) if isinstance(text, list) else str(text)
+                text = _bounded(text if isinstance(text, list) else [text])
                 yield ("result" if kind == "execute_result" else "display"), text
     else:
         reprs = getattr(history, "output_hist_reprs", None)
         if isinstance(reprs, dict) and count in reprs:
-            yield "result", str(reprs[count])
+            yield "result", _bounded([reprs[count]])
         else:
             out = shell.user_ns.get("Out")
             if isinstance(out, dict) and count in out:
-                yield "result", bounded_repr(out[count], 4000)
+                yield "result", bounded_repr(out[count], 4000, redactor=redactor)
     exceptions = getattr(history, "exceptions", None)
     if isinstance(exceptions, dict) and count in exceptions:
         record = exceptions[count]
-        yield "error", f"{record.get('ename', 'Error')}: {record.get('evalue', '')}"
+        yield "error", _bounded([f"{record.get('ename', 'Error')}: ", record.get("evalue", "")])
 
 
-def clip_middle(text: str, max_chars: int) -> str:
-    if len(text) <= max_chars:
-        return text
-    marker = "\n[… clipped …]\n"
-    head = max_chars // 3
-    tail = max_chars - head - len(marker)
-    return text[:head] + marker + text[-tail:]
+def _output_clean(text: str) -> str:
+    return INPUT_FILENAME.sub(r"In[\1]", clean_text(text)).rstrip()
 
 
-def cell_text(shell: Any, count: int, source: str, redactor: Redactor, output_chars: int) -> str:
-    source = redact_clipped(redactor, source, CELL_SOURCE_CHARS)
-    parts = [f"```python\n{source.rstrip()}\n```"]
-    for kind, text in history_outputs(shell, count):
-        text = INPUT_FILENAME.sub(r"In[\1]", ANSI.sub("", text)).rstrip()
+def cell_text(
+    shell: Any,
+    count: int,
+    source: str,
+    redactor: Redactor,
+    output_chars: int,
+    *,
+    language: str = "python",
+) -> str:
+    """A cell as the model sees it: its source in a fence, then its text outputs."""
+    source = fit(source, CELL_SOURCE_CHARS, redactor)
+    parts = [f"```{language}\n{source.rstrip()}\n```"]
+    for kind, text in history_outputs(shell, count, redactor):
+        text = fit(text, output_chars, redactor, middle=True, clean=_output_clean)
         if not text:
             continue
-        text = redact_clipped(redactor, text, output_chars, middle=True)
         if kind == "result":
             parts.append(f"Out[{count}]:\n{text}")
         else:
             parts.append(f"{kind}:\n{text}")
     return "\n".join(parts)
-
-
-def redact_clipped(redactor: Redactor, text: str, max_chars: int, middle: bool = False) -> str:
-    """Redact, then clip. Pre-clips very long text first so redaction stays cheap; the final
-    clip is much shorter than the pre-clip, so no secret is cut in half at an edge."""
-    if len(text) > 4 * max_chars:
-        text = clip_middle(text, 4 * max_chars)
-    text = redactor.redact(text)
-    return clip_middle(text, max_chars) if middle else clip(text, max_chars)
-
-
-def printable(text: str) -> str:
-    """Lone surrogates (undecodable bytes of file names, ``surrogateescape`` text) written as
-    ``\\udcff`` escapes, so the text encodes as UTF-8 in a request."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")

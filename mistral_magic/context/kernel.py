@@ -23,44 +23,21 @@ from typing import Any
 
 from mistral_magic.context.describe import (
     _is_lib_type,
-    clip,
     could_not_describe,
     describe,
     describe_brief,
     runs_user_code,
     short_label,
 )
-
-# Errors and history live in their own modules; the names below are re-exported because
-# other parts of the package (tracebacks, notebook tools, notebook JSON) import them from here.
-from mistral_magic.context.errors import (  # noqa: F401
-    ERROR_MESSAGE_CHARS,
-    TRACEBACK_CHARS,
-    ErrorInfo,
-    cell_count_for_filename,
-    error_info,
-    error_item,
-    last_error,
-)
-from mistral_magic.context.errors import error_item as _error_item  # noqa: F401
+from mistral_magic.context.errors import error_item, last_error
+from mistral_magic.context.fit import clip, printable
 from mistral_magic.context.guard import Deadline, DescribeTimeout, time_limit
-from mistral_magic.context.history import ANSI as _ANSI  # noqa: F401
-from mistral_magic.context.history import (  # noqa: F401
-    CELL_SOURCE_CHARS,
+from mistral_magic.context.history import (
     cell_text,
     executed_counts,
-    is_mistral_invocation,
-    printable,
     raw_inputs,
     running_count,
 )
-from mistral_magic.context.history import cell_text as _cell_text  # noqa: F401
-from mistral_magic.context.history import clip_middle as _clip_middle  # noqa: F401
-from mistral_magic.context.history import executed_counts as _executed_counts  # noqa: F401
-from mistral_magic.context.history import history_outputs as _history_outputs  # noqa: F401
-from mistral_magic.context.history import raw_inputs as _raw_inputs  # noqa: F401
-from mistral_magic.context.history import redact_clipped as _redact_clipped  # noqa: F401
-from mistral_magic.context.history import running_count as _running_count  # noqa: F401
 from mistral_magic.context.items import (
     BAND_WIDTH,
     KIND_CELL,
@@ -70,16 +47,22 @@ from mistral_magic.context.items import (
     ContextItem,
     priority_for,
 )
-from mistral_magic.context.redact import Redactor, is_secret_name
+from mistral_magic.context.redact import Redactor, is_secret_name, is_secret_value_of
 
 #: An error counts as recent if raised in one of this many last executed (non-%mistral) cells.
 RECENT_ERROR_CELLS = 3
 NAMED_CHARS = 2500
+PLACEHOLDER_CHARS = 1500
 FRAME_CHARS = 1500
 BRIEF_FRAME_CHARS = 600
 VARIABLE_CHARS = 500
 
-_IPYTHON_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython"})
+#: Names IPython itself puts into the namespace: the history lists and their shortcuts, the
+#: last outputs, the shell. Never the user's variables, never shown to the model.
+_IPYTHON_NAMES = frozenset(
+    {"In", "Out", "exit", "quit", "get_ipython", "_ih", "_oh", "_dh", "_i", "_ii", "_iii"}
+)
+_IPYTHON_NUMBERED = re.compile(r"_{1,3}|_i?\d+")  # _, __, ___, _i3 (input 3), _3 (output 3)
 _CELL_REFERENCE = re.compile(
     r"\b(?:In|Out)\s*\[\s*(\d+)\s*\]|\bcell\s*(?:#|no\.?|number)?\s*\[?\s*(\d+)\b", re.IGNORECASE
 )
@@ -113,32 +96,52 @@ def _is_library_object(value: object) -> bool:
     return False
 
 
-def user_variables(shell: Any) -> dict[str, object]:
-    """The user's own variables, as ``%who`` would list them, minus libraries and secrets."""
+def is_ipython_name(name: str) -> bool:
+    """Whether ``name`` is one IPython keeps in the namespace (``In``, ``_ih``, ``_i3``, …)."""
+    return name in _IPYTHON_NAMES or _IPYTHON_NUMBERED.fullmatch(name) is not None
+
+
+def visible_variables(shell: Any) -> dict[str, object]:
+    """What the model may look up by name (``{name}``, the notebook tools): the namespace
+    without IPython's own entries (history lists, output caches, ``exit``, ``get_ipython``),
+    dunder names, and secret-named variables."""
     hidden = getattr(shell, "user_ns_hidden", {}) or {}
     missing = object()
     found: dict[str, object] = {}
-    for name, value in list(shell.user_ns.items()):
-        if not isinstance(name, str) or name.startswith("_") or name in _IPYTHON_NAMES:
+    for name, value in list(getattr(shell, "user_ns", {}).items()):
+        if not isinstance(name, str) or name.startswith("__") or is_ipython_name(name):
             continue
-        if hidden.get(name, missing) is value:
-            continue
-        if is_secret_name(name) or _is_library_object(value):
+        if hidden.get(name, missing) is value or is_secret_name(name):
             continue
         found[name] = value
     return found
 
 
+def user_variables(shell: Any) -> dict[str, object]:
+    """The user's own variables, as ``%who`` would list them: :func:`visible_variables`
+    without ``_private`` names, modules and library functions or classes."""
+    return {
+        name: value
+        for name, value in visible_variables(shell).items()
+        if not name.startswith("_") and not _is_library_object(value)
+    }
+
+
 def _secret_values(shell: Any) -> list[str]:
-    """String values of secret-named variables, so they are redacted wherever they appear."""
+    """String values of secret-named variables, so they are redacted wherever they appear.
+    (A variable named only ``key`` or ``token`` counts when its value looks like a credential:
+    ``key = "input_ids"`` after a loop must not redact every "input_ids" in the context.)"""
     values: list[str] = []
     for name, value in list(shell.user_ns.items()):
         if not isinstance(name, str) or not is_secret_name(name):
             continue
         if isinstance(value, str):
-            values.append(value)
+            candidates = [value]
         elif isinstance(value, dict):
-            values.extend(v for v in list(value.values())[:50] if isinstance(v, str))
+            candidates = [v for v in list(value.values())[:50] if isinstance(v, str)]
+        else:
+            continue
+        values.extend(v for v in candidates if is_secret_value_of(name, v))
     return values
 
 
@@ -171,23 +174,35 @@ def _mention_order(inputs: list[str], counts: list[int]) -> dict[str, int]:
     return rank
 
 
-class _Describer:
-    """Describes values under the collection deadline and the per-value hard limit."""
+class GuardedDescriber:
+    """:func:`describe` of user values under a total deadline (``time_budget`` seconds) and a
+    hard per-value limit (``value_time_limit``, see :mod:`guard`), redacted with
+    ``redactor``: the one guard for every description of a user value (the context, ``{name}``
+    in a prompt, the notebook tools, the variables of a failing line). A value it runs out of
+    time for is given by its label."""
 
-    def __init__(self, deadline: Deadline, value_time_limit: float) -> None:
-        self.deadline = deadline
+    def __init__(
+        self, redactor: Redactor | None, *, time_budget: float = 1.0, value_time_limit: float = 0.5
+    ) -> None:
+        self.redactor = redactor
+        self.deadline = Deadline(time_budget)
         self.value_time_limit = value_time_limit
 
-    def __call__(self, value: object, name: str, max_chars: int, brief: bool = False) -> str | None:
+    def out_of_time(self) -> bool:
+        return self.deadline.passed()
+
+    def __call__(
+        self, value: object, name: str, max_chars: int = PLACEHOLDER_CHARS, *, brief: bool = False
+    ) -> str:
         if self.deadline.passed():
-            return None
+            return short_label(value, name)
         limit = min(self.value_time_limit, max(self.deadline.remaining(), 0.05))
         started = time.perf_counter()
         try:
             with time_limit(limit, allow_tracing=runs_user_code(value)):
                 if brief:
-                    return describe_brief(value, name, max_chars=max_chars)
-                return describe(value, name, max_chars=max_chars)
+                    return describe_brief(value, name, max_chars=max_chars, redactor=self.redactor)
+                return describe(value, name, max_chars=max_chars, redactor=self.redactor)
         except DescribeTimeout:
             elapsed = time.perf_counter() - started
             return could_not_describe(value, name, f"took longer than {elapsed:.1f} s")
@@ -259,9 +274,10 @@ def collect(
     with the values of secret-named environment variables (:meth:`Redactor.from_environment`)
     and the string values of secret-named user variables.
     """
-    deadline = Deadline(time_budget)
-    describer = _Describer(deadline, value_time_limit)
     redactor = _full_redactor(shell, redactor)
+    describer = GuardedDescriber(
+        redactor, time_budget=time_budget, value_time_limit=value_time_limit
+    )
     want_cells, want_vars = "cells" in sources, "vars" in sources
 
     inputs = raw_inputs(shell)
@@ -284,7 +300,7 @@ def collect(
         for name in references.names:
             if name in variables:
                 value = variables[name]
-                text = describer(value, name, NAMED_CHARS) or short_label(value, name)
+                text = describer(value, name, NAMED_CHARS)
                 priority = priority_for(KIND_NAMED, named_rank)
                 add(_var_item(KIND_NAMED, name, value, text, priority))
                 named_rank += 1
@@ -302,7 +318,7 @@ def collect(
     # 2. The last error, if recent.
     error_count: int | None = None
     if "error" in sources:
-        info = last_error(shell)
+        info = last_error(shell, redactor)
         recent = executed[-RECENT_ERROR_CELLS:]
         if info is not None and info.execution_count in recent:
             error_count = info.execution_count
@@ -318,7 +334,7 @@ def collect(
     full_frames, brief_frames = frames[:max_described_frames], frames[max_described_frames:]
     for rank, name in enumerate(full_frames):
         value = variables[name]
-        text = describer(value, name, FRAME_CHARS) or short_label(value, name)
+        text = describer(value, name, FRAME_CHARS)
         add(_var_item(KIND_DATAFRAME, name, value, text, priority_for(KIND_DATAFRAME, rank)))
 
     # 4. Recent cells, newest first.
@@ -337,7 +353,7 @@ def collect(
     # 5. Idle frames briefly, then other variables.
     for rank, name in enumerate(brief_frames):
         value = variables[name]
-        text = describer(value, name, BRIEF_FRAME_CHARS, brief=True) or short_label(value, name)
+        text = describer(value, name, BRIEF_FRAME_CHARS, brief=True)
         add(_var_item(KIND_DATAFRAME, name, value, text, priority_for(KIND_VARIABLE, rank)))
     left_over: list[str] = []
     described = 0
@@ -345,10 +361,10 @@ def collect(
         if f"var:{name}" in taken:
             continue
         value = variables[name]
-        text = describer(value, name, VARIABLE_CHARS) if described < max_variables else None
-        if text is None:
+        if described >= max_variables or describer.out_of_time():
             left_over.append(short_label(value, name))
             continue
+        text = describer(value, name, VARIABLE_CHARS)
         priority = priority_for(KIND_VARIABLE, len(brief_frames) + described)
         add(_var_item(KIND_VARIABLE, name, value, text, priority))
         described += 1

@@ -18,13 +18,13 @@ items. Nothing here does HTTP or talks to a kernel.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mistral_magic.context.describe import clip
-from mistral_magic.context.history import clip_middle
+from mistral_magic.context.errors import ERROR_MESSAGE_CHARS, TRACEBACK_CHARS
+from mistral_magic.context.fit import bound, bound_join, fit, strip_ansi
+from mistral_magic.context.history import CELL_SOURCE_CHARS, is_mistral_invocation
 from mistral_magic.context.items import (
     KIND_CELL,
     KIND_ERROR,
@@ -32,13 +32,7 @@ from mistral_magic.context.items import (
     ContextItem,
     priority_for,
 )
-from mistral_magic.context.kernel import (
-    CELL_SOURCE_CHARS,
-    ERROR_MESSAGE_CHARS,
-    RECENT_ERROR_CELLS,
-    TRACEBACK_CHARS,
-    is_mistral_invocation,
-)
+from mistral_magic.context.kernel import RECENT_ERROR_CELLS
 from mistral_magic.context.redact import Redactor
 
 #: Context sources a request may ask for.
@@ -47,29 +41,22 @@ SOURCES = ("cells", "active", "error")
 MAX_CELLS = 40
 CELL_OUTPUT_CHARS = 2000
 SELECTION_CHARS = 4000
-
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
+#: Of any text in the document, at most this much of its head and of its tail is read before
+#: anything else happens to it (every later clip keeps far less): a 52 MB error value costs
+#: what 128 kB do, on every request.
+WORK_CHARS = 64_000
 
 
-def _text(value: Any) -> str:
-    """nbformat multiline strings are a str or a list of str."""
+def _text(value: Any, *, tail: bool = True) -> str:
+    """nbformat multiline strings are a str or a list of str; bounded to
+    :data:`WORK_CHARS` at the head (and the tail) without joining what is not kept."""
+    keep_tail = WORK_CHARS if tail else 0
     if isinstance(value, str):
-        return value
+        return bound(value, WORK_CHARS, keep_tail)
     if isinstance(value, list):
-        return "".join(part for part in value if isinstance(part, str))
+        parts = [part for part in value if isinstance(part, str)]
+        return bound_join(parts, WORK_CHARS, keep_tail)
     return ""
-
-
-def _redact_clipped(redactor: Redactor, text: str, max_chars: int, middle: bool = False) -> str:
-    """Redact, then clip (a pre-clip keeps redaction cheap on huge outputs)."""
-    if len(text) > 4 * max_chars:
-        text = clip_middle(text, 4 * max_chars)
-    text = redactor.redact(text)
-    return clip_middle(text, max_chars) if middle else clip(text, max_chars)
 
 
 @dataclass(frozen=True)
@@ -128,7 +115,7 @@ def cells_of(notebook: Mapping[str, Any]) -> list[Cell]:
             Cell(
                 index=index,
                 cell_type=str(cell.get("cell_type") or "code"),
-                source=_text(cell.get("source")),
+                source=_text(cell.get("source"), tail=False),
                 execution_count=count if isinstance(count, int) and count > 0 else None,
                 outputs=tuple(o for o in outputs if isinstance(o, Mapping))
                 if isinstance(outputs, list)
@@ -152,23 +139,24 @@ def _output_texts(cell: Cell) -> list[tuple[str, str]]:
                 label = "result" if kind == "execute_result" else "display"
                 found.append((label, _text(data["text/plain"])))
         elif kind == "error":
-            found.append(("error", f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"))
+            found.append(
+                ("error", f"{_text(output.get('ename')) or 'Error'}: {_text(output.get('evalue'))}")
+            )
     return found
 
 
 def cell_text(cell: Cell, redactor: Redactor, output_chars: int = CELL_OUTPUT_CHARS) -> str:
     """A cell as the model sees it: the source in a fence, then its text outputs."""
-    source = _redact_clipped(redactor, cell.source, CELL_SOURCE_CHARS)
+    source = fit(cell.source, CELL_SOURCE_CHARS, redactor)
     if cell.cell_type == "markdown":
         return f"Markdown cell:\n{source.rstrip()}"
     if cell.cell_type == "raw":
         return f"Raw cell:\n{source.rstrip()}"
     parts = [f"```python\n{source.rstrip()}\n```"]
     for kind, text in _output_texts(cell):
-        text = strip_ansi(text).rstrip()
+        text = fit(text, output_chars, redactor, middle=True).rstrip()
         if not text:
             continue
-        text = _redact_clipped(redactor, text, output_chars, middle=True)
         if kind == "result" and cell.execution_count is not None:
             parts.append(f"Out[{cell.execution_count}]:\n{text}")
         else:
@@ -194,11 +182,12 @@ def find_error(
         if output is None:
             continue
         traceback = output.get("traceback")
-        lines = traceback if isinstance(traceback, list) else [_text(traceback)]
+        lines = traceback if isinstance(traceback, list) else [traceback]
+        lines = [line for line in lines if isinstance(line, str)]
         return NotebookError(
-            ename=str(output.get("ename") or "Error"),
-            evalue=strip_ansi(str(output.get("evalue") or "")),
-            traceback=strip_ansi("\n".join(str(line) for line in lines)),
+            ename=strip_ansi(_text(output.get("ename"), tail=False)[:200]) or "Error",
+            evalue=strip_ansi(_text(output.get("evalue"))),
+            traceback=strip_ansi(bound_join(lines, WORK_CHARS, WORK_CHARS, sep="\n")),
             cell_source=cell.source,
             execution_count=cell.execution_count,
             cell_index=cell.index,
@@ -209,11 +198,15 @@ def find_error(
 def error_item(error: NotebookError, redactor: Redactor) -> ContextItem:
     """The error as an item, in the kernel collector's format and label."""
     where = f" in In[{error.execution_count}]" if error.execution_count is not None else ""
-    message = clip(error.evalue, ERROR_MESSAGE_CHARS)
-    parts = [f"{error.ename}{where}: {message}", clip_middle(error.traceback, TRACEBACK_CHARS)]
+    message = fit(error.evalue, ERROR_MESSAGE_CHARS, redactor)
+    parts = [
+        f"{error.ename}{where}: {message}",
+        fit(error.traceback, TRACEBACK_CHARS, redactor, middle=True),
+    ]
     if error.cell_source.strip():
-        parts.append(f"Source of the failing cell:\n```python\n{error.cell_source.rstrip()}\n```")
-    text = _redact_clipped(redactor, "\n".join(parts), ERROR_MESSAGE_CHARS + TRACEBACK_CHARS * 2)
+        source = fit(error.cell_source, CELL_SOURCE_CHARS, redactor).rstrip()
+        parts.append(f"Source of the failing cell:\n```python\n{source}\n```")
+    text = fit("\n".join(parts), ERROR_MESSAGE_CHARS + TRACEBACK_CHARS * 2, redactor)
     label = f"error in [{error.execution_count}]" if error.execution_count is not None else "error"
     return ContextItem(KIND_ERROR, "error", label, text, priority_for(KIND_ERROR))
 
@@ -259,7 +252,7 @@ def collect_notebook(
     if "active" in sources and active is not None:
         named_rank = 0
         if selection.strip() and selection.strip() != active.source.strip():
-            text = _redact_clipped(redactor, selection, SELECTION_CHARS)
+            text = fit(selection, SELECTION_CHARS, redactor)
             where = f" of {active.name}" if active.execution_count is not None else ""
             items.append(
                 ContextItem(
@@ -341,8 +334,8 @@ def variable_items(
         if key.startswith("var:") and is_secret_name(key[4:]):
             continue
         seen.add(key)
-        label = redactor.redact(clip(str(entry.get("label") or key), 120))
-        text = _redact_clipped(redactor, str(entry.get("text") or ""), 4000)
+        label = fit(str(entry.get("label") or key), 120, redactor)
+        text = fit(str(entry.get("text") or ""), 4000, redactor)
         items.append(ContextItem(kind, key, label, text, priority_for(kind, ranks[kind])))
         ranks[kind] += 1
     return items

@@ -21,10 +21,12 @@ boundaries (``OPENAI_API_KEY`` -> openai/api/key, ``dbPassword`` -> db/password,
    authtoken, refreshtoken, clientsecret (``OPENAIAPIKEY``, ``mypassword``).
 3. ``key`` / ``token`` (singular) are secret (``key``, ``mistral_key``, ``token``,
    ``hf_token``) unless another part says the name is about data, not credentials:
-   ``sort_key``, ``primary_key``, ``key_column``, ``token_count``, ``max_token``, or
-   ``token_id`` / ``token_ids`` (but ``id_token`` is an OpenID credential). A credential
-   qualifier (api, access, secret, private, ssh, aws, openai, mistral, github, hf, refresh,
-   session, …) always wins over such a data word (``api_key_column`` is secret).
+   ``sort_key``, ``primary_key``, ``key_column``, ``token_count``, ``max_token``,
+   ``token_id`` / ``token_ids`` (but ``id_token`` is an OpenID credential), a tokenizer's
+   special tokens (``pad_token``, ``bos_token``, ``mask_token``), ``path_token``, and
+   exception names (``KeyError``, ``TokenError``). A credential qualifier (api, access,
+   secret, private, ssh, aws, openai, mistral, github, hf, refresh, session, …) always wins
+   over such a data word (``api_key_column`` is secret).
 4. The plurals ``keys`` / ``tokens`` are secret only next to a credential qualifier
    (``api_keys``, ``ssh_keys``, ``access_tokens``); plain ``keys``, ``keys_df``,
    ``tokens``, ``max_tokens`` are ordinary data.
@@ -34,6 +36,12 @@ boundaries (``OPENAI_API_KEY`` -> openai/api/key, ``dbPassword`` -> db/password,
 Anything else (``monkey``, ``keyword``, ``tokenizer``, ``donkey``, ``passenger``) is not secret.
 False positives only hide a variable from the model; false negatives are still caught by
 the value patterns of :class:`Redactor`.
+
+A name that is secret only by rule 3 or 4 without a qualifier (``key``, ``token``,
+``my_token``) is *ambiguous*: ``key="video"`` and ``token = "[CLS]"`` are everyday data. For
+those, a value is redacted only if it looks like a credential (:func:`looks_like_credential`:
+letters mixed with digits, or long and random-looking); for every other secret name any value
+is.
 """
 
 from __future__ import annotations
@@ -190,6 +198,23 @@ _DATA_WORDS_FOR_KEY = frozenset(
         "hash",
         "id",
         "ids",
+        # exception class names: KeyError is not a credential
+        "error",
+        "errors",
+        "exception",
+        "warning",
+        # dataset fields in ML code: image_key="pixel_values", text_key="text"
+        "image",
+        "video",
+        "audio",
+        "text",
+        "label",
+        "labels",
+        "input",
+        "output",
+        "target",
+        "feature",
+        "features",
     }
 )
 _DATA_WORDS_FOR_TOKEN = frozenset(
@@ -232,6 +257,42 @@ _DATA_WORDS_FOR_TOKEN = frozenset(
         "freq",
         "frequency",
         "stream",
+        # a tokenizer's special tokens: pad_token="<pad>", bos_token=None
+        "pad",
+        "bos",
+        "eos",
+        "unk",
+        "sep",
+        "cls",
+        "mask",
+        "special",
+        "added",
+        "image",
+        "audio",
+        "video",
+        "sentinel",
+        "placeholder",
+        "word",
+        "words",
+        "subword",
+        "char",
+        "byte",
+        "per",
+        "loss",
+        "level",
+        "classification",
+        "label",
+        "labels",
+        # where a token is kept, not the token
+        "path",
+        "file",
+        "filename",
+        "dir",
+        # exception class names
+        "error",
+        "errors",
+        "exception",
+        "warning",
     }
 )
 _PASS_OWNERS = frozenset(
@@ -275,26 +336,67 @@ def _token_is_data(parts: list[str], part_set: set[str]) -> bool:
     return followed_by_id or bool(part_set & _DATA_WORDS_FOR_TOKEN)
 
 
+NOT_SECRET, AMBIGUOUS, SECRET = 0, 1, 2
+
+
 @functools.lru_cache(maxsize=4096)
-def is_secret_name(name: str) -> bool:
-    """True if a variable called ``name`` probably holds a credential (rules: module doc)."""
+def secret_name_level(name: str) -> int:
+    """:data:`SECRET` if a variable called ``name`` holds a credential, :data:`AMBIGUOUS`
+    for a bare ``key`` / ``token`` that is as often data, :data:`NOT_SECRET` otherwise
+    (rules: module doc)."""
     parts = _name_parts(name)
     if not parts:
-        return False
+        return NOT_SECRET
     part_set = set(parts)
     if part_set & _ALWAYS_SECRET_PARTS:
-        return True
+        return SECRET
     glued = "".join(parts)
     if any(compound in glued for compound in _GLUED_COMPOUNDS):
-        return True
+        return SECRET
     qualified = bool(part_set & _CREDENTIAL_QUALIFIERS)
+    if len(parts) >= 2 and parts[-1] == "pass" and parts[-2] in _PASS_OWNERS:
+        return SECRET
     if "key" in part_set and (qualified or not part_set & _DATA_WORDS_FOR_KEY):
-        return True
+        return SECRET if qualified else AMBIGUOUS
     if "token" in part_set and (qualified or not _token_is_data(parts, part_set)):
-        return True
+        return SECRET if qualified else AMBIGUOUS
     if part_set & {"keys", "tokens"} and qualified:
+        return SECRET
+    return NOT_SECRET
+
+
+def is_secret_name(name: str) -> bool:
+    """True if a variable called ``name`` may hold a credential (never shown to the model)."""
+    return secret_name_level(name) != NOT_SECRET
+
+
+_PATH_PREFIXES = ("/", "./", "../", "~/")
+
+
+def looks_like_credential(value: str) -> bool:
+    """Whether a value of an ambiguous name (``key``, ``token``) looks like a credential:
+    at least 8 characters without spaces, not a path, URL or special-token marker
+    (``<pad>``, ``[CLS]``), and letters mixed with digits, or 16+ characters mixing upper
+    and lower case, or 32+ characters."""
+    value = value.strip()
+    if len(value) < 8 or any(c.isspace() for c in value):
+        return False
+    if value.startswith(_PATH_PREFIXES) or "://" in value:
+        return False
+    if value[0] in "<[" and value[-1] in ">]":
+        return False
+    has_digit = any(c.isdigit() for c in value)
+    has_upper = any(c.isupper() for c in value)
+    has_lower = any(c.islower() for c in value)
+    if has_digit and (has_upper or has_lower):
         return True
-    return len(parts) >= 2 and parts[-1] == "pass" and parts[-2] in _PASS_OWNERS
+    return (has_upper and has_lower and len(value) >= 16) or len(value) >= 32
+
+
+def is_secret_value_of(name: str, value: str) -> bool:
+    """Whether ``value``, assigned to ``name``, must be redacted."""
+    level = secret_name_level(name)
+    return level == SECRET or (level == AMBIGUOUS and looks_like_credential(value))
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,27 +417,69 @@ def _redact_if_digit(match: re.Match[str]) -> str:
     return REDACTED if any(c.isdigit() for c in match.group(0)) else match.group(0)
 
 
-# The name before a quoted value, read *backwards* from the separator (so it is a cheap
-# anchored match, not a search): NAME ["'] [\]] [: Type] <separator>, reversed.
-_REVERSED_NAME_BEFORE_VALUE = re.compile(
+# The name before a quoted value is read *backwards* from the separator (a cheap anchored
+# match on the reversed text, not a search). Which name a separator belongs to depends on it:
+# * ``=`` : ``NAME = "v"``, ``os.environ["NAME"] = "v"``, ``name: str = "v"`` (the name
+#   before an annotation);
+# * ``:`` : the name right before the colon: ``"password": "v"``, ``api_key: 'v'`` (so in
+#   ``PermissionError: api_key: 'v'`` the name is api_key, and in ``KeyError: 'revenu'`` it
+#   is KeyError, an exception, not a credential);
+# * ``,`` : only a quoted name, as in ``os.environ.setdefault("API_KEY", "v")`` (never a
+#   variable: ``open(path_token, 'w')`` passes a file mode, not a token).
+_REVERSED_NAME_BEFORE_EQUALS = re.compile(
     r"[ \t]*(?:(?:\][^\]\n]{0,80}\[)?[\w.]{0,80}[A-Za-z_][ \t]*:[ \t]*)?\]?[\"']?"
     r"([A-Za-z0-9_]{0,80}[A-Za-z_])(?![A-Za-z0-9_])"
 )
+_REVERSED_NAME_BEFORE_COLON = re.compile(
+    r"[ \t]*(?:\][ \t]*)?[\"']?([A-Za-z0-9_]{0,80}[A-Za-z_])(?![A-Za-z0-9_])"
+)
+_REVERSED_QUOTED_NAME_BEFORE_COMMA = re.compile(
+    r"[ \t]*([\"'])([A-Za-z0-9_]{0,80}[A-Za-z_])\1(?![A-Za-z0-9_])"
+)
+
+
+def _name_before(match: re.Match[str]) -> str | None:
+    """The name a quoted value is assigned to (see above), or None."""
+    before = match.string[max(0, match.start() - 200) : match.start()][::-1]
+    separator = match.group("sep").strip()
+    if separator == ",":
+        found = _REVERSED_QUOTED_NAME_BEFORE_COMMA.match(before)
+        return found.group(2)[::-1] if found else None
+    if separator == ":":
+        found = _REVERSED_NAME_BEFORE_COLON.match(before)
+    else:
+        found = _REVERSED_NAME_BEFORE_EQUALS.match(before)
+    return found.group(1)[::-1] if found else None
 
 
 def _redact_quoted_value_of_secret_name(match: re.Match[str]) -> str:
     """``NAME = "value"`` / ``"name": "value"`` / ``name: str = "value"`` / ``f("name", "v")``:
     the pattern matches from the separator on; the name is read back from just before it."""
-    before = match.string[max(0, match.start() - 200) : match.start()]
-    name = _REVERSED_NAME_BEFORE_VALUE.match(before[::-1])
-    if name is None or not is_secret_name(name.group(1)[::-1]):
+    name = _name_before(match)
+    value = match.group(0)[match.end("quote") - match.start() : -1]
+    if name is None or not is_secret_value_of(name, value):
         return match.group(0)
     quote = match.group("quote")
     return match.group("sep") + match.group("prefix") + quote + REDACTED + quote
 
 
+_CODE_WORDS = frozenset({"None", "True", "False", "null", "true", "false", "none", "nil"})
+_DOTTED_NAME = re.compile(r"[A-Za-z_][\w.]*|\d[\d._]*")
+
+
+def _is_code(value: str, following: str) -> bool:
+    """Whether ``NAME=value`` is code rather than a setting: a keyword (``bos_token=None``),
+    a call or subscript (``key=os.getenv(…)``), a variable or number passed as a keyword
+    argument (``Mistral(api_key=api_key)``), a shell reference (``TOKEN=$HF_TOKEN``)."""
+    if value in _CODE_WORDS or value.startswith("$") or following in ("(", "["):
+        return True
+    return following in (",", ")") and _DOTTED_NAME.fullmatch(value) is not None
+
+
 def _redact_named_bare_value(match: re.Match[str]) -> str:
-    if not is_secret_name(match.group("name")):
+    value = match.group("value")
+    following = match.string[match.end() : match.end() + 1]
+    if _is_code(value, following) or not is_secret_value_of(match.group("name"), value):
         return match.group(0)
     return match.group(0)[: match.start("value") - match.start(0)] + REDACTED
 
@@ -348,22 +492,57 @@ def _redact_unless_inside_word(match: re.Match[str]) -> str:
     return REDACTED
 
 
+# A line break in a PEM block, also as it looks inside repr() and string literals (``\n``),
+# and escaped again (``\\n``: a JSON key file inside a repr).
+_PEM_BREAK = r"(?:\r?\n|(?:\\{1,4}r)?\\{1,4}n)"
+_PEM_BEGIN = r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+_PEM_END = r"-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+_PEM_BLOCK = re.compile(
+    _PEM_BEGIN + r"[ \t]*" + _PEM_BREAK + r"(?:[A-Za-z\-]{1,40}:[^\n\\]{0,200}" + _PEM_BREAK + ")*"
+    # Proc-Type: / DEK-Info: headers, then base64 lines (each ends in a break)
+    r"(?:[ \t]*[A-Za-z0-9+/=]*[ \t]*" + _PEM_BREAK + ")*"
+    r"[A-Za-z0-9+/=]*"  # a last line cut short by clipping
+    r"(?:" + _PEM_END + ")?"
+)
+_PEM_END_MARK = re.compile(_PEM_END)
+# The whole base64 lines right before an END line whose BEGIN was cut away, read backwards
+# from the END line: a line break, then lines that are base64 from break to break (or to the
+# start of the text); a line of prose (inner spaces, punctuation) stops it.
+_REVERSED_PEM_BREAK = r"(?:\n\r?|n\\{1,4}(?:r\\{1,4})?)"
+_REVERSED_PEM_LINE = r"[ \t]*[A-Za-z0-9+/=]+[ \t]*(?=" + _REVERSED_PEM_BREAK + r"|\Z)"
+_REVERSED_HEADLESS_PEM_BODY = re.compile(
+    r"(?:[ \t]*" + _REVERSED_PEM_BREAK + r")?"
+    r"(?:" + _REVERSED_PEM_LINE + r"(?:" + _REVERSED_PEM_BREAK + _REVERSED_PEM_LINE + r")*)?"
+)
+#: How far back from an END line a headless PEM body is looked for (8192-bit RSA: ~6.5 kB).
+_PEM_BODY_CHARS = 8000
+
+
+def _redact_headless_pem(text: str) -> str:
+    """The tail of a private key whose BEGIN line is not in the text (cut off by a front end
+    or a clip before it reached us): the base64 lines before the END line and the END line."""
+    pieces: list[str] = []
+    position = 0
+    for end in _PEM_END_MARK.finditer(text):
+        window_start = max(position, end.start() - _PEM_BODY_CHARS)
+        reversed_before = text[window_start : end.start()][::-1]
+        body = _REVERSED_HEADLESS_PEM_BODY.match(reversed_before)
+        start = end.start() - (body.end() if body else 0)
+        pieces.append(text[position:start])
+        pieces.append(REDACTED)
+        position = end.end()
+    if not pieces:
+        return text
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
 # (prefilter, pattern, replacement). The prefilter is a lower-case substring (or a tuple of
 # them, any of which) that must occur in the lower-cased text for the pattern to be worth
 # running (None: always run). Patterns start with a literal where possible so the regex
 # engine can skip ahead quickly; word-boundary checks then happen in the replacement.
 _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replacement], ...] = (
-    (
-        "private key",
-        re.compile(
-            r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----[ \t]*\r?\n"
-            r"(?:[A-Za-z\-]{1,40}:[^\n]{0,200}\n)*"  # Proc-Type: / DEK-Info: headers
-            r"(?:[ \t]*[A-Za-z0-9+/=]*[ \t]*\r?\n)*"  # base64 lines (each ends in a newline)
-            r"[A-Za-z0-9+/=]*"  # a last line cut short by clipping
-            r"(?:-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----)?"
-        ),
-        REDACTED,
-    ),
+    ("private key", _PEM_BLOCK, REDACTED),
     ("://", re.compile(r"(://[^\s:/@?#'\"<>]*:)[^\s@/?#'\"<>]+(?=@)"), _keep_group1),
     (
         "=",
@@ -428,10 +607,13 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
         _redact_quoted_value_of_secret_name,
     ),
     (
-        "=",
+        # NAME=value anywhere: .env lines, `export`, shell lines, Markdown prose
+        # ("set WANDB_API_KEY=…"), connection strings ("…;AccountKey=…;"). Starts only at
+        # the beginning of a name (the look-behind), so a long identifier is scanned once.
+        ("key", "token", "secret", "pass", "pwd", "auth", "cred", "bearer", "cookie", "jwt"),
         re.compile(
-            r"(?m)^[ \t]*(?:export[ \t]+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)="
-            r"(?P<value>[^\s'\"][^\s]*)"
+            r"(?<![A-Za-z0-9_.$\-])(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?!=)"
+            r"(?P<value>[^\s'\"`,;&#()<>\[\]{}]+)"
         ),
         _redact_named_bare_value,
     ),
@@ -446,8 +628,9 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
     (
         ("key", "token", "pass", "secret"),
         re.compile(
-            r"(--?(?:api[-_]?key|token|access[-_]token|auth[-_]token|password|passwd|secret)"
-            r"(?:=|[ \t]+))[^\s'\"-]\S*",
+            # a flag starts a word: "--token x", not "per-token loss"
+            r"((?<![A-Za-z0-9_\-])--?(?:api[-_]?key|token|access[-_]token|auth[-_]token|"
+            r"password|passwd|secret)(?:=|[ \t]+))[^\s'\"$-]\S*",
             re.IGNORECASE,
         ),
         _keep_group1,
@@ -510,21 +693,33 @@ class Redactor:
         from_env = [
             value
             for name, value in env.items()
-            if is_secret_name(name) and name.upper() not in _ENVIRONMENT_NOT_SECRET
+            if is_secret_value_of(name, value) and name.upper() not in _ENVIRONMENT_NOT_SECRET
         ]
         return cls([*secrets, *from_env])
 
     def redact(self, text: str) -> str:
+        """``text`` with its secrets replaced by ``[REDACTED]``."""
+        return self.redact_counting(text)[0]
+
+    def redact_counting(self, text: str) -> tuple[str, int]:
+        """:meth:`redact`, and an upper bound on the number of replacements made (for
+        :func:`~mistral_magic.context.fit.redact_bounded`: how far text may have moved)."""
         if not text:
-            return text
+            return text, 0
+        count = 0
         if self._literal_pattern is not None:
-            text = self._literal_pattern.sub(REDACTED, text)
+            text, made = self._literal_pattern.subn(REDACTED, text)
+            count += made
         lowered = text.lower()
         for prefilter, pattern, replacement in _PATTERNS:
             if prefilter is not None and not _occurs(prefilter, lowered):
                 continue
-            text = pattern.sub(replacement, text)
-        return text
+            text, made = pattern.subn(replacement, text)
+            count += made
+        if "private key" in lowered and "-----END" in text:
+            text = _redact_headless_pem(text)
+            count += 1
+        return text, count
 
     def __repr__(self) -> str:  # never show the secrets themselves
         return f"Redactor({len(self._secrets)} literal secrets)"

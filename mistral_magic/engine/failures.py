@@ -49,8 +49,6 @@ _MISTRAL_LINE = re.compile(
     re.MULTILINE,
 )
 _IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # The mistral_magic package directory (this file is in its engine/ folder).
 _PACKAGE_DIR = str(Path(__file__).parents[1])
 
@@ -62,15 +60,6 @@ class CapturedError:
     count: int | None
     error: BaseException
     source: str
-
-
-def clean_text(text: str) -> str:
-    """Text safe to send and show: no ANSI codes or control characters, valid UTF-8
-    (undecodable bytes kept as ``\\xNN`` / ``\\udcNN`` escapes), ``\\r`` as line breaks."""
-    text = _ANSI.sub("", text)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def is_offered(error: BaseException | None, source: str) -> bool:
@@ -302,19 +291,19 @@ def _distributions(metadata: Any) -> dict[str, list[str]]:
 
 def error_items(shell: Any, captured: CapturedError, redactor: Any = None) -> list[ContextItem]:
     """The context of one error, most important first (kept ahead of the notebook context)."""
-    from ..context.describe import clip, describe, short_label
+    from ..context.describe import clip
     from ..context.errors import error_info
-    from ..context.guard import DescribeTimeout, time_limit
-    from ..context.kernel import shell_redactor
+    from ..context.fit import fit
+    from ..context.kernel import GuardedDescriber, shell_redactor
 
     redactor = shell_redactor(shell, redactor)
-    info = error_info(shell, captured.error)
+    info = error_info(shell, captured.error, redactor)
     count = captured.count if captured.count is not None else getattr(info, "execution_count", None)
     where = f" in In[{count}]" if count is not None else ""
     line = failing_line(shell, captured)
 
     def redacted(text: str, limit: int) -> str:
-        return redactor.redact(clean_text(clip(text, 4 * limit)))[: 2 * limit]
+        return fit(text, 2 * limit, redactor)
 
     etype = info.etype if info else type(captured.error).__name__
     message = info.message if info else ""
@@ -355,14 +344,11 @@ def error_items(shell: Any, captured: CapturedError, redactor: Any = None) -> li
         )
     )
     if line is not None:
+        from ..context.describe import short_label
+
+        describer = GuardedDescriber(redactor, time_budget=1.0, value_time_limit=0.5)
         for rank, (name, value) in enumerate(_named_values(shell, line).items(), start=3):
-            try:
-                with time_limit(0.5):
-                    text = describe(value, name, max_chars=FAILING_VARIABLE_CHARS)
-            except DescribeTimeout:
-                text = short_label(value, name) + " (describing it took too long)"
-            except Exception as exc:  # a describer must never break the explanation
-                text = f"{short_label(value, name)} (could not describe: {type(exc).__name__})"
+            text = describer(value, name, FAILING_VARIABLE_CHARS)
             items.append(
                 ContextItem(
                     KIND_NAMED,

@@ -31,6 +31,7 @@ from ..context.budget import (
     pack,
 )
 from ..context.budget import render_context as render_context_block
+from ..context.fit import printable
 from ..context.items import KIND_NAMED, ContextItem, priority_for
 from .conversation import Conversation
 from .prompts import ASK, SYSTEM_PROMPT, Kind, error_question, system_prompt
@@ -391,6 +392,9 @@ def prepare(
         question, expanded = expand_placeholders(question, namespace, describe)
     if redactor is not None:
         question = redactor.redact(question)
+    # Undecodable text (lone surrogates, which JSON from the browser may carry) is escaped:
+    # one behaviour for counting, caching and sending, in every face.
+    question = printable(question)
     chosen = chat_params(settings, params, defaults=defaults)
     notes = [*notes, *[n for n in [reasoning_effort(chosen, settings, defaults, caps)] if n]]
     offered = offer_tools(toolbox, chosen)

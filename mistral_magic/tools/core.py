@@ -247,24 +247,23 @@ def tool(
 
 
 def result_text(value: Any, *, max_chars: int, redactor: Redactor | None = None) -> str:
-    """What the model reads for a tool's return value: text, redacted, at most ``max_chars``."""
-    from ..context.describe import clip
+    """What the model reads for a tool's return value: text, cleaned and redacted before it
+    is clipped to at most ``max_chars`` (:func:`~mistral_magic.context.fit.fit`)."""
+    from ..context.fit import fit
 
-    # Read a little more than is kept, so a secret cut at the edge is still recognised.
-    text = _as_text(value, 2 * max_chars + 200)
-    if redactor is not None:
-        text = redactor.redact(text)
-    if len(text) > max_chars:
-        marker = f"\n[… cut: the result was longer than {max_chars:,} characters]"
-        text = clip(text, max(max_chars - len(marker), 0), marker="") + marker
+    marker = f"\n[… cut: the result was longer than {max_chars:,} characters]"
+    text = fit(_as_text(value, 2 * max_chars, redactor), max_chars, redactor, marker=marker)
     return text or "(no output)"
 
 
-def _as_text(value: Any, max_chars: int) -> str:
+def _as_text(value: Any, max_chars: int, redactor: Redactor | None = None) -> str:
     """JSON for JSON-like values, the context engine's description for frames and arrays,
-    a bounded repr otherwise. Never more than about ``max_chars`` characters of work."""
+    a bounded repr otherwise. About ``max_chars`` characters of work; a longer text comes
+    back cut (:func:`~mistral_magic.context.fit.bound`) for ``fit`` to finish."""
+    from ..context.fit import bound
+
     if isinstance(value, str):
-        return value[:max_chars]
+        return bound(value, max_chars)
     dump = getattr(value, "model_dump", None)  # pydantic models
     if callable(dump) and not isinstance(value, type):
         with contextlib.suppress(Exception):
@@ -273,14 +272,14 @@ def _as_text(value: Any, max_chars: int) -> str:
         value = dataclasses.asdict(value)
     if value is None or isinstance(value, (dict, list, tuple, int, float, bool)):
         try:
-            return _bounded_json(value, max_chars)
+            return bound(_bounded_json(value, max_chars), max_chars)
         except (TypeError, ValueError, RecursionError):
             pass
     from ..context.describe import bounded_repr, describe
 
     if type(value).__module__.split(".")[0] in ("pandas", "polars", "numpy"):
-        return describe(value, "result", max_chars=max_chars)
-    return bounded_repr(value, max_chars)
+        return describe(value, "result", max_chars=max_chars, redactor=redactor)
+    return bounded_repr(value, max_chars, redactor=redactor)
 
 
 def _bounded_json(value: Any, max_chars: int) -> str:

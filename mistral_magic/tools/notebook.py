@@ -1,10 +1,11 @@
 """The built-in, read-only notebook tools: the model looks into the live kernel on demand.
 
 They reuse the context engine's pieces (``context.kernel`` / ``context.describe``), so a tool
-sees exactly what the up-front context would: the same describers and caps, secret-named
-variables never shown, every text through the same redactor (the configured key, secret-named
-environment variables and user variables, credential patterns). Slow values are cut off by
-the same per-value time limit.
+sees exactly what the up-front context would: the same describers and caps, only the user's
+variables (never IPython's ``In``/``Out``/``_i3``…, never secret-named ones), every text
+redacted before it is clipped (:func:`~mistral_magic.context.fit.fit`) with the same
+redactor (the configured key, secret-named environment variables and user variables,
+credential patterns). Slow values are cut off by the same guard.
 """
 
 from __future__ import annotations
@@ -13,18 +14,26 @@ import difflib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..context.describe import clip, short_label
+from ..context.describe import short_label
 from ..context.errors import error_item, last_error
+from ..context.fit import CLIPPED, bound, clip, fit, one_line, redact_bounded
 from ..context.guard import DescribeTimeout, time_limit
 from ..context.history import (
-    ANSI,
+    OUTPUT_WORK_CHARS,
     cell_text,
     executed_counts,
     history_outputs,
     raw_inputs,
     running_count,
 )
-from ..context.kernel import NAMED_CHARS, is_frame_like, shell_redactor, user_variables
+from ..context.kernel import (
+    NAMED_CHARS,
+    GuardedDescriber,
+    is_frame_like,
+    shell_redactor,
+    user_variables,
+    visible_variables,
+)
 from ..context.redact import is_secret_name
 from .core import BUILTIN_NAMES, Tool
 
@@ -36,6 +45,7 @@ MAX_HEAD_ROWS = 50
 MAX_SEARCH_HITS = 20
 SEARCH_LINE_CHARS = 200
 CELL_OUTPUT_CHARS = 4000
+HEAD_CELL_CHARS = 60  # a table cell in dataframe_head
 VALUE_TIME_LIMIT = 5.0  # seconds for one statistic / head of a slow value
 
 
@@ -79,16 +89,18 @@ class NotebookTools:
         return user_variables(self.shell)
 
     def _value(self, name: str) -> object:
-        """The user variable ``name``; raises LookupError with a message for the model."""
+        """The user variable ``name`` (or another visible name, such as a module); raises
+        LookupError with a message for the model. IPython's own names (``In``, ``Out``,
+        ``_i3``, ``_3``, ``get_ipython``…) are not the user's: not found."""
         name = name.strip()
         if is_secret_name(name):
             raise LookupError(f"{name!r} looks like a secret; its value is never shown.")
         variables = self._variables()
         if name in variables:
             return variables[name]
-        namespace = getattr(self.shell, "user_ns", {}) or {}
-        if name in namespace and not name.startswith("_"):
-            return namespace[name]
+        visible = visible_variables(self.shell)
+        if name in visible and not name.startswith("_"):
+            return visible[name]
         close = difflib.get_close_matches(name, list(variables), n=5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         listing = ", ".join(list(variables)[:30]) or "none"
@@ -119,10 +131,11 @@ class NotebookTools:
             value = self._value(name)
         except LookupError as exc:
             return str(exc)
-        from ..context.describe import describe
-
-        text = _guarded(lambda: describe(value, name, max_chars=NAMED_CHARS), name)
-        return self._redactor().redact(text)
+        redactor = self._redactor()
+        describer = GuardedDescriber(
+            redactor, time_budget=VALUE_TIME_LIMIT, value_time_limit=VALUE_TIME_LIMIT
+        )
+        return redactor.redact(describer(value, name, NAMED_CHARS))
 
     def dataframe_head(self, name: str, n: int = 5) -> str:
         """The first rows of a pandas or polars DataFrame or Series (or a numpy array).
@@ -136,8 +149,9 @@ class NotebookTools:
         except LookupError as exc:
             return str(exc)
         rows = min(max(int(n), 1), MAX_HEAD_ROWS)
-        text = _guarded(lambda: _head(value, name, rows), name)
-        return self._redactor().redact(text)
+        redactor = self._redactor()
+        text = _guarded(lambda: _head(value, name, rows, redactor), name)
+        return redactor.redact(text)
 
     def column_stats(self, name: str, column: str | None = None) -> str:
         """Statistics of one column of a DataFrame (or of a Series): dtype, missing and
@@ -152,8 +166,9 @@ class NotebookTools:
             value = self._value(name)
         except LookupError as exc:
             return str(exc)
-        text = _guarded(lambda: _column_stats(value, name, column), name)
-        return self._redactor().redact(text)
+        redactor = self._redactor()
+        text = _guarded(lambda: _column_stats(value, name, column, redactor), name)
+        return redactor.redact(text)
 
     def get_cell(self, n: int) -> str:
         """The source and text output of a notebook cell.
@@ -188,38 +203,47 @@ class NotebookTools:
         if not needle:
             return "Give some text to search for."
         inputs = raw_inputs(self.shell)
+        redactor = self._redactor()
         hits: list[str] = []
         for count in reversed(executed_counts(self.shell, inputs)):
-            hits.extend(self._matches(count, inputs[count], needle))
+            hits.extend(self._matches(count, inputs[count], needle, redactor))
             if len(hits) >= MAX_SEARCH_HITS:
                 break
         if not hits:
             return f"No cell contains {text!r}."
         shown = hits[:MAX_SEARCH_HITS]
         more = "\n… more matches in older cells" if len(hits) > MAX_SEARCH_HITS else ""
-        return self._redactor().redact("\n".join(shown) + more)
+        return redactor.redact("\n".join(shown) + more)
 
-    def _matches(self, count: int, source: str, needle: str) -> list[str]:
+    def _matches(self, count: int, source: str, needle: str, redactor: Redactor) -> list[str]:
+        """Matching lines of a cell, each redacted before it is clipped. Huge sources and
+        outputs are searched in their first and last :data:`OUTPUT_WORK_CHARS` characters."""
+
+        def shown(line: str) -> str:
+            return fit(line.strip(), SEARCH_LINE_CHARS, redactor, clean=one_line)
+
         found = [
-            f"In[{count}] line {number}: {clip(line.strip(), SEARCH_LINE_CHARS)}"
-            for number, line in enumerate(source.splitlines(), 1)
+            f"In[{count}] line {number}: {shown(line)}"
+            for number, line in enumerate(bound(source, OUTPUT_WORK_CHARS).splitlines(), 1)
             if needle in line.lower()
         ]
-        for kind, output in history_outputs(self.shell, count):
+        for kind, output in history_outputs(self.shell, count, redactor):
             label = f"Out[{count}]" if kind == "result" else f"In[{count}] {kind}"
-            for line in ANSI.sub("", output).splitlines():
-                if needle in line.lower():
-                    found.append(f"{label}: {clip(line.strip(), SEARCH_LINE_CHARS)}")
+            text = redact_bounded(output, None, head=OUTPUT_WORK_CHARS, tail=OUTPUT_WORK_CHARS)
+            for line in text.splitlines():
+                if needle in line.lower() and line != CLIPPED.strip():
+                    found.append(f"{label}: {shown(line)}")
                     break
         return found
 
     def get_last_error(self) -> str:
         """The last error raised in the notebook: exception, message, condensed traceback
         and the source of the failing cell."""
-        info = last_error(self.shell)
+        redactor = self._redactor()
+        info = last_error(self.shell, redactor)
         if info is None:
             return "No error has been raised in this session."
-        return error_item(info, self._redactor()).text
+        return error_item(info, redactor).text
 
 
 # ------------------------------------------------------------------------------ values
@@ -236,21 +260,52 @@ def _guarded(work: Any, name: str) -> str:
         return f"{name}: <could not read it: {type(exc).__name__}: {clip(str(exc), 300)}>"
 
 
+def _value_text(value: Any, redactor: Redactor) -> str:
+    """One value of a column (a most frequent value), redacted before it is clipped."""
+    return fit(str(value), 80, redactor, clean=one_line)
+
+
 def _library(value: object) -> str:
     return (type(value).__module__ or "").split(".")[0]
 
 
-def _head(value: Any, name: str, rows: int) -> str:
+def _cell_fitter(redactor: Redactor) -> Any:
+    """A table cell's text, redacted before it is clipped (pandas and polars clip long cells
+    themselves when they print: they get the redacted text, already short enough)."""
+
+    def fitted(cell: Any) -> Any:
+        return (
+            fit(cell, HEAD_CELL_CHARS, redactor, clean=one_line) if isinstance(cell, str) else cell
+        )
+
+    return fitted
+
+
+def _head(value: Any, name: str, rows: int, redactor: Redactor) -> str:
     library = _library(value)
     label = short_label(value, name)
+    fitted = _cell_fitter(redactor)
     if library == "pandas" and is_frame_like(value):
+        head = value.head(rows)
         if hasattr(value, "columns"):
-            body = value.head(rows).to_string(max_cols=40, max_colwidth=60, line_width=200)
+            head = head.map(fitted)
+            body = head.to_string(max_cols=40, max_colwidth=HEAD_CELL_CHARS + 5, line_width=200)
         else:
-            body = value.head(rows).to_string()
+            body = head.map(fitted).to_string()
         return f"{label}; first {rows} rows:\n{body}"
     if library == "polars" and is_frame_like(value):
-        return f"{label}; first {rows} rows:\n{value.head(rows)}"
+        import polars as pl
+
+        head = value.head(rows)
+        frame = head if hasattr(head, "columns") else head.to_frame()
+        strings = [c for c, dtype in frame.schema.items() if dtype == pl.String]
+        if strings:
+            frame = frame.with_columns(
+                pl.col(c).map_elements(fitted, return_dtype=pl.String) for c in strings
+            )
+        with pl.Config(fmt_str_lengths=HEAD_CELL_CHARS + 5, tbl_rows=rows):
+            body = str(frame if hasattr(head, "columns") else frame.to_series())
+        return f"{label}; first {rows} rows:\n{body}"
     if library == "numpy" and getattr(value, "ndim", 0) >= 1:
         import numpy as np
 
@@ -262,7 +317,7 @@ def _head(value: Any, name: str, rows: int) -> str:
     )
 
 
-def _column_stats(value: Any, name: str, column: str | None) -> str:
+def _column_stats(value: Any, name: str, column: str | None, redactor: Redactor) -> str:
     library = _library(value)
     if not is_frame_like(value) or library not in ("pandas", "polars"):
         return f"{short_label(value, name)} is not a DataFrame or Series."
@@ -277,8 +332,8 @@ def _column_stats(value: Any, name: str, column: str | None) -> str:
         series = value
         where = name
     if library == "polars":
-        return _polars_stats(series, where)
-    return _pandas_stats(series, where)
+        return _polars_stats(series, where, redactor)
+    return _pandas_stats(series, where, redactor)
 
 
 def _original_column(frame: Any, column: str) -> Any:
@@ -295,7 +350,7 @@ def _missing_column(name: str, column: str | None, columns: list[str]) -> str:
     return f"No column {column!r} in {name}.{hint} Columns: {listing}."
 
 
-def _pandas_stats(series: Any, where: str) -> str:
+def _pandas_stats(series: Any, where: str, redactor: Redactor) -> str:
     import pandas as pd
 
     total = len(series)
@@ -311,11 +366,11 @@ def _pandas_stats(series: Any, where: str) -> str:
     else:
         top = series.value_counts(dropna=True).head(10)
         lines.append("most frequent values (count):")
-        lines.extend(f"  {clip(str(k), 80)}: {int(v):,}" for k, v in top.items())
+        lines.extend(f"  {_value_text(k, redactor)}: {int(v):,}" for k, v in top.items())
     return "\n".join(lines)
 
 
-def _polars_stats(series: Any, where: str) -> str:
+def _polars_stats(series: Any, where: str, redactor: Redactor) -> str:
     total = len(series)
     missing = int(series.null_count())
     distinct = int(series.n_unique())
@@ -328,5 +383,5 @@ def _polars_stats(series: Any, where: str) -> str:
     else:
         counts = series.value_counts(sort=True).head(10)
         lines.append("most frequent values (count):")
-        lines.extend(f"  {clip(str(row[0]), 80)}: {row[1]:,}" for row in counts.iter_rows())
+        lines.extend(f"  {_value_text(row[0], redactor)}: {row[1]:,}" for row in counts.iter_rows())
     return "\n".join(lines)
