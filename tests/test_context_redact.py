@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -257,3 +259,138 @@ def test_huge_adversarial_text_is_linear(text):
     started = time.perf_counter()
     Redactor(["some-configured-secret"]).redact(text)
     assert time.perf_counter() - started < 2.0  # quadratic behaviour would take minutes
+
+
+# --------------------------------------------------------------------------------------------
+# The corpus (tests/redaction_corpus): ordinary notebook text that must come through
+# untouched, beside secrets that must not.
+
+CORPUS = Path(__file__).parent / "redaction_corpus"
+ORDINARY_FILES = sorted((CORPUS / "ordinary").iterdir())
+
+
+def secret_cases() -> dict[str, tuple[str, list[str]]]:
+    """title -> (text, secrets) from secrets.txt (secrets written between ⟦ and ⟧)."""
+    cases = {}
+    for block in re.split(r"^### ", (CORPUS / "secrets.txt").read_text(), flags=re.M)[1:]:
+        title, _, body = block.partition("\n")
+        secrets = re.findall("⟦(.*?)⟧", body)
+        assert secrets, f"case {title!r} marks no secret"
+        cases[title] = (body.replace("⟦", "").replace("⟧", ""), secrets)
+    return cases
+
+
+SECRET_CASES = secret_cases()
+
+
+@pytest.mark.parametrize("path", ORDINARY_FILES, ids=[p.name for p in ORDINARY_FILES])
+def test_ordinary_notebook_text_comes_through_untouched(path):
+    text = path.read_text()
+    redacted = Redactor(["configured-mistral-key-0123456789"]).redact(text)
+    changed = [
+        f"{before!r}\n -> {after!r}"
+        for before, after in zip(text.splitlines(), redacted.splitlines(), strict=True)
+        if before != after
+    ]
+    assert not changed, "\n".join(changed)
+
+
+@pytest.mark.parametrize(("text", "secrets"), SECRET_CASES.values(), ids=list(SECRET_CASES.keys()))
+def test_corpus_secrets_are_redacted(text, secrets):
+    redacted = Redactor().redact(text)
+    for secret in secrets:
+        assert secret not in redacted, redacted
+        if len(secret) >= 16:  # not even a good part of it
+            assert not any(secret[i : i + 12] in redacted for i in range(len(secret) - 11))
+
+
+# --------------------------------------------------------------------------------------------
+# The cases of issues 11 and 12, one by one
+
+
+def test_exception_names_are_not_secret_names_and_the_right_name_is_read():
+    redactor = Redactor()
+    # the missing column is the most useful fact of the error
+    assert redactor.redact("KeyError: 'revenu'") == "KeyError: 'revenu'"
+    assert redactor.redact("KeyError in In[3]: 'revenu'") == "KeyError in In[3]: 'revenu'"
+    assert not is_secret_name("KeyError") and not is_secret_name("TokenError")
+    # ... while the name before the value, not the exception's, decides
+    line = "PermissionError: api_key: 'abc123XYZsecret9' was rejected"
+    assert redactor.redact(line) == f"PermissionError: api_key: '{REDACTED}' was rejected"
+    summary = "PermissionError in In[7]: api_key: 'abc123XYZsecret9' was rejected"
+    assert "abc123XYZsecret9" not in redactor.redact(summary)
+
+
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA75\nabcdef\n-----END RSA PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        repr(PEM),
+        repr(repr(PEM)),
+        "{'k': '-----BEGIN OPENSSH PRIVATE KEY-----\\r\\nMIIEpAIBAAKCAQEA75\\r\\nabcdef'",
+        "MIIEpAIBAAKCAQEA75\nabcdef0123456789\n-----END PRIVATE KEY-----\nafter",
+    ],
+    ids=["repr", "double-escaped", "crlf-escaped-cut", "headless"],
+)
+def test_private_keys_in_reprs_literals_and_halves(text):
+    redacted = Redactor().redact(text)
+    assert "MIIEpAIBAAKCAQEA75" not in redacted and "abcdef" not in redacted
+    assert REDACTED in redacted
+
+
+def test_headless_key_stops_at_prose():
+    text = "the deploy notes say\nMIIEpAIBAAKCAQEA75\n-----END PRIVATE KEY-----"
+    assert Redactor().redact(text) == f"the deploy notes say\n{REDACTED}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "AccountName=acct;AccountKey=Zm9vYmFyYmF6cXV4MTIz==;EndpointSuffix=core.windows.net",
+            f"AccountName=acct;AccountKey={REDACTED};EndpointSuffix=core.windows.net",
+        ),
+        (
+            "Set `WANDB_API_KEY=0123abcd4567ef` in your shell",
+            f"Set `WANDB_API_KEY={REDACTED}` in your shell",
+        ),
+        ("  api_key: abc123def456", f"  api_key: {REDACTED}"),
+    ],
+)
+def test_name_value_pairs_anywhere(text, expected):
+    assert Redactor().redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'tokenizer = T(pad_token="<pad>", bos_token=None,\n    eos_token="</s>")',
+        "loss = loss.mean()  # per-token loss",
+        'batch = transform(batch, key="video")',
+        "with open(path_token, 'w') as f:",
+        "client = Mistral(api_key=api_key)\nkey=os.environ.get('K')",
+        "    key=lambda x: x[1],",
+        "!huggingface-cli login --token $HF_TOKEN",
+        'authorization_url = "https://accounts.google.com/o/oauth2/v2/auth"',
+    ],
+)
+def test_ordinary_code_false_positives_are_gone(text):
+    assert Redactor().redact(text) == text
+
+
+def test_ambiguous_names_redact_credential_looking_values_only():
+    redactor = Redactor()
+    assert redactor.redact('key = "input_ids"') == 'key = "input_ids"'
+    assert redactor.redact('key = "a1B2c3D4e5F6"') == f'key = "{REDACTED}"'
+    assert redactor.redact('token = "[CLS]"') == 'token = "[CLS]"'
+    assert redactor.redact('api_key = "abc"') == f'api_key = "{REDACTED}"'  # qualified: any
+
+
+def test_redact_counting_bounds_the_replacements():
+    text, count = Redactor(["configured-key-1"]).redact_counting(
+        "configured-key-1 and Bearer abcdefgh1234"
+    )
+    assert text == f"{REDACTED} and Bearer {REDACTED}"
+    assert count >= 2

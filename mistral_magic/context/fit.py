@@ -76,10 +76,10 @@ def clip_middle(text: str, max_chars: int) -> str:
     rest at the tail (where errors and final results are)."""
     if len(text) <= max_chars:
         return text
-    if max_chars <= len(CLIPPED):
-        return text[:max_chars]
     head = max_chars // 3
     tail = max_chars - head - len(CLIPPED)
+    if head <= 0 or tail <= 0:  # too small for two ends and the marker between them
+        return clip(text, max_chars)
     return text[:head] + CLIPPED + text[-tail:]
 
 
@@ -113,7 +113,7 @@ def _size(characters: int) -> str:
 def _name_data_uri(match: re.Match[str]) -> str:
     mime = (match.group("mime") or "data").lower()
     kind = "image" if mime.startswith("image/") else "data"
-    return f"[inline {kind} {mime}, {_size(len(match.group('payload')))}]"
+    return f"[inline {kind}: {mime}, {_size(len(match.group('payload')))}]"
 
 
 def _name_base64_run(match: re.Match[str]) -> str:
@@ -123,12 +123,12 @@ def _name_base64_run(match: re.Match[str]) -> str:
         return run
     if not any(c.islower() for c in run):
         return run
-    return f"[base64 data, {_size(len(run))}]"
+    return f"[base64 data: {_size(len(run))}]"
 
 
 def name_inline_data(text: str) -> str:
     """``data:`` URIs and long base64 blobs replaced by a short name of what they hold
-    (``[inline image image/png, 3.1 kB]``): images in Markdown and HTML, encoded files."""
+    (``[inline image: image/png, 3.1 kB]``): images in Markdown and HTML, encoded files."""
     if "data:" in text:
         text = _DATA_URI.sub(_name_data_uri, text)
     if len(text) >= BASE64_BLOB_CHARS:
@@ -216,11 +216,17 @@ def redact_bounded(
     ``head`` (and ``tail``) characters survive when the text is longer than that."""
     margin = 2 * EDGE_CHARS
     bounded = bound(text, head + margin, tail + margin if tail else 0)
+    replacements = 0
+    if redactor is not None and clean is not None:
+        # Secrets as they are first: cleaning can break one ("\x1b[" before a key that starts
+        # with "m" reads as a colour code and takes its first letter) ...
+        bounded, replacements = redactor.redact_counting(bounded)
     if clean is not None:
         bounded = clean(bounded)
-    replacements = 0
     if redactor is not None:
-        bounded, replacements = redactor.redact_counting(bounded)
+        # ... and again once cleaning has joined what colour codes or \r split.
+        bounded, more = redactor.redact_counting(bounded)
+        replacements += more
     if _CUT in bounded:
         bounded = _drop_near_cuts(bounded, EDGE_CHARS + _GROWTH_PER_REPLACEMENT * replacements)
     return bounded

@@ -393,10 +393,17 @@ def looks_like_credential(value: str) -> bool:
     return (has_upper and has_lower and len(value) >= 16) or len(value) >= 32
 
 
+_URL_WITHOUT_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]*(?:[/?#]\S*)?")
+
+
 def is_secret_value_of(name: str, value: str) -> bool:
-    """Whether ``value``, assigned to ``name``, must be redacted."""
+    """Whether ``value``, assigned to ``name``, must be redacted. A URL is never the secret
+    itself (``authorization_url``, ``token_url``): its credentials, if any, are found by the
+    URL pattern."""
     level = secret_name_level(name)
-    return level == SECRET or (level == AMBIGUOUS and looks_like_credential(value))
+    if level == NOT_SECRET or _URL_WITHOUT_CREDENTIALS.fullmatch(value.strip()):
+        return False
+    return level == SECRET or looks_like_credential(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,6 +621,16 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
         re.compile(
             r"(?<![A-Za-z0-9_.$\-])(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?!=)"
             r"(?P<value>[^\s'\"`,;&#()<>\[\]{}]+)"
+        ),
+        _redact_named_bare_value,
+    ),
+    (
+        # NAME: value on a line of its own (YAML, HTTP headers, printed settings); quoted
+        # values are the quoted pattern's
+        ("key", "token", "secret", "pass", "pwd", "auth", "cred", "bearer", "cookie", "jwt"),
+        re.compile(
+            r"(?m)^[ \t]*(?:-[ \t]+)?(?P<name>[A-Za-z_][A-Za-z0-9_-]*)[ \t]*:[ \t]+"
+            r"(?P<value>[^\s'\"#][^\s#]*)[ \t]*$"
         ),
         _redact_named_bare_value,
     ),
