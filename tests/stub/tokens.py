@@ -1,8 +1,11 @@
 """Honest token counts and token-sized stream pieces.
 
-Mistral Large 2407 uses the v3 SentencePiece tokenizer, bundled in ``mistral-common``. It is
-loaded once per process, when the first stub starts. Without it the
-counts fall back to a word-ish regex split (one piece = one token) and a character estimate.
+Prompt tokens are counted as the real server counts them: with the model's own tokenizer when
+``mistral-common`` bundles it (its model table: Large 2407 v3, Large 2411 v7, Nemo and Pixtral
+12B Tekken; an alias counts as the model behind it), else with v3 (Mistral Large 2407's
+SentencePiece tokenizer, loaded once per process when the first stub starts; the others on
+first use). Stream pieces are v3's. Without mistral-common the counts fall back to a word-ish
+regex split (one piece = one token) and a character estimate.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ SAFE_PROMPT = (
 _WORDISH = re.compile(r" ?[^\W\d_]+| ?\d{1,3}| ?[^\s\w]+|\s+(?!\S)|\s+")
 _lock = threading.Lock()
 _state: dict[str, Any] = {"loaded": False, "tokenizer": None}
+_by_model: dict[str, Any] = {}  # dated model id -> its own tokenizer, or None for v3
 
 
 def tokenizer() -> Any | None:
@@ -42,6 +46,29 @@ def tokenizer() -> Any | None:
                 _state["tokenizer"] = None
             _state["loaded"] = True
     return _state["tokenizer"]
+
+
+def tokenizer_for(model: str) -> Any | None:
+    """The tokenizer the server counts ``model``'s prompts with: the one mistral-common's
+    model table names for the model behind the id (Tekken for Nemo, v7 for Large 2411), else
+    v3; None without mistral-common."""
+    from tests.stub.models import facts
+
+    dated = facts(model)["ids"][0]
+    with _lock:
+        if dated not in _by_model:
+            try:
+                with _without_rfc3987_syntax():
+                    from mistral_common.tokens.tokenizers.mistral import (
+                        MODEL_NAME_TO_TOKENIZER_CLS,
+                    )
+
+                make = MODEL_NAME_TO_TOKENIZER_CLS.get(dated)
+                _by_model[dated] = make() if make is not None else None
+            except Exception:
+                _by_model[dated] = None
+    own = _by_model[dated]
+    return own if own is not None else tokenizer()
 
 
 @contextlib.contextmanager
@@ -64,8 +91,9 @@ def _without_rfc3987_syntax() -> Iterator[None]:
 
 
 def count_prompt_tokens(body: dict[str, Any]) -> int:
-    """Prompt tokens of a chat request: v3 ``encode_chat_completion``, else an estimate."""
-    tok = tokenizer()
+    """Prompt tokens of a chat request: ``encode_chat_completion`` with the model's tokenizer
+    (:func:`tokenizer_for`), else an estimate."""
+    tok = tokenizer_for(str(body.get("model") or ""))
     if tok is not None:
         try:
             return _encode_chat(tok, body)
