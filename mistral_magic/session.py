@@ -126,8 +126,10 @@ class Session:
             try:
                 from .context.budget import warm_up
 
-                warm_up()
-            except Exception:
+                # the tokenizer that will count the setting's model: an alias's dated model
+                # (its card, from the GET /models above)
+                warm_up(self.capabilities().canonical or self.settings.model)
+            except Exception:  # a warm-up that fails only means the first count is slower
                 pass
 
         thread = threading.Thread(target=work, name="mistral-magic-warm-up", daemon=True)
@@ -356,6 +358,8 @@ class Session:
             self.ledger.record(completion.model or prepared.model, completion.usage)
             if remember and completion.content:
                 self.conversation.add(prepared.prompt, completion.content)
+        # the server's count corrects our estimates for this model (tokenizers has its lock)
+        prepared.calibrate(completion.usage)
 
     def open_cache(self) -> ResponseCache:
         """The response cache at ``Mistral.cache_dir`` (raises ``CacheError``)."""

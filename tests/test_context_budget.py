@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mistral_magic.context import budget
+from mistral_magic.context import tokenizers
 from mistral_magic.context.budget import (
     CONTEXT_HEADER,
     CONTEXT_WINDOW,
@@ -396,7 +396,7 @@ def test_warm_up_loads_once_across_threads():
     for thread in threads:
         thread.join()
     assert results == [True] * 8
-    assert budget._tokenizer() is budget._tokenizer()
+    assert tokenizers.load(tokenizers.V3) is tokenizers.load(tokenizers.V3) is not None
 
 
 def test_context_window():
@@ -497,3 +497,14 @@ def test_render_context_layout():
     text = render_context(items)
     assert text == f"{CONTEXT_HEADER}\n\n### a · int\na: int = 1\n\n### In[1]\nx"
     assert render_context([]) == ""
+
+
+@pytest.mark.parametrize("model", [MODEL, "mistral-large-2411", "gpt-4o"])
+def test_headers_of_fewer_origins_cost_no_more(model):
+    """pack() counts the header of all candidates; what it includes may come from fewer
+    origins, whose header must not cost more (the budget would be exceeded)."""
+    from mistral_magic.context.budget import MIXED_CONTEXT_HEADER, NOTEBOOK_CONTEXT_HEADER
+
+    mixed = count_tokens(MIXED_CONTEXT_HEADER + "\n\n", model)
+    assert count_tokens(NOTEBOOK_CONTEXT_HEADER + "\n\n", model) <= mixed
+    assert count_tokens(CONTEXT_HEADER + "\n\n", model) <= mixed

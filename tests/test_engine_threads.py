@@ -84,8 +84,16 @@ def test_usage_and_turns_from_many_threads_are_all_counted(session):
     from types import SimpleNamespace
 
     from mistral_magic.api.types import Usage
+    from mistral_magic.engine.prepare import PreparedRequest, WireTarget
 
-    prepared = SimpleNamespace(model="mistral-large-2407", prompt="q")
+    prepared = PreparedRequest(
+        prompt="q",
+        model="mistral-large-2407",
+        messages=[{"role": "user", "content": "q"}],
+        params={},
+        body={},
+        target=WireTarget("", "mistral"),
+    )
     done = SimpleNamespace(
         model="mistral-large-2407", content="a", usage=Usage(1, 2, 3), finish_reason="stop"
     )

@@ -15,7 +15,11 @@ _HOMES = {
     "Packed": "budget",
     "count_request_tokens": "budget",
     "count_tokens": "budget",
-    "is_exact": "budget",
+    "format_token_count": "tokenizers",
+    "is_exact": "tokenizers",
+    "record_prompt_tokens": "tokenizers",
+    "code_language": "items",
+    "fit": "fit",
     "omitted_note": "budget",
     "pack": "budget",
     "render_context": "budget",
@@ -36,15 +40,19 @@ __all__ = [
     "ErrorInfo",
     "Packed",
     "Redactor",
+    "code_language",
     "collect",
     "count_request_tokens",
     "count_tokens",
     "describe",
+    "fit",
+    "format_token_count",
     "is_exact",
     "is_secret_name",
     "last_error",
     "omitted_note",
     "pack",
+    "record_prompt_tokens",
     "render_context",
     "short_label",
     "warm_up",
@@ -56,7 +64,6 @@ if TYPE_CHECKING:
         Packed,
         count_request_tokens,
         count_tokens,
-        is_exact,
         omitted_note,
         pack,
         render_context,
@@ -64,9 +71,11 @@ if TYPE_CHECKING:
     )
     from .describe import describe, short_label
     from .errors import ErrorInfo, last_error
-    from .items import ContextItem
+    from .fit import fit
+    from .items import ContextItem, code_language
     from .kernel import collect
     from .redact import Redactor, is_secret_name
+    from .tokenizers import format_token_count, is_exact, record_prompt_tokens
 
 
 def __getattr__(name: str) -> Any:

@@ -1,14 +1,12 @@
-"""Token counting for Mistral Large 2 (tokenizer v3) and packing context to a token budget.
+"""Token counts of requests and packing context to a token budget.
 
 Counting
 --------
-Mistral Large 2407 uses mistral-common's SentencePiece tokenizer **v3**. Importing
-``mistral_common`` costs most of a second, so this module never does: it finds the
-``mistral_instruct_tokenizer_240323.model.v3`` file that the mistral-common wheel bundles
-(via ``importlib.util.find_spec``, which does not import the package), loads it with
-``sentencepiece`` directly (~80 ms, lazily, once, thread-safe; call :func:`warm_up` from a
-background thread to pay that early) and reimplements the v3 chat layout of
-``InstructTokenizerV3`` + ``InstructRequestNormalizer`` (mistral-common 1.13):
+Which tokenizer counts a model, exact or estimated, is :mod:`tokenizers`' business. A whole
+request is counted by mistral-common's own encoder for the bundled tokenizers it loads (v1, v2,
+v7, Tekken); for v3 (Mistral Large 2407), whose SentencePiece file is loaded without importing
+mistral-common, this module reimplements the chat layout of ``InstructTokenizerV3`` +
+``InstructRequestNormalizer`` (mistral-common 1.13):
 
 * ``<s>``, then per message, after merging consecutive messages of the same role
   (contents joined with a blank line; system messages are removed from the list but still
@@ -25,12 +23,11 @@ JSON is ``json.dumps(..., ensure_ascii=False)`` with default separators; every s
 encoded separately (so each gets SentencePiece's leading-space piece) and every control token
 counts 1. Tests compare against ``MistralTokenizer.v3().encode_chat_completion`` token counts.
 
-Exact counts are for ids containing ``mistral-large-2407`` / ``Mistral-Large-Instruct-2407``
-(case-insensitive): :func:`is_exact`. Other Mistral ids (``mistral-large-latest``, Small, Nemo,
-Codestral, …) are counted with the same v3 tokenizer as a close estimate. Names that are not
-Mistral models (or when sentencepiece / the model file is missing) use a character estimate:
-``ceil(chars / 3.2)`` per text, plus 4 tokens per message and 1 for the start of the request;
-tools are estimated from their JSON.
+Models without a bundled tokenizer (``mistral-large-latest`` among them) get estimates: other
+Mistral ids are counted with v3 in its layout, names that are not Mistral models (or when
+the tokenizer cannot be loaded) by characters (``ceil(chars / 3.2)`` per text, plus 4 tokens per
+message and 1 for the start of the request; tools from their JSON); either is multiplied by the
+model's calibration factor (:func:`tokenizers.record_prompt_tokens`).
 
 Packing
 -------
@@ -43,28 +40,33 @@ the token counts of exactly what :func:`render_context` emits for the item.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from mistral_magic.context import tokenizers
 from mistral_magic.context.items import (
     KIND_CELL,
     KIND_DATAFRAME,
     KIND_ERROR,
     KIND_NAMED,
+    ORIGIN_NOTEBOOK,
     ContextItem,
+)
+from mistral_magic.context.tokenizers import (  # noqa: F401  (the counting API, from here too)
+    ESTIMATE_CHARS_PER_TOKEN,
+    format_token_count,
+    is_exact,
+    is_mistral_model,
+    record_prompt_tokens,
+    warm_up,
 )
 
 CONTEXT_WINDOW = 131072
 
-#: Character-based estimate for models without a known tokenizer.
-ESTIMATE_CHARS_PER_TOKEN = 3.2
 ESTIMATE_TOKENS_PER_MESSAGE = 4
 
 #: A cut item must have at least this many tokens of room, or it is left out instead.
@@ -72,111 +74,41 @@ MIN_TRUNCATED_TOKENS = 100
 TRUNCATION_MARKER = "[… truncated]"
 TRUNCATABLE_KINDS = frozenset({KIND_NAMED, KIND_ERROR, KIND_DATAFRAME, KIND_CELL})
 
+#: The context block's first line says where its items come from (their ``origin``): the live
+#: kernel (the magics, the chat panel), the notebook document as open in the editor (the
+#: sidebar's cells), or both (the sidebar with the kernel's variables).
 CONTEXT_HEADER = (
     "Notebook context (from the user's live Jupyter kernel; most relevant first; "
     "secrets are shown as [REDACTED]):"
 )
-
-_V3_MODEL_FILE = "mistral_instruct_tokenizer_240323.model.v3"
-_EXACT_MODEL_MARKERS = ("mistral-large-2407", "mistral-large-instruct-2407")
-_MISTRAL_FAMILY_MARKERS = (
-    "mistral",
-    "mixtral",
-    "codestral",
-    "pixtral",
-    "ministral",
-    "magistral",
-    "devstral",
-    "voxtral",
+NOTEBOOK_CONTEXT_HEADER = (
+    "Notebook context (from the notebook document open in the editor, outputs as last shown; "
+    "most relevant first; secrets are shown as [REDACTED]):"
 )
+MIXED_CONTEXT_HEADER = (
+    "Notebook context (from the notebook document open in the editor, outputs as last shown; "
+    "variables from the user's live Jupyter kernel; most relevant first; secrets are shown "
+    "as [REDACTED]):"
+)
+
 _CACHEABLE_TEXT_CHARS = 32_000
 
 
 # --------------------------------------------------------------------------------------------
-# The SentencePiece v3 tokenizer, loaded lazily and once.
-
-
-class _V3Tokenizer:
-    def __init__(self, model_file: str) -> None:
-        import sentencepiece
-
-        self._processor = sentencepiece.SentencePieceProcessor(model_file=model_file)
-        sizes = (len(self._processor.id_to_piece(i)) for i in range(self._processor.vocab_size()))
-        #: No token covers more characters than this (used for cheap lower bounds).
-        self.max_chars_per_token = max(sizes)
-
-    def count(self, text: str) -> int:
-        if not text:
-            return 0
-        return len(self._processor.encode(text))
-
-
-_load_lock = threading.Lock()
-_loaded: _V3Tokenizer | None = None
-_load_attempted = False
-
-
-def _v3_model_file() -> str | None:
-    """Path of the v3 model bundled with mistral-common, found without importing it."""
-    try:
-        spec = importlib.util.find_spec("mistral_common")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = os.path.join(location, "data", _V3_MODEL_FILE)
-        if os.path.isfile(candidate):
-            return candidate
-    return None
+# Texts
 
 
 def tokenizer_available() -> bool:
     """Whether exact v3 counting is possible (sentencepiece and the model file are present)."""
-    if _loaded is not None:
-        return True
-    if _load_attempted:
-        return False
-    try:
-        has_sentencepiece = importlib.util.find_spec("sentencepiece") is not None
-    except (ImportError, ValueError):
-        has_sentencepiece = False
-    return has_sentencepiece and _v3_model_file() is not None
+    return tokenizers.available(tokenizers.V3)
 
 
-def _tokenizer() -> _V3Tokenizer | None:
-    global _loaded, _load_attempted
-    if _loaded is not None or _load_attempted:
-        return _loaded
-    with _load_lock:
-        if not _load_attempted:
-            model_file = _v3_model_file()
-            try:
-                _loaded = _V3Tokenizer(model_file) if model_file else None
-            except Exception:  # missing/broken sentencepiece: fall back to estimates
-                _loaded = None
-            _load_attempted = True
-    return _loaded
-
-
-def warm_up() -> bool:
-    """Load the tokenizer now (safe to call from a background thread); True if exact."""
-    return _tokenizer() is not None
-
-
-def is_mistral_model(model: str) -> bool:
-    lowered = model.lower()
-    return any(marker in lowered for marker in _MISTRAL_FAMILY_MARKERS)
-
-
-def is_exact(model: str) -> bool:
-    """True if counts for ``model`` are exact: Mistral Large 2407 with the v3 tokenizer present."""
-    lowered = model.lower()
-    return any(marker in lowered for marker in _EXACT_MODEL_MARKERS) and tokenizer_available()
-
-
-def _tokenizer_for(model: str) -> _V3Tokenizer | None:
-    return _tokenizer() if is_mistral_model(model) else None
+def _counter(model: str) -> tuple[tokenizers.Tokenizer | None, bool]:
+    """The tokenizer that counts ``model`` and whether its counts are exact."""
+    exact = tokenizers.exact_tokenizer(model)
+    if exact is not None:
+        return exact, True
+    return tokenizers.estimate_tokenizer(model), False
 
 
 def _estimate(text: str) -> int:
@@ -184,32 +116,35 @@ def _estimate(text: str) -> int:
 
 
 @lru_cache(maxsize=8192)
-def _cached_v3_count(text: str) -> int:
-    tokenizer = _tokenizer()
+def _cached_count(file: str, text: str) -> int:
+    tokenizer = tokenizers.load(file)
     assert tokenizer is not None
     return tokenizer.count(text)
 
 
-def _v3_count(tokenizer: _V3Tokenizer, text: str) -> int:
+def _raw_count(tokenizer: tokenizers.Tokenizer, text: str) -> int:
     if len(text) <= _CACHEABLE_TEXT_CHARS:
-        return _cached_v3_count(text)
+        return _cached_count(tokenizer.file, text)
     return tokenizer.count(text)
 
 
 def count_tokens(text: str, model: str) -> int:
-    """Tokens of ``text`` on its own (no special tokens), exact for Mistral Large 2407."""
-    tokenizer = _tokenizer_for(model)
-    if tokenizer is None:
-        return _estimate(text)
-    return _v3_count(tokenizer, text)
+    """Tokens of ``text`` on its own (no special tokens): exact for the models of
+    :data:`tokenizers.MODEL_TOKENIZERS`, a calibrated estimate for others."""
+    tokenizer, exact = _counter(model)
+    base = _raw_count(tokenizer, text) if tokenizer is not None else _estimate(text)
+    return base if exact else tokenizers.calibrated(base, model)
 
 
 def _min_tokens(text: str, model: str) -> int:
     """A cheap lower bound on count_tokens(text, model), without tokenizing."""
-    tokenizer = _tokenizer_for(model)
+    tokenizer, exact = _counter(model)
     if tokenizer is None:
-        return _estimate(text)
-    return math.ceil(len(text) / tokenizer.max_chars_per_token)
+        return count_tokens(text, model)  # the estimate is cheap already
+    if not tokenizer.max_chars_per_token:
+        return 0
+    bound = math.ceil(len(text) / tokenizer.max_chars_per_token)
+    return bound if exact else math.floor(bound * tokenizers.calibration_factor(model))
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,7 +255,9 @@ def _merge_turns(messages: Sequence[dict[str, Any]]) -> tuple[list[_Turn], str |
 
 
 def _v3_request_tokens(
-    tokenizer: _V3Tokenizer, messages: Sequence[dict[str, Any]], tools: Sequence[dict] | None
+    tokenizer: tokenizers.Tokenizer,
+    messages: Sequence[dict[str, Any]],
+    tools: Sequence[dict] | None,
 ) -> int:
     turns, system_prompt = _merge_turns(messages)
     last_user = max(i for i, turn in enumerate(turns) if turn.role == "user")
@@ -330,16 +267,16 @@ def _v3_request_tokens(
             text = _joined(turn.contents)
             if index == last_user:
                 if tools:
-                    total += 2 + _v3_count(tokenizer, _dumps(_tools_payload(tools)))
+                    total += 2 + _raw_count(tokenizer, _dumps(_tools_payload(tools)))
                 if system_prompt:
                     text = system_prompt + "\n\n" + text
-            total += 2 + _v3_count(tokenizer, text)  # [INST] … [/INST]
+            total += 2 + _raw_count(tokenizer, text)  # [INST] … [/INST]
         elif turn.role == "assistant":
             if turn.tool_calls:
                 calls = [_tool_call_payload(call) for call in turn.tool_calls]
-                total += 1 + _v3_count(tokenizer, _dumps(calls))  # [TOOL_CALLS] …
+                total += 1 + _raw_count(tokenizer, _dumps(calls))  # [TOOL_CALLS] …
             else:
-                total += _v3_count(tokenizer, _joined(turn.contents).rstrip(" "))
+                total += _raw_count(tokenizer, _joined(turn.contents).rstrip(" "))
             if not turn.prefix:
                 total += 1  # </s>
         else:  # tool
@@ -347,7 +284,7 @@ def _v3_request_tokens(
                 "content": _parsed_json_or_text(_joined(turn.contents)),
                 "call_id": turn.tool_call_id or "null",
             }
-            total += 2 + _v3_count(tokenizer, _dumps(result))  # [TOOL_RESULTS] … [/TOOL_RESULTS]
+            total += 2 + _raw_count(tokenizer, _dumps(result))  # [TOOL_RESULTS] … [/TOOL_RESULTS]
     return total
 
 
@@ -365,16 +302,20 @@ def _estimated_request_tokens(
 
 
 def count_request_tokens(messages: list[dict], model: str, tools: list[dict] | None = None) -> int:
-    """Prompt tokens of a chat request given in Mistral API shape (see module docstring).
+    """Prompt tokens of a chat request given in Mistral API shape (see module docstring):
+    exact for the models of :data:`tokenizers.MODEL_TOKENIZERS`, a calibrated estimate else.
 
     ``messages``: ``{"role", "content", "tool_calls", "tool_call_id", "name", "prefix"}`` dicts;
     content may be a string, None, or a list of ``{"type": "text", "text": …}`` chunks.
     ``tools``: ``{"type": "function", "function": {"name", "description", "parameters"}}``.
     """
-    tokenizer = _tokenizer_for(model)
+    tokenizer, exact = _counter(model)
     if tokenizer is None:
-        return _estimated_request_tokens(messages, tools)
-    return _v3_request_tokens(tokenizer, messages, tools)
+        return tokenizers.calibrated(_estimated_request_tokens(messages, tools), model)
+    counted = tokenizer.count_request(messages, tools) if exact else None
+    if counted is None:
+        counted = _v3_request_tokens(tokenizer, messages, tools)
+    return counted if exact else tokenizers.calibrated(counted, model)
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,11 +327,19 @@ def render_item(item: ContextItem) -> str:
     return f"### {item.label}\n{item.text}"
 
 
+def context_header(items: Sequence[ContextItem]) -> str:
+    """The block's first line, for where ``items`` come from."""
+    origins = {item.origin for item in items}
+    if ORIGIN_NOTEBOOK not in origins:
+        return CONTEXT_HEADER
+    return NOTEBOOK_CONTEXT_HEADER if origins == {ORIGIN_NOTEBOOK} else MIXED_CONTEXT_HEADER
+
+
 def render_context(items: Sequence[ContextItem]) -> str:
     """The context block for the system message ("" when there is nothing to show)."""
     if not items:
         return ""
-    return CONTEXT_HEADER + "\n\n" + "\n\n".join(render_item(item) for item in items)
+    return context_header(items) + "\n\n" + "\n\n".join(render_item(item) for item in items)
 
 
 @dataclass
@@ -435,7 +384,9 @@ def _cut_to_fit(
 def pack(items: Sequence[ContextItem], budget: int, *, model: str) -> Packed:
     """Greedy by priority: include what fits, cut a big item to fit, omit the rest."""
     ordered = sorted(items, key=lambda item: item.priority)
-    header_tokens = count_tokens(CONTEXT_HEADER + "\n\n", model)
+    # the header of all candidates: what is included comes from the same origins or fewer,
+    # whose header is no longer (tests check the token counts)
+    header_tokens = count_tokens(context_header(ordered) + "\n\n", model)
     used = header_tokens
     included: list[ContextItem] = []
     omitted: list[ContextItem] = []
@@ -466,11 +417,9 @@ def pack(items: Sequence[ContextItem], budget: int, *, model: str) -> Packed:
 def _short_name(item: ContextItem) -> str:
     if item.key.startswith("var:"):
         return item.key[4:]
-    if item.key.startswith("cell:"):
-        return f"In[{item.key[5:]}]"
     if item.kind == KIND_ERROR:
         return "the last error"
-    return item.label
+    return item.label  # cells: In[7], cell #12, markdown #3
 
 
 def _listing(items: Sequence[ContextItem] | Sequence[str], limit: int = 8) -> str:

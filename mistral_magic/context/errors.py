@@ -254,4 +254,6 @@ def error_item(info: ErrorInfo, redactor: Redactor) -> ContextItem:
     # when the parts are together
     text = fit("\n".join(parts), ERROR_MESSAGE_CHARS + TRACEBACK_CHARS * 2, redactor)
     label = f"error in [{info.execution_count}]" if info.execution_count is not None else "error"
-    return ContextItem(KIND_ERROR, "error", label, text, priority_for(KIND_ERROR))
+    return ContextItem(
+        KIND_ERROR, "error", label, text, priority_for(KIND_ERROR), language="python"
+    )

@@ -44,11 +44,14 @@ from mistral_magic.context.items import (
     KIND_DATAFRAME,
     KIND_NAMED,
     KIND_VARIABLE,
+    ORIGIN_KERNEL,
     ContextItem,
     priority_for,
 )
 from mistral_magic.context.redact import Redactor, is_secret_name, is_secret_value_of
 
+#: Cells of the live kernel: IPython runs Python.
+_PYTHON = {"origin": ORIGIN_KERNEL, "language": "python"}
 #: An error counts as recent if raised in one of this many last executed (non-%mistral) cells.
 RECENT_ERROR_CELLS = 3
 NAMED_CHARS = 2500
@@ -310,7 +313,9 @@ def collect(
                 text = cell_text(shell, count, inputs[count], redactor, cell_output_chars * 2)
                 priority = priority_for(KIND_NAMED, named_rank)
                 add(
-                    ContextItem(KIND_NAMED, f"cell:{count}", f"In[{count}]", text, priority),
+                    ContextItem(
+                        KIND_NAMED, f"cell:{count}", f"In[{count}]", text, priority, **_PYTHON
+                    ),
                     redacted=True,
                 )
                 named_rank += 1
@@ -346,7 +351,7 @@ def collect(
             text = cell_text(shell, count, inputs[count], redactor, cell_output_chars)
             priority = priority_for(KIND_CELL, rank)
             add(
-                ContextItem(KIND_CELL, f"cell:{count}", f"In[{count}]", text, priority),
+                ContextItem(KIND_CELL, f"cell:{count}", f"In[{count}]", text, priority, **_PYTHON),
                 redacted=True,
             )
 

@@ -7,9 +7,17 @@ redaction, so one packer and one prompt builder serve both:
 
 * ``named``  the active cell (``"active cell [7]"``) and the user's selection in it;
 * ``error``  the last error (``"error in [7]"``): ``ename``/``evalue``, the traceback with ANSI
-  colours stripped, the failing cell's source and its execution count;
+  colours stripped, the failing cell's source (unless it is the active cell, shown already) and
+  its execution count;
 * ``cell``   the other cells with their text outputs (stream, ``text/plain`` results, errors),
   clipped, nearest to the active cell first.
+
+Every item says it comes from the document (``origin``), not from the kernel's live state; code
+is fenced in the notebook's language (its metadata: ``language_info`` or ``kernelspec``), which
+the items carry for the prompt builder (:func:`~mistral_magic.context.items.code_language`).
+One cell is one item with one label: ``In[7]`` when its execution count is its own, ``cell #12``
+for a cell never run or whose count another cell shares (a copied cell keeps its count).
+nbformat 3 (and older) documents are converted first.
 
 Variables are not in the document; the front end gets them from the kernel (see
 :mod:`mistral_magic.context.snapshot`) and the server adds them as ``dataframe``/``variable``
@@ -18,8 +26,9 @@ items. Nothing here does HTTP or talks to a kernel.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mistral_magic.context.errors import ERROR_MESSAGE_CHARS, TRACEBACK_CHARS
@@ -29,6 +38,7 @@ from mistral_magic.context.items import (
     KIND_CELL,
     KIND_ERROR,
     KIND_NAMED,
+    ORIGIN_NOTEBOOK,
     ContextItem,
     priority_for,
 )
@@ -59,6 +69,48 @@ def _text(value: Any, *, tail: bool = True) -> str:
     return ""
 
 
+class NotebookFormatError(ValueError):
+    """A notebook document that cannot be read as nbformat 4; ``str()`` says why."""
+
+
+def current_format(notebook: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``notebook`` as nbformat 4: older documents (``worksheets``, ``input``,
+    ``prompt_number``…) are converted with nbformat; raises :class:`NotebookFormatError`."""
+    major = notebook.get("nbformat")
+    if major is None and "worksheets" in notebook:
+        major = 3  # a v3 document sent without its version
+    if not isinstance(major, int) or major >= 4:
+        if "cells" in notebook or major in (None, 4):
+            return notebook  # nbformat 4 (or a newer minor format: these fields are the same)
+        raise NotebookFormatError(f"nbformat {major!r} is not a format mistral-magic can read")
+    import nbformat
+
+    try:
+        return nbformat.convert(nbformat.from_dict(dict(notebook)), 4)
+    except Exception as exc:  # nbformat's converters raise anything on malformed input
+        raise NotebookFormatError(
+            f"this nbformat {major} notebook could not be converted to nbformat 4 "
+            f"({type(exc).__name__})"
+        ) from None
+
+
+_FENCE_NAMES = {"python3": "python", "ipython": "python", "ir": "r"}
+
+
+def notebook_language(notebook: Mapping[str, Any]) -> str:
+    """The language of the notebook's code, from its metadata (``"python"`` when unsaid)."""
+    metadata = notebook.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    for field, key in (("language_info", "name"), ("kernelspec", "language")):
+        section = metadata.get(field)
+        name = section.get(key) if isinstance(section, Mapping) else None
+        if isinstance(name, str) and name.strip():
+            name = name.strip().lower()
+            name = "".join(c for c in name if c.isalnum() or c in "+-#")[:30] or "python"
+            return _FENCE_NAMES.get(name, name)
+    return "python"
+
+
 @dataclass(frozen=True)
 class Cell:
     """One cell of the document, reduced to what context needs."""
@@ -68,18 +120,20 @@ class Cell:
     source: str
     execution_count: int | None
     outputs: tuple[Mapping[str, Any], ...]
+    language: str = "python"
+    count_is_shared: bool = False  # another cell shows the same execution count
 
     @property
     def name(self) -> str:
-        """``In[7]`` for an executed code cell, else its position (``cell #3``, 1-based)."""
-        if self.execution_count is not None:
+        """``In[7]`` for a code cell that ran, else its position (``cell #3``, 1-based)."""
+        if self.execution_count is not None and not self.count_is_shared:
             return f"In[{self.execution_count}]"
         kind = "markdown" if self.cell_type == "markdown" else "cell"
         return f"{kind} #{self.index + 1}"
 
     @property
     def key(self) -> str:
-        if self.execution_count is not None:
+        if self.execution_count is not None and not self.count_is_shared:
             return f"cell:{self.execution_count}"
         return f"cell:#{self.index + 1}"
 
@@ -100,11 +154,14 @@ class NotebookError:
     cell_source: str
     execution_count: int | None
     cell_index: int
+    language: str = "python"
+    cell_name: str = ""  # In[7], or cell #12
 
 
 def cells_of(notebook: Mapping[str, Any]) -> list[Cell]:
-    """The cells of an nbformat dict (tolerant of missing fields)."""
+    """The cells of an nbformat 4 dict (tolerant of missing fields)."""
     raw = notebook.get("cells") if isinstance(notebook, Mapping) else None
+    language = notebook_language(notebook) if isinstance(notebook, Mapping) else "python"
     cells: list[Cell] = []
     for index, cell in enumerate(raw if isinstance(raw, list) else []):
         if not isinstance(cell, Mapping):
@@ -120,9 +177,11 @@ def cells_of(notebook: Mapping[str, Any]) -> list[Cell]:
                 outputs=tuple(o for o in outputs if isinstance(o, Mapping))
                 if isinstance(outputs, list)
                 else (),
+                language=language,
             )
         )
-    return cells
+    counts = Counter(cell.execution_count for cell in cells if cell.execution_count is not None)
+    return [replace(c, count_is_shared=counts[c.execution_count] > 1) for c in cells]
 
 
 def _output_texts(cell: Cell) -> list[tuple[str, str]]:
@@ -152,7 +211,7 @@ def cell_text(cell: Cell, redactor: Redactor, output_chars: int = CELL_OUTPUT_CH
         return f"Markdown cell:\n{source.rstrip()}"
     if cell.cell_type == "raw":
         return f"Raw cell:\n{source.rstrip()}"
-    parts = [f"```python\n{source.rstrip()}\n```"]
+    parts = [f"```{cell.language}\n{source.rstrip()}\n```"]
     for kind, text in _output_texts(cell):
         text = fit(text, output_chars, redactor, middle=True).rstrip()
         if not text:
@@ -191,24 +250,42 @@ def find_error(
             cell_source=cell.source,
             execution_count=cell.execution_count,
             cell_index=cell.index,
+            language=cell.language,
+            cell_name=cell.name,
         )
     return None
 
 
-def error_item(error: NotebookError, redactor: Redactor) -> ContextItem:
-    """The error as an item, in the kernel collector's format and label."""
-    where = f" in In[{error.execution_count}]" if error.execution_count is not None else ""
+def error_item(
+    error: NotebookError, redactor: Redactor, *, source_shown_in: str | None = None
+) -> ContextItem:
+    """The error as an item, in the kernel collector's format and label. ``source_shown_in``:
+    the label of another item that shows the failing cell (its source is not repeated)."""
+    name = error.cell_name or (
+        f"In[{error.execution_count}]" if error.execution_count is not None else ""
+    )
+    where = f" in {name}" if name else ""
     message = fit(error.evalue, ERROR_MESSAGE_CHARS, redactor)
     parts = [
         f"{error.ename}{where}: {message}",
         fit(error.traceback, TRACEBACK_CHARS, redactor, middle=True),
     ]
-    if error.cell_source.strip():
+    if source_shown_in:
+        parts.append(f"(The failing cell is the one shown as {source_shown_in}.)")
+    elif error.cell_source.strip():
         source = fit(error.cell_source, CELL_SOURCE_CHARS, redactor).rstrip()
-        parts.append(f"Source of the failing cell:\n```python\n{source}\n```")
+        parts.append(f"Source of the failing cell:\n```{error.language}\n{source}\n```")
     text = fit("\n".join(parts), ERROR_MESSAGE_CHARS + TRACEBACK_CHARS * 2, redactor)
     label = f"error in [{error.execution_count}]" if error.execution_count is not None else "error"
-    return ContextItem(KIND_ERROR, "error", label, text, priority_for(KIND_ERROR))
+    return ContextItem(
+        KIND_ERROR,
+        "error",
+        label,
+        text,
+        priority_for(KIND_ERROR),
+        origin=ORIGIN_NOTEBOOK,
+        language=error.language,
+    )
 
 
 def _is_context_cell(cell: Cell) -> bool:
@@ -218,7 +295,7 @@ def _is_context_cell(cell: Cell) -> bool:
 
 
 def _active_label(cell: Cell) -> str:
-    if cell.execution_count is not None:
+    if cell.execution_count is not None and not cell.count_is_shared:
         return f"active cell [{cell.execution_count}]"
     return f"active cell #{cell.index + 1}"
 
@@ -240,9 +317,24 @@ def collect_notebook(
     names the cell whose error the user asked about (Explain / Fix) and makes that error the
     error item even when it is not recent. ``sources``: any of ``"active"`` (active cell and
     selection), ``"error"``, ``"cells"``. All text is redacted with ``redactor`` plus the
-    values of secret-named environment variables.
+    values of secret-named environment variables. A document that cannot be read gives one
+    item saying so (its label shows on the sidebar's chip), never an empty context in silence.
     """
     redactor = Redactor.from_environment(redactor.secrets if redactor is not None else ())
+    try:
+        notebook = current_format(notebook)
+    except NotebookFormatError as exc:
+        note = f"The notebook could not be read: {exc}. Its cells are not included."
+        return [
+            ContextItem(
+                KIND_NAMED,
+                "unreadable",
+                "notebook unreadable",
+                note,
+                priority_for(KIND_NAMED),
+                origin=ORIGIN_NOTEBOOK,
+            )
+        ]
     cells = cells_of(notebook)
     by_index = {cell.index: cell for cell in cells}
     active = by_index.get(active_cell) if active_cell is not None else None
@@ -253,16 +345,17 @@ def collect_notebook(
         named_rank = 0
         if selection.strip() and selection.strip() != active.source.strip():
             text = fit(selection, SELECTION_CHARS, redactor)
-            where = f" of {active.name}" if active.execution_count is not None else ""
+            labelled = _active_label(active).removeprefix("active cell")
             items.append(
                 ContextItem(
                     KIND_NAMED,
                     "selection",
-                    f"selection in [{active.execution_count}]"
-                    if active.execution_count is not None
-                    else "selection",
-                    f"The user selected this part{where}:\n```\n{text.rstrip()}\n```",
+                    f"selection in{labelled}",
+                    f"The user selected this part of the active cell:\n"
+                    f"```{active.language}\n{text.rstrip()}\n```",
                     priority_for(KIND_NAMED, named_rank),
+                    origin=ORIGIN_NOTEBOOK,
+                    language=active.language,
                 )
             )
             named_rank += 1
@@ -275,6 +368,8 @@ def collect_notebook(
                     "The cell the user is working on:\n"
                     + cell_text(active, redactor, cell_output_chars * 2),
                     priority_for(KIND_NAMED, named_rank),
+                    origin=ORIGIN_NOTEBOOK,
+                    language=active.language,
                 )
             )
             taken.add(active.index)
@@ -282,9 +377,10 @@ def collect_notebook(
     if "error" in sources or error_cell is not None:
         error = find_error(cells, cell_index=error_cell)
         if error is not None:
-            items.append(error_item(error, redactor))
-            if error.cell_index != (active.index if active else None):
-                taken.add(error.cell_index)
+            shown = _active_label(active) if active and active.index in taken else None
+            in_active = shown is not None and error.cell_index == active.index
+            items.append(error_item(error, redactor, source_shown_in=shown if in_active else None))
+            taken.add(error.cell_index)
 
     if "cells" in sources:
         anchor = active.index if active is not None else len(cells)
@@ -297,12 +393,12 @@ def collect_notebook(
             items.append(
                 ContextItem(
                     KIND_CELL,
-                    cell.key
-                    if cell.key not in {i.key for i in items}
-                    else f"cell:#{cell.index + 1}",
+                    cell.key,
                     cell.name,
                     cell_text(cell, redactor, cell_output_chars),
                     priority_for(KIND_CELL, rank),
+                    origin=ORIGIN_NOTEBOOK,
+                    language=cell.language,
                 )
             )
 

@@ -26,6 +26,7 @@ from ..context.budget import (
     Packed,
     count_request_tokens,
     count_tokens,
+    format_token_count,
     is_exact,
     omitted_note,
     pack,
@@ -37,6 +38,7 @@ from .conversation import Conversation
 from .prompts import ASK, SYSTEM_PROMPT, Kind, error_question, system_prompt
 
 if TYPE_CHECKING:
+    from ..api.types import Usage
     from ..config import Mistral
     from ..context.figures import Figure
     from ..context.redact import Redactor
@@ -127,6 +129,22 @@ class PreparedRequest:
     @property
     def exact_count(self) -> bool:
         return is_exact(self.counted_as) and not self.image_tokens
+
+    @property
+    def prompt_tokens_text(self) -> str:
+        """``"1,234"`` when the count is exact, ``"≈1,234"`` when it is an estimate."""
+        return format_token_count(self.prompt_tokens, self.exact_count)
+
+    def calibrate(self, usage: Usage | None) -> None:
+        """Let the server's ``prompt_tokens`` for this request correct later estimates for its
+        model (:func:`~mistral_magic.context.tokenizers.record_prompt_tokens`). Only a request
+        counted as one: tool rounds report the sum of several requests, and images are counted
+        by an estimate of their own, so neither says how far the text estimate is off."""
+        if usage is None or self.tool_events or self.image_tokens or self.exact_count:
+            return
+        from ..context.tokenizers import record_prompt_tokens
+
+        record_prompt_tokens(self.counted_as, self.prompt_tokens, usage.prompt_tokens)
 
     @property
     def counted_as(self) -> str:

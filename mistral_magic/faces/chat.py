@@ -166,7 +166,8 @@ class ChatPanel(w.VBox):
         self.send_button.disabled = True
         self.stop_button.disabled = False
         note = f" · {prepared.context_note}" if prepared.context_note else ""
-        self._status(f"Asking {prepared.model} · {prepared.prompt_tokens:,} prompt tokens{note}")
+        tokens = prepared.prompt_tokens_text
+        self._status(f"Asking {prepared.model} · {tokens} prompt tokens{note}")
         reply.show_notes(self.session.notices(prepared))
         reply.start(prepared)
         return reply
@@ -243,7 +244,7 @@ def context_preview_html(prepared: PreparedRequest, draft: str) -> str:
     lines = [
         f"<b>With your next message</b> ({'for the text in the box' if draft else 'any text'}): "
         f"{turns} earlier turn(s); {labels}. {tokens}. Whole request: "
-        f"{prepared.prompt_tokens:,} prompt tokens to {html.escape(prepared.model)}.",
+        f"{prepared.prompt_tokens_text} prompt tokens to {html.escape(prepared.model)}.",
     ]
     if prepared.context_note:
         lines.append(html.escape(prepared.context_note))

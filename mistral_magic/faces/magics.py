@@ -305,7 +305,7 @@ class MistralMagics(Magics):
         body = json.dumps(prepared.readable_body(), indent=2, ensure_ascii=False)
         lines = [
             f"**Dry run** — nothing was sent. Model `{prepared.model}`, "
-            f"**{prepared.prompt_tokens:,} prompt tokens** ({count}), "
+            f"**{prepared.prompt_tokens_text} prompt tokens** ({count}), "
             f"estimated cost at most {format_cost(cost)} (with a full {max_out:,}-token reply).",
         ]
         if prepared.packed is not None:

@@ -360,7 +360,7 @@ class ChatHandler(_Base):
                 stream = await self.service.stream(client, prepared, on_notice=self._notice)
                 completion = await self._relay_stream(stream)
             model = completion.model or prepared.model
-            self.service.record_usage(self.user_name, model, completion.usage)
+            self.service.record_usage(self.user_name, prepared, model, completion.usage)
             usage = self.service.usage_json(model, completion.usage)
             reply.update(text=self._text, model=model, usage=usage)
             await self._send("usage", usage)

@@ -321,8 +321,13 @@ class MistralService:
         messages, params = prepared.send_arguments()
         return client.stream(messages, on_notice=on_notice, **params)
 
-    def record_usage(self, user: str, model: str, usage: Usage | None) -> None:
+    def record_usage(
+        self, user: str, prepared: PreparedRequest, model: str, usage: Usage | None
+    ) -> None:
+        """Count a reply's usage for ``user``; the server's prompt token count for
+        ``prepared`` also corrects our estimates for its model (as in a kernel)."""
         self.session(user).ledger.record(model, usage)
+        prepared.calibrate(usage)
 
     def usage_json(self, model: str, usage: Usage | None) -> dict[str, Any]:
         if usage is None:

@@ -161,3 +161,31 @@ def test_lone_surrogates_in_the_prompt_and_in_a_placeholder_are_escaped(stub, ke
     assert "Traceback" not in run.stderr, run.stderr
     question = stub.chat_requests[0].body["messages"][-1]["content"]
     assert "r\\udcfcckblick" in question and "'caf\\udce9.csv'" in question
+
+
+def test_estimates_are_marked_and_converge_on_the_servers_count(stub, kernel):
+    """mistral-large-latest has no bundled tokenizer: its counts are estimates ("≈"), and
+    the prompt_tokens of each reply calibrate them (here the server counts 30 % more)."""
+    from tests.stub.tokens import count_prompt_tokens
+
+    reported: list[int] = []
+
+    def heavier_tokenizer(body: dict) -> Reply:
+        prompt = round(count_prompt_tokens(body) * 1.3)
+        reported.append(prompt)
+        return Reply(
+            text="Fine.",
+            usage={"prompt_tokens": prompt, "completion_tokens": 2, "total_tokens": prompt + 2},
+        )
+
+    stub.responder = heavier_tokenizer
+    question = "%%mistral --new --no-context -m mistral-large-latest {flags}\nHow big is it?"
+    before = kernel.execute(question.format(flags="--dry-run")).markdown[0]
+    assert "prompt tokens** (estimated)" in before
+    assert "**≈" in before
+    assert kernel.execute(question.format(flags="")).status == "ok"
+    after = kernel.execute(question.format(flags="--dry-run")).markdown[0]
+    estimate = int(after.split("**≈", 1)[1].split(" ", 1)[0].replace(",", ""))
+    assert abs(estimate - reported[0]) <= 1
+    exact = kernel.execute("%%mistral --new --no-context --dry-run\nHow big is it?").markdown[0]
+    assert "prompt tokens** (exact)" in exact and "**≈" not in exact  # mistral-large-2407
