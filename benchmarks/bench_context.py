@@ -11,6 +11,11 @@ tokenizer already warm (its one-off load is printed separately).
 Target (issue brief): whole collection + packing under 50 ms, and flat as rows grow 10×.
 Figures are printed, not asserted. ``--quick`` (CI smoke run) uses 10,000 / 100,000 rows,
 10 frames and 200 cells.
+
+Then the sidebar's path: ``collect_notebook`` on a notebook whose error output carries a huge
+value (52 MB; 5 MB with ``--quick``), which the server packs on every active-cell change. The
+work per output is bounded before any pass over the whole text, so this costs about what a
+small notebook does (issue 11 measured ~450 ms before).
 """
 
 from __future__ import annotations
@@ -114,6 +119,46 @@ def time_once(shell: Any, budget: int) -> tuple[float, float, float, int, int, i
     )
 
 
+def huge_error_notebook(chars: int) -> dict[str, Any]:
+    value = "\x1b[31mboom\x1b[0m " + "0123456789" * (chars // 10)
+    error = {"output_type": "error", "ename": "ValueError", "evalue": value}
+    error["traceback"] = ["\x1b[31mValueError\x1b[0m: " + value]
+    cells = [
+        {
+            "cell_type": "code",
+            "execution_count": n,
+            "source": f"step_{n} = run({n})",
+            "metadata": {},
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": f"done {n}\n"}],
+        }
+        for n in range(1, 30)
+    ]
+    cells.append(
+        {
+            "cell_type": "code",
+            "execution_count": 30,
+            "source": "raise ValueError(big)",
+            "metadata": {},
+            "outputs": [error],
+        }
+    )
+    return {"cells": cells}
+
+
+def time_notebook_json(chars: int, repeats: int) -> None:
+    from mistral_magic.context.notebook import collect_notebook
+
+    small = huge_error_notebook(100)
+    huge = huge_error_notebook(chars)
+    for label, notebook in (("100-character error value", small), (f"{chars:,}-character", huge)):
+        runs = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            collect_notebook(notebook, active_cell=29)
+            runs.append((time.perf_counter() - started) * 1000)
+        print(f"collect_notebook, 30 cells, {label}: best {min(runs):.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a CI smoke run")
@@ -172,6 +217,8 @@ def main() -> None:
             f"(ratio {figures[large] / figures[small]:.2f})"
         )
     print("target: under 50 ms and flat as rows grow")
+    print()
+    time_notebook_json(5_000_000 if args.quick else 52_000_000, repeats)
     load = os.getloadavg()[0]
     if load > (os.cpu_count() or 1):
         print(

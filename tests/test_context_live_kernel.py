@@ -189,3 +189,31 @@ def test_estimates_are_marked_and_converge_on_the_servers_count(stub, kernel):
     assert abs(estimate - reported[0]) <= 1
     exact = kernel.execute("%%mistral --new --no-context --dry-run\nHow big is it?").markdown[0]
     assert "prompt tokens** (exact)" in exact and "**≈" not in exact  # mistral-large-2407
+
+
+def test_tools_redact_table_cells_before_clipping_them(stub, kernel):
+    setup = kernel.execute(
+        "import pandas as pd\n"
+        "import polars as pl\n"
+        "columns = {'service': ['reports'] * 3,\n"
+        "    'note': ['uses ' + os.environ['MISTRAL_API_KEY'] + ' in production ' * 4] * 3}\n"
+        "keys, pkeys = pd.DataFrame(columns), pl.DataFrame(columns)"
+    )
+    assert setup.status == "ok", setup.reply
+    stub.queue(
+        Reply(
+            tool_calls=[
+                ToolCallSpec("dataframe_head", {"name": "keys", "n": 3}),
+                ToolCallSpec("dataframe_head", {"name": "pkeys", "n": 3}),
+                ToolCallSpec("column_stats", {"name": "keys", "column": "note"}),
+                ToolCallSpec("describe_variable", {"name": "keys"}),
+                ToolCallSpec("search_cells", {"text": "production"}),
+            ]
+        ),
+        Reply(text="Done."),
+    )
+    run = kernel.execute("%%mistral --tools notebook\nWhat do the notes say?")
+    assert run.status == "ok", run.reply
+    results = [m["content"] for m in stub.chat_requests[1].body["messages"] if m["role"] == "tool"]
+    assert all("[REDACTED]" in result for result in results[:4]), results
+    assert key_pieces(sent(stub, 1)) == []

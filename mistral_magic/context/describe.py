@@ -26,9 +26,11 @@ the cell's width, where it would no longer be recognised.
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import itertools
 import math
+import numbers
 import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -138,10 +140,19 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
+def _holds_no_text(value: object) -> bool:
+    """Numbers, booleans, dates and missing values: nothing a secret could be in."""
+    if value is None or isinstance(value, (numbers.Number, datetime.date, datetime.timedelta)):
+        return True
+    return type(value).__name__ in ("bool_", "datetime64", "timedelta64", "NaTType", "NAType")
+
+
 def _cell_text(value: object, width: int = CELL_CHARS) -> str:
     """One table cell: compact, single-line, redacted, clipped."""
     if isinstance(value, float):
         return _float_text(value)
+    if _holds_no_text(value):
+        return clip(str(value), width)
     if isinstance(value, str):
         text = value
     else:

@@ -217,16 +217,17 @@ def redact_bounded(
     margin = 2 * EDGE_CHARS
     bounded = bound(text, head + margin, tail + margin if tail else 0)
     replacements = 0
-    if redactor is not None and clean is not None:
+    cleaned = clean(bounded) if clean is not None else bounded
+    if redactor is not None and cleaned != bounded:
         # Secrets as they are first: cleaning can break one ("\x1b[" before a key that starts
         # with "m" reads as a colour code and takes its first letter) ...
         bounded, replacements = redactor.redact_counting(bounded)
-    if clean is not None:
-        bounded = clean(bounded)
+        cleaned = clean(bounded) if clean is not None else bounded
     if redactor is not None:
-        # ... and again once cleaning has joined what colour codes or \r split.
-        bounded, more = redactor.redact_counting(bounded)
+        # ... and as cleaned, where what colour codes or \r split is joined again.
+        cleaned, more = redactor.redact_counting(cleaned)
         replacements += more
+    bounded = cleaned
     if _CUT in bounded:
         bounded = _drop_near_cuts(bounded, EDGE_CHARS + _GROWTH_PER_REPLACEMENT * replacements)
     return bounded

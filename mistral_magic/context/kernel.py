@@ -290,6 +290,8 @@ def collect(
     items: list[ContextItem] = []
     taken: set[str] = set()
 
+    # redacted=True: the text went through fit() with this redactor already (cells, the
+    # error, the describer's output), so only what is built here is redacted in add()
     def add(item: ContextItem, *, redacted: bool = False) -> None:
         if item.key in taken:
             return
@@ -305,7 +307,7 @@ def collect(
                 value = variables[name]
                 text = describer(value, name, NAMED_CHARS)
                 priority = priority_for(KIND_NAMED, named_rank)
-                add(_var_item(KIND_NAMED, name, value, text, priority))
+                add(_var_item(KIND_NAMED, name, value, text, priority), redacted=True)
                 named_rank += 1
     if want_cells:
         for count in references.cells:
@@ -340,7 +342,10 @@ def collect(
     for rank, name in enumerate(full_frames):
         value = variables[name]
         text = describer(value, name, FRAME_CHARS)
-        add(_var_item(KIND_DATAFRAME, name, value, text, priority_for(KIND_DATAFRAME, rank)))
+        add(
+            _var_item(KIND_DATAFRAME, name, value, text, priority_for(KIND_DATAFRAME, rank)),
+            redacted=True,
+        )
 
     # 4. Recent cells, newest first.
     if want_cells:
@@ -359,7 +364,10 @@ def collect(
     for rank, name in enumerate(brief_frames):
         value = variables[name]
         text = describer(value, name, BRIEF_FRAME_CHARS, brief=True)
-        add(_var_item(KIND_DATAFRAME, name, value, text, priority_for(KIND_VARIABLE, rank)))
+        add(
+            _var_item(KIND_DATAFRAME, name, value, text, priority_for(KIND_VARIABLE, rank)),
+            redacted=True,
+        )
     left_over: list[str] = []
     described = 0
     for name in others:
@@ -371,7 +379,7 @@ def collect(
             continue
         text = describer(value, name, VARIABLE_CHARS)
         priority = priority_for(KIND_VARIABLE, len(brief_frames) + described)
-        add(_var_item(KIND_VARIABLE, name, value, text, priority))
+        add(_var_item(KIND_VARIABLE, name, value, text, priority), redacted=True)
         described += 1
     if left_over:
         listing = "Other variables: " + "; ".join(left_over)

@@ -660,10 +660,27 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
 _ENVIRONMENT_NOT_SECRET = frozenset({"PWD", "OLDPWD", "SSH_AUTH_SOCK", "GPG_AGENT_INFO"})
 
 
-def _occurs(prefilter: str | tuple[str, ...], lowered: str) -> bool:
-    if isinstance(prefilter, str):
-        return prefilter in lowered
-    return any(fragment in lowered for fragment in prefilter)
+def _fragments(prefilter: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    if prefilter is None:
+        return ()
+    return (prefilter,) if isinstance(prefilter, str) else prefilter
+
+
+# (fragments, pattern, replacement): a pattern runs when one of its fragments occurs
+_RUNNABLE = tuple(
+    (frozenset(_fragments(prefilter)), pattern, replacement)
+    for prefilter, pattern, replacement in _PATTERNS
+)
+_ALL_FRAGMENTS = frozenset(f for fragments, _, _ in _RUNNABLE for f in fragments)
+# One scan tells whether any prefilter fragment occurs at all. Most short texts (table cells,
+# column names) hold none, and a substring test per fragment per text dominated their cost.
+_ANY_FRAGMENT = re.compile("|".join(map(re.escape, sorted(_ALL_FRAGMENTS))))
+
+
+def _present_fragments(lowered: str) -> set[str]:
+    if _ANY_FRAGMENT.search(lowered) is None:
+        return set()
+    return {fragment for fragment in _ALL_FRAGMENTS if fragment in lowered}
 
 
 class Redactor:
@@ -728,8 +745,9 @@ class Redactor:
             text, made = self._literal_pattern.subn(REDACTED, text)
             count += made
         lowered = text.lower()
-        for prefilter, pattern, replacement in _PATTERNS:
-            if prefilter is not None and not _occurs(prefilter, lowered):
+        present = _present_fragments(lowered)
+        for fragments, pattern, replacement in _RUNNABLE:
+            if fragments and present.isdisjoint(fragments):
                 continue
             text, made = pattern.subn(replacement, text)
             count += made
