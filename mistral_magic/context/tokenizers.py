@@ -22,6 +22,7 @@ tokenizer aborts the whole process (``terminate called without an active excepti
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.util
 import json
 import math
@@ -96,6 +97,7 @@ def _normalized(model: str) -> str:
     return model.strip().lower().rsplit("/", 1)[-1]
 
 
+@functools.lru_cache(maxsize=256)
 def tokenizer_file_for(model: str) -> str | None:
     """The bundled tokenizer file of ``model``, or None when its counts are estimates."""
     name = _normalized(model)
