@@ -66,17 +66,20 @@ def setup_handlers(serverapp: Any) -> MistralService:
     return service
 
 
-def _warm_up() -> None:
-    """Load the tokenizer in the background, so the first question does not wait for it."""
+def _warm_up(model: str) -> None:
+    """Load the model's tokenizer in the background, so the first question does not wait for
+    it (mistral-common's, for models other than 2407, takes seconds to import)."""
     from mistral_magic.context.budget import warm_up
 
     with contextlib.suppress(Exception):  # a failure only makes the first request slower
-        warm_up()
+        warm_up(model)
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    setup_handlers(serverapp)
-    threading.Thread(target=_warm_up, name="mistral-magic-warm-up", daemon=True).start()
+    service = setup_handlers(serverapp)
+    threading.Thread(
+        target=_warm_up, args=(service.settings.model,), name="mistral-magic-warm-up", daemon=True
+    ).start()
     serverapp.log.info("mistral-magic: server extension loaded at /%s/", NAMESPACE)
 
 
