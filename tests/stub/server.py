@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from tests.stub.chat import chat_completions
 from tests.stub.errors import GATEWAY_JSON_TYPE, ApiError, mistral_error
+from tests.stub.fim import FIM_PATH, fim_completions
 from tests.stub.models import DEFAULT_MODELS, model_card, model_list
 from tests.stub.script import CaptureReplay, Drop, Fault, Reply, ScriptItem, kong_body
 from tests.stub.tokens import tokenizer
@@ -52,6 +53,7 @@ def _get_model(stub: StubServer, request: RecordedRequest, params: dict[str, str
 
 BUILTIN_ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/chat/completions", chat_completions),
+    Route("POST", FIM_PATH, fim_completions),
     Route("GET", "/v1/models", _list_models),
     Route("GET", "/v1/models/{model_id}", _get_model),
 )
@@ -75,12 +77,14 @@ class StubServer:
         host: str = "127.0.0.1",
         port: int = 0,
         retired: tuple[str, ...] = (),
+        without: tuple[str, ...] = (),
     ) -> None:
         self.api_key = api_key
         self._initial_dialect = dialect
-        self._initial_models = list(DEFAULT_MODELS) + [
-            m for m in models or [] if m not in DEFAULT_MODELS
-        ]
+        # ``without``: ids left out of the line-up (a server that lists no Codestral, say);
+        # ``reset()`` keeps them out.
+        self._initial_models = [m for m in [*DEFAULT_MODELS, *(models or [])] if m not in without]
+        self._initial_models = list(dict.fromkeys(self._initial_models))
         self.dialect = dialect
         self.models: list[str] = list(self._initial_models)
         # Retired on La Plateforme (``RETIRED_2407``): refused there with the recorded
@@ -169,7 +173,8 @@ class StubServer:
     # ------------------------------------------------------------------------ scripting
 
     def queue(self, *items: ScriptItem) -> None:
-        """Append scripted responses, served FIFO to ``POST /v1/chat/completions``."""
+        """Append scripted responses, served FIFO to ``POST /v1/chat/completions`` and
+        ``POST /v1/fim/completions`` (whichever comes next)."""
         for item in items:
             if not isinstance(item, (Reply, Fault, Drop, CaptureReplay)):
                 raise TypeError(f"cannot queue {item!r}")
@@ -245,6 +250,10 @@ class StubServer:
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == "POST" and r.path == "/v1/chat/completions"]
+
+    @property
+    def fim_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == "POST" and r.path == FIM_PATH]
 
     # ------------------------------------------------------------------------- routing
 

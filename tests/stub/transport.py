@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import socketserver
 import sys
@@ -39,6 +40,9 @@ class RecordedRequest:
     # time.perf_counter() stamps (benchmarks): the body read, the response's last byte sent
     received_at: float = 0.0
     answered_at: float = 0.0
+    # Set when the client closed the connection before the whole answer was written (a
+    # cancelled stream): what a test waits for to see that a request was really stopped.
+    client_left: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 @dataclass
@@ -146,9 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             response = Response(500, {"detail": f"stub error: {exc!r}"})
         try:
-            self._send(response)
+            self._send(response, request)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+            request.client_left.set()
         request.answered_at = time.perf_counter()
 
     def _headers(self, response: Response, extra: dict[str, str]) -> None:
@@ -160,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
 
-    def _send(self, response: Response) -> None:
+    def _send(self, response: Response, request: RecordedRequest) -> None:
         if response.abort:
             self._abort()
             return
@@ -177,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._abort()
                 return
             if index and delay:
-                time.sleep(delay)
+                self._pause(delay)
             data = event.encode("utf-8")
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
@@ -186,6 +191,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between stream events; a client that closes the connection meanwhile ends
+        the wait at once (ConnectionResetError), so a cancel is seen without another write."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([self.connection], [], [], left)
+            if not readable:
+                return
+            try:
+                peeked = self.connection.recv(1, socket.MSG_PEEK)
+            except OSError:
+                peeked = b""
+            if not peeked:
+                raise ConnectionResetError("the client closed the connection")
+            time.sleep(left)  # bytes from the client (not ours to read now): just wait
+            return
 
     def _abort(self) -> None:
         """Close abruptly: no terminator, no further bytes."""
