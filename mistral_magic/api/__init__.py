@@ -3,8 +3,9 @@
 It imports nothing else of mistral_magic. Its public surface is ``__all__`` below:
 
 * clients: :class:`MistralClient` / :class:`AsyncMistralClient` (``complete``, ``stream``,
-  ``list_models``, ``model_catalog``, ``resolve_dialect``, ``request_json`` /
-  ``request_bytes`` for other endpoints, ``check_credentials``), their streams :class:`ChatStream` /
+  ``complete_fim`` / ``stream_fim`` for Codestral's fill-in-the-middle, ``list_models``,
+  ``model_catalog``, ``resolve_dialect``, ``request_json`` / ``request_bytes`` for other
+  endpoints, ``check_credentials``), their streams :class:`ChatStream` /
   :class:`AsyncChatStream`; ``files``/``batch`` submodules for the Files and Batch APIs;
 * data: :class:`Message`, :class:`Completion`, :class:`Choice`, :class:`Delta`,
   :class:`ToolCall`, :class:`Usage`, :class:`ModelInfo`; what models can do:
@@ -12,9 +13,10 @@ It imports nothing else of mistral_magic. Its public surface is ``__all__`` belo
 * errors: :class:`MistralError` and every subclass (all defined in ``errors``);
 * retries: :class:`RetryPolicy` (shared with ``bulk/``), :class:`Notice` (what the client
   waits for, for a face to show); the dialect: :class:`DialectChoice`;
-* helpers: :func:`build_chat_body` (the exact wire body), :func:`parse_completion`,
-  :func:`check_base_url` / :func:`display_url` (validation; credentials hidden),
-  :class:`Scrubber` (the one way server text is quoted), and the defaults.
+* helpers: :func:`build_chat_body` / :func:`build_fim_body` (the exact wire bodies),
+  :func:`parse_completion`, :func:`check_base_url` / :func:`display_url` (validation;
+  credentials hidden), :class:`Scrubber` (the one way server text is quoted), and the
+  defaults.
 
 Names are loaded on first use, so ``import mistral_magic.api`` (or the magics at
 ``%load_ext``) does not pay for importing httpx.
@@ -57,6 +59,7 @@ _HOMES = {
     "Capabilities": "models",
     "ModelCatalog": "models",
     "build_chat_body": "request",
+    "build_fim_body": "request",
     "Notice": "retry",
     "RetryPolicy": "retry",
     "Scrubber": "scrub",
@@ -114,6 +117,7 @@ __all__ = [
     "ToolCall",
     "Usage",
     "build_chat_body",
+    "build_fim_body",
     "check_base_url",
     "display_url",
     "parse_completion",
@@ -150,7 +154,7 @@ if TYPE_CHECKING:
         StreamError,
     )
     from .models import Capabilities, ModelCatalog
-    from .request import build_chat_body
+    from .request import build_chat_body, build_fim_body
     from .retry import Notice, RetryPolicy
     from .scrub import Scrubber
     from .types import Choice, Completion, Delta, Message, ModelInfo, ToolCall, Usage

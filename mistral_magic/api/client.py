@@ -28,7 +28,7 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ import httpx
 
 from .defaults import (
     DEFAULT_BASE_URL,
+    DEFAULT_FIM_MODEL,
     DEFAULT_MAX_REPLY_CHARS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
@@ -63,9 +64,10 @@ from .errors import (
     StreamError,
     error_from_response,
     error_in_body,
+    fim_unavailable,
 )
 from .models import ModelCatalog
-from .request import build_chat_body
+from .request import build_chat_body, build_fim_body
 from .retry import OnNotice, RetryPolicy
 from .scrub import Scrubber, url_secrets
 from .sse import ErrorExplainer, SSEDecoder, StreamAccumulator
@@ -118,6 +120,7 @@ class _Request:
     content: bytes | None = None
     model: str | None = None
     dialect: Dialect | None = None
+    endpoint: str = "chat"  # "chat", "fim" or "rest": what a 404 means depends on it
 
 
 @dataclass(frozen=True)
@@ -336,6 +339,26 @@ class _ClientCore:
             "POST", base_url + "/chat/completions", headers, content, model, choice.dialect
         )
 
+    def _fim_request(
+        self, prompt: str, suffix: str, params: dict[str, Any], stream: bool
+    ) -> _Request:
+        base_url = self.base_url
+        model = params.pop("model", None) or DEFAULT_FIM_MODEL
+        body = build_fim_body(prompt, suffix, params, model=model, stream=stream)
+        headers = self._headers("text/event-stream" if stream else "application/json", base_url)
+        headers["Content-Type"] = "application/json"
+        content = json.dumps(body, ensure_ascii=False).encode()
+        dialect = self.known_dialect()
+        return _Request(
+            "POST",
+            base_url + "/fim/completions",
+            headers,
+            content,
+            model,
+            dialect.dialect if dialect else None,
+            endpoint="fim",
+        )
+
     def _rest_request(
         self,
         method: str,
@@ -406,6 +429,8 @@ class _ClientCore:
         sent_credentials = "Authorization" in request.headers or url_secrets(request.url)
         if status in (401, 403) and not sent_credentials:
             return self._missing_key(status)
+        if status in (404, 405) and request.endpoint == "fim":
+            return fim_unavailable(status, self.display_url, request.dialect)
         return error_from_response(
             status,
             body,
@@ -705,7 +730,42 @@ class MistralClient(_ClientCore):
     ) -> ChatStream:
         """Iterate over the reply's deltas; afterwards ``.completion`` holds the whole reply.
         ``on_notice`` hears about each wait before a retry (e.g. a 429's Retry-After)."""
-        return ChatStream(self, messages, dict(params), on_notice)
+        params = dict(params)
+        return ChatStream(
+            self,
+            lambda: self._chat_request(messages, dict(params), True, self.resolve_dialect()),
+            on_notice,
+        )
+
+    def complete_fim(
+        self,
+        prompt: str,
+        suffix: str = "",
+        *,
+        on_notice: OnNotice | None = None,
+        **params: Any,
+    ) -> Completion:
+        """One whole fill-in-the-middle answer (``POST /fim/completions``, Codestral): the
+        code between ``prompt`` and ``suffix``. ``model`` defaults to codestral-latest."""
+        request = self._fim_request(prompt, suffix, dict(params), False)
+        response = self._send(request, _Tries(self.retry), on_notice)
+        body = self._read_body(response, self._max_body, self.timeout)
+        return self._completion_from(body, request)
+
+    def stream_fim(
+        self,
+        prompt: str,
+        suffix: str = "",
+        *,
+        on_notice: OnNotice | None = None,
+        **params: Any,
+    ) -> ChatStream:
+        """The fill-in-the-middle answer as a stream (the chat stream's shapes and rules:
+        stall timeout, reply bound, retries before any text, ``.completion`` afterwards)."""
+        params = dict(params)
+        return ChatStream(
+            self, lambda: self._fim_request(prompt, suffix, dict(params), True), on_notice
+        )
 
     def list_models(self) -> list[ModelInfo]:
         """``GET /models``."""
@@ -728,7 +788,8 @@ class MistralClient(_ClientCore):
 
 
 class ChatStream:
-    """A streamed reply. Iterating sends the request; text arrives as :class:`Delta` objects.
+    """A streamed reply (of ``POST /chat/completions`` or ``/fim/completions``). Iterating
+    sends the request; text arrives as :class:`Delta` objects.
 
     If the stream fails after text arrived, the raised :class:`MistralError` carries the
     partial reply in ``.partial`` (also here as ``.completion``). Breaking off the iteration
@@ -738,13 +799,11 @@ class ChatStream:
     def __init__(
         self,
         client: MistralClient,
-        messages: Messages,
-        params: dict[str, Any],
+        build: Callable[[], _Request],
         on_notice: OnNotice | None = None,
     ) -> None:
         self._client = client
-        self._messages = messages
-        self._params = params
+        self._build = build  # the request, built when iteration starts
         self._on_notice = on_notice
         self._acc = StreamAccumulator()
         self._whole: Completion | None = None
@@ -755,9 +814,7 @@ class ChatStream:
 
     def __iter__(self) -> Iterator[Delta]:
         client = self._client
-        request = client._chat_request(
-            self._messages, dict(self._params), True, client.resolve_dialect()
-        )
+        request = self._build()
         tries = _Tries(client.retry)
         while True:
             self._acc = client._accumulator(request)
@@ -1029,7 +1086,41 @@ class AsyncMistralClient(_ClientCore):
     def stream(
         self, messages: Messages, *, on_notice: OnNotice | None = None, **params: Any
     ) -> AsyncChatStream:
-        return AsyncChatStream(self, messages, dict(params), on_notice)
+        params = dict(params)
+
+        async def build() -> _Request:
+            choice = await self.resolve_dialect()
+            return self._chat_request(messages, dict(params), True, choice)
+
+        return AsyncChatStream(self, build, on_notice)
+
+    async def complete_fim(
+        self,
+        prompt: str,
+        suffix: str = "",
+        *,
+        on_notice: OnNotice | None = None,
+        **params: Any,
+    ) -> Completion:
+        request = self._fim_request(prompt, suffix, dict(params), False)
+        response = await self._send(request, _Tries(self.retry), on_notice)
+        body = await self._read_body(response, self._max_body, self.timeout)
+        return self._completion_from(body, request)
+
+    def stream_fim(
+        self,
+        prompt: str,
+        suffix: str = "",
+        *,
+        on_notice: OnNotice | None = None,
+        **params: Any,
+    ) -> AsyncChatStream:
+        params = dict(params)
+
+        async def build() -> _Request:
+            return self._fim_request(prompt, suffix, dict(params), True)
+
+        return AsyncChatStream(self, build, on_notice)
 
     async def list_models(self) -> list[ModelInfo]:
         return self._models(await self.request_json("GET", "/models"))
@@ -1041,13 +1132,11 @@ class AsyncChatStream:
     def __init__(
         self,
         client: AsyncMistralClient,
-        messages: Messages,
-        params: dict[str, Any],
+        build: Callable[[], Awaitable[_Request]],
         on_notice: OnNotice | None = None,
     ) -> None:
         self._client = client
-        self._messages = messages
-        self._params = params
+        self._build = build  # the request, built when iteration starts
         self._on_notice = on_notice
         self._acc = StreamAccumulator()
         self._whole: Completion | None = None
@@ -1058,8 +1147,7 @@ class AsyncChatStream:
 
     async def __aiter__(self) -> AsyncIterator[Delta]:
         client = self._client
-        choice = await client.resolve_dialect()
-        request = client._chat_request(self._messages, dict(self._params), True, choice)
+        request = await self._build()
         tries = _Tries(client.retry)
         while True:
             self._acc = client._accumulator(request)

@@ -2,6 +2,9 @@
 
 DEFAULT_BASE_URL = "https://api.mistral.ai/v1"
 DEFAULT_MODEL = "mistral-large-latest"
+# Fill-in-the-middle (inline completion): Codestral, on its own host when it has its own key.
+DEFAULT_FIM_MODEL = "codestral-latest"
+CODESTRAL_BASE_URL = "https://codestral.mistral.ai/v1"
 CONTEXT_WINDOW = 131072
 # Seconds without content (no answer yet, or a stream that stalls) before a request fails.
 DEFAULT_TIMEOUT = 120.0

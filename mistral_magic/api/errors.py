@@ -394,3 +394,16 @@ def error_in_body(
     message = _Fields(parsed).message or json.dumps(inner if inner is not None else parsed)
     quoted = (scrubber or Scrubber()).quote(message, 300)
     return ServerReportedError(f"The server reported an error instead of a reply: {quoted}")
+
+
+def fim_unavailable(status: int, shown_url: str, dialect: str | None) -> InvalidRequestError:
+    """``POST /fim/completions`` answered 404/405: the server serves no fill-in-the-middle."""
+    which = " (vLLM has none)" if dialect == "openai" else ""
+    return InvalidRequestError(
+        f"The server at {shown_url} serves no fill-in-the-middle endpoint (POST "
+        f"/fim/completions answered HTTP {status}){which}. Codestral's FIM is on La Plateforme "
+        "(https://api.mistral.ai/v1) and at https://codestral.mistral.ai/v1: set "
+        "MISTRAL_CODESTRAL_BASE_URL (and MISTRAL_CODESTRAL_API_KEY for a Codestral key), or "
+        "leave both unset to complete with the chat model.",
+        status=status,
+    )

@@ -9,7 +9,14 @@ from typing import Any
 from .dialect import Dialect
 from .types import Message
 
-__all__ = ["CHAT_PARAMS", "Dialect", "build_chat_body", "message_to_wire"]
+__all__ = [
+    "CHAT_PARAMS",
+    "FIM_PARAMS",
+    "Dialect",
+    "build_chat_body",
+    "build_fim_body",
+    "message_to_wire",
+]
 
 # Request fields of La Plateforme's chat API that apply to Mistral Large 2 (protocol notes §1),
 # and ``reasoning_effort`` (2026 specs; the engine sends it only to models whose card says
@@ -32,6 +39,9 @@ CHAT_PARAMS = frozenset(
         "parallel_tool_calls",
     }
 )
+# Request fields of ``POST /v1/fim/completions`` besides model, prompt, suffix and stream
+# (protocol notes §5). No ``name`` and no OpenAI-only field: La Plateforme refuses them (422).
+FIM_PARAMS = frozenset({"temperature", "top_p", "max_tokens", "min_tokens", "stop", "random_seed"})
 _ALIASES = {"seed": "random_seed"}
 _TOOL_CHOICE_KEYWORDS = frozenset({"auto", "none", "any", "required"})
 
@@ -112,4 +122,28 @@ def _to_openai(body: dict[str, Any], stream: bool) -> dict[str, Any]:
         messages[-1] = {k: v for k, v in last.items() if k != "prefix"}
         body["continue_final_message"] = True
         body["add_generation_prompt"] = False
+    return body
+
+
+def build_fim_body(
+    prompt: str, suffix: str, params: Mapping[str, Any], *, model: str, stream: bool
+) -> dict[str, Any]:
+    """The JSON body of ``POST /fim/completions`` (Codestral's fill-in-the-middle): the code
+    before the cursor, the code after it. Only La Plateforme serves it (vLLM has no such
+    route), so there is one dialect. Unset (None) parameters are omitted, unknown ones
+    refused here rather than by the server's 422."""
+    unknown = [k for k in params if k not in FIM_PARAMS and k not in _ALIASES]
+    if unknown:
+        raise TypeError(
+            f"Unknown fill-in-the-middle parameter(s) {', '.join(sorted(unknown))}; known: "
+            f"{', '.join(sorted(FIM_PARAMS))}."
+        )
+    body: dict[str, Any] = {"model": model, "prompt": prompt}
+    if suffix:
+        body["suffix"] = suffix
+    for key, value in params.items():
+        if value is not None:
+            body[_ALIASES.get(key, key)] = value
+    if stream:
+        body["stream"] = True
     return body
