@@ -2,7 +2,8 @@
 
 ``%config Mistral.temperature = 0.2`` in a notebook, ``c.Mistral.model = "..."`` in
 ipython_config.py or jupyter_server_config.py. The API key is read from MISTRAL_API_KEY only:
-it is never a trait, so it cannot end up in a config dump or a notebook.
+it is never a trait, so it cannot end up in a config dump or a notebook. The same goes for
+Codestral's own key (MISTRAL_CODESTRAL_API_KEY), used for inline completion.
 
 ``model``, ``base_url`` and ``dialect`` follow their environment variables (MISTRAL_MODEL,
 MISTRAL_BASE_URL, MISTRAL_DIALECT) until they are set: the environment is read each time they
@@ -33,6 +34,7 @@ from traitlets.config import Configurable
 from .api.defaults import (
     CONTEXT_WINDOW,
     DEFAULT_BASE_URL,
+    DEFAULT_FIM_MODEL,
     DEFAULT_MAX_REPLY_CHARS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
@@ -100,6 +102,30 @@ class Mistral(Configurable):
         fallback="auto",
         help="Wire dialect: 'mistral' (La Plateforme), 'openai' (vLLM) or 'auto': from what "
         "the server's GET /models says (until set: MISTRAL_DIALECT, read at each use).",
+    ).tag(config=True)
+    codestral_base_url = EnvUnicode(
+        env="MISTRAL_CODESTRAL_BASE_URL",
+        fallback="",
+        help="API root (with /v1) of the Codestral server for inline completion by "
+        "fill-in-the-middle; '' = https://codestral.mistral.ai/v1 when "
+        "MISTRAL_CODESTRAL_API_KEY is set, else the base URL (until set: "
+        "MISTRAL_CODESTRAL_BASE_URL, read at each use).",
+    ).tag(config=True)
+    codestral_model = Unicode(
+        DEFAULT_FIM_MODEL, help="Model of inline completion by fill-in-the-middle."
+    ).tag(config=True)
+    inline_max_tokens = Int(
+        64, help="Longest inline completion (ghost text), in tokens: a line or a small block."
+    ).tag(config=True)
+    inline_prefix_chars = Int(
+        8000,
+        help="Code before the cursor sent with an inline completion, in characters (earlier "
+        "cells, then the cell up to the cursor; the nearest is kept).",
+    ).tag(config=True)
+    inline_suffix_chars = Int(
+        2000,
+        help="Code after the cursor sent with an inline completion, in characters (the rest "
+        "of the cell, then the following cells; the nearest is kept).",
     ).tag(config=True)
     temperature = Float(
         0.3, allow_none=True, help="Sampling temperature (0 to 1.5); None = server default."
@@ -210,14 +236,18 @@ class Mistral(Configurable):
     def _prices_default(self) -> dict[str, list[float]]:
         return {k: list(v) for k, v in DEFAULT_PRICES.items()}
 
-    @validate("base_url")
+    @default("codestral_base_url")
+    def _codestral_base_url_default(self) -> str:
+        return os.environ.get("MISTRAL_CODESTRAL_BASE_URL") or ""
+
+    @validate("base_url", "codestral_base_url")
     def _check_base_url(self, proposal: dict[str, Any]) -> str:
         from .api.urls import base_url_problem
 
         value = proposal["value"]
         problem = base_url_problem(value) if value else None
         if problem is not None:
-            raise TraitError(f"Mistral.base_url: {problem}.")
+            raise TraitError(f"Mistral.{proposal['trait'].name}: {problem}.")
         return value
 
     @validate("timeout", "retry_budget")
@@ -229,10 +259,16 @@ class Mistral(Configurable):
             raise TraitError(f"Mistral.{name} must be a number of seconds {bound}, not {value}.")
         return value
 
-    @validate("max_retries", "max_reply_chars")
+    @validate(
+        "max_retries",
+        "max_reply_chars",
+        "inline_max_tokens",
+        "inline_prefix_chars",
+        "inline_suffix_chars",
+    )
     def _check_count(self, proposal: dict[str, Any]) -> int:
         value, name = proposal["value"], proposal["trait"].name
-        least = 1 if name == "max_reply_chars" else 0
+        least = 1 if name in ("max_reply_chars", "inline_max_tokens") else 0
         if value < least:
             raise TraitError(f"Mistral.{name} must be {least} or more, not {value}.")
         return value
@@ -279,11 +315,12 @@ class Mistral(Configurable):
     ) -> str:
         """``%config Mistral`` shows the base URL in effect without its credentials."""
         text = super().class_get_trait_help(trait, inst, helptext)
-        if inst is not None and trait.name == "base_url":
+        if inst is not None and trait.name in ("base_url", "codestral_base_url"):
             from .api.urls import display_url
 
-            url = inst.base_url  # type: ignore[attr-defined]
-            text = text.replace(f"Current: {url!r}", f"Current: {display_url(url)!r}")
+            url = getattr(inst, trait.name)
+            if url:
+                text = text.replace(f"Current: {url!r}", f"Current: {display_url(url)!r}")
         return text
 
     def explicit(self, name: str) -> Any:
@@ -315,5 +352,10 @@ class Mistral(Configurable):
         values = {name: getattr(self, name) for name in sorted(self.class_own_traits())}
         values.pop("prices")
         values["base_url"] = display_url(values["base_url"])
+        if values["codestral_base_url"]:
+            values["codestral_base_url"] = display_url(values["codestral_base_url"])
         values["api_key"] = "set" if os.environ.get("MISTRAL_API_KEY") else "missing"
+        values["codestral_api_key"] = (
+            "set" if os.environ.get("MISTRAL_CODESTRAL_API_KEY") else "not set"
+        )
         return values

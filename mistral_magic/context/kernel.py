@@ -393,3 +393,67 @@ def collect(
 
 def _var_item(kind: str, name: str, value: object, text: str, priority: int) -> ContextItem:
     return ContextItem(kind, f"var:{name}", short_label(value, name), text, priority)
+
+
+# --------------------------------------------------------------------------------------------
+# The scope, for inline completion
+
+
+@dataclass
+class KernelScope:
+    """What inline completion knows of a kernel: its names, and its data frames' columns.
+
+    ``names``: chip labels of the user's variables (``"sales · DataFrame 3×2"``) and of the
+    modules imported under a name (``"pd · module pandas"``), most recently used first.
+    ``frames``: per pandas / polars DataFrame, its one-line description (shape, then column
+    names and dtypes: :func:`describe_brief`), so ``sales[`` can complete to a real column.
+    Secret-named variables are left out and every text is redacted, as in :func:`collect`.
+    """
+
+    names: list[str]
+    frames: dict[str, str]
+
+
+def _is_data_frame(value: object) -> bool:
+    return any(_is_lib_type(value, package, "DataFrame") for package in ("pandas", "polars"))
+
+
+def kernel_scope(
+    shell: Any,
+    *,
+    redactor: Redactor | None = None,
+    max_names: int = 80,
+    max_frames: int = 16,
+    time_budget: float = 0.5,
+    value_time_limit: float = 0.2,
+) -> KernelScope:
+    """The shell's :class:`KernelScope` (bounded: ``max_names`` labels, ``max_frames``
+    frames described within ``time_budget`` seconds in all)."""
+    deadline = Deadline(time_budget)
+    describer = _Describer(deadline, value_time_limit)
+    redactor = _full_redactor(shell, redactor)
+    inputs = raw_inputs(shell)
+    mentioned = _mention_order(inputs, executed_counts(shell, inputs, 60))
+    variables = user_variables(shell)
+    newest = {name: -i for i, name in enumerate(variables)}  # later definitions first
+    ranked = sorted(variables, key=lambda n: (mentioned.get(n, len(inputs) + 1), newest[n]))
+    names = [redactor.redact(short_label(variables[n], n)) for n in ranked[:max_names]]
+    frames: dict[str, str] = {}
+    for name in [n for n in ranked if _is_data_frame(variables[n])][:max_frames]:
+        # Described with room to spare, redacted, then clipped: a secret is never cut in two.
+        text = describer(variables[name], name, 2 * BRIEF_FRAME_CHARS, brief=True)
+        if text is None:  # out of time: the rest are named only
+            break
+        frames[name] = printable(clip(redactor.redact(text), BRIEF_FRAME_CHARS))
+    hidden = getattr(shell, "user_ns_hidden", {}) or {}
+    for name, value in list(shell.user_ns.items()):
+        if len(names) >= max_names:
+            break
+        if (
+            isinstance(value, types.ModuleType)
+            and isinstance(name, str)
+            and not name.startswith("_")
+            and hidden.get(name) is not value
+        ):
+            names.append(f"{name} · module {value.__name__}")
+    return KernelScope(names, frames)
