@@ -21,6 +21,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { ChatSidebar, DEFAULT_SETTINGS, IChatSettings } from './chat';
 import { watchErrors } from './errors';
+import { inlineCompletion } from './inline';
 import { serveCellInsertion } from './insert';
 import { hasError } from './notebook';
 
@@ -195,4 +196,4 @@ const cellInsertion: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, cellInsertion];
+export default [plugin, cellInsertion, inlineCompletion];
