@@ -32,6 +32,7 @@ from traitlets import (
 from traitlets.config import Configurable
 
 from .api.defaults import (
+    CODESTRAL_BASE_URL,
     CONTEXT_WINDOW,
     DEFAULT_BASE_URL,
     DEFAULT_FIM_MODEL,
@@ -51,6 +52,9 @@ DEFAULT_PRICES: dict[str, list[float]] = {
     "mistral-large-latest": [0.5, 1.5],
     "mistral-large-2512": [0.5, 1.5],
     "mistral-small-latest": [0.1, 0.3],
+    # Codestral (inline completion by fill-in-the-middle): Mistral's pricing for 25.08.
+    "codestral-latest": [0.3, 0.9],
+    "codestral-2508": [0.3, 0.9],
 }
 
 
@@ -343,6 +347,24 @@ class Mistral(Configurable):
             "retry_total_time": self.retry_budget,
             "max_reply_chars": self.max_reply_chars,
         }
+
+    def codestral_options(self) -> dict[str, Any] | None:
+        """Client options for Codestral's own server, used for inline completion by
+        fill-in-the-middle, when its key (MISTRAL_CODESTRAL_API_KEY) or base URL
+        (``codestral_base_url``) is given; None: the main server is used. A missing one
+        falls back: the key to MISTRAL_API_KEY, the base URL to
+        https://codestral.mistral.ai/v1 (with a Codestral key) or the main base URL."""
+        key = (os.environ.get("MISTRAL_CODESTRAL_API_KEY") or "").strip()
+        base_url = self.codestral_base_url
+        if not key and not base_url:
+            return None
+        if not base_url:
+            base_url = CODESTRAL_BASE_URL
+        options = self.client_options()
+        options.update(base_url=base_url, model=self.codestral_model, dialect="mistral")
+        if key:
+            options["api_key"] = key
+        return options
 
     def effective(self) -> dict[str, Any]:
         """Every setting as it applies now: the key only as set/missing, the base URL without

@@ -57,6 +57,8 @@ class Session:
         self.clients = clients if clients is not None else Clients(settings)
         self.conversation = Conversation()
         self.ledger = UsageLedger(settings.price)
+        #: Inline completions (ghost text) apart: many small requests, counted on their own.
+        self.inline_usage = UsageLedger(settings.price)
         #: Held while a reply's outcome is recorded (usage and conversation together), so
         #: the chat panel's thread and the main thread never interleave their updates.
         self.lock = threading.RLock()

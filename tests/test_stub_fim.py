@@ -109,8 +109,8 @@ def test_faults_and_drops_are_served_to_fim_requests_too(fim_stub):
 
 
 def test_the_stub_sees_a_client_leave_a_stream(fim_stub):
-    fim_stub.token_delay = 30  # would take minutes; the pause ends when the client leaves
-    fim_stub.queue(Reply(chunks=["a", "b", "c"]))
+    # a minute's pause after the first text; it ends when the client leaves
+    fim_stub.queue(Reply(chunks=["a", "b", "c"], pause_after_first=60))
     headers = {"Authorization": f"Bearer {fim_stub.api_key}"}
     body = {"model": "codestral-latest", "prompt": "x", "stream": True}
     with (
@@ -119,5 +119,7 @@ def test_the_stub_sees_a_client_leave_a_stream(fim_stub):
             "POST", f"{fim_stub.base_url}/fim/completions", json=body, headers=headers
         ) as response,
     ):
-        next(response.iter_bytes())  # the first event arrived; then leave
+        for line in response.iter_lines():  # the first text arrived; then leave
+            if '"content":"a"' in line:
+                break
     assert fim_stub.fim_requests[-1].client_left.wait(10)

@@ -230,6 +230,7 @@ export class MistralInlineProvider implements IInlineCompletionProvider {
     this.inFlight.set(cell, entry);
 
     const body = {
+      editor: cell.model.id,
       path: panel.context.path,
       ...neighbours(panel, cell),
       prefix: request.text.slice(0, request.offset),

@@ -5,13 +5,14 @@ still streaming.
 A face takes a client for one reply with ``with clients.lease() as client:``. Changing a
 setting (``%config Mistral.timeout = 30`` while the chat panel streams on its thread) makes
 the next lease build a new client; the old one is only *retired*, and closed when its last
-lease ends. The Jupyter server shares one :class:`AsyncClients` between all its users.
+lease ends. The Jupyter server shares one :class:`AsyncClients` between all its users (and
+one more for Codestral, when inline completion has its own key or base URL).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -25,17 +26,29 @@ if TYPE_CHECKING:
 C = TypeVar("C")
 
 
-def client_settings(settings: Mistral) -> tuple[Any, ...]:
-    """What a client is built from: when any of it changes, a new client is needed. (What
-    follows the environment, like the key, the client reads at each request itself.)"""
-    return tuple(settings.client_options().items())
+#: What a pool's clients are built from: when any of it changes, a new client is needed.
+#: (What follows the environment, like the main key, the client reads at each request.)
+Options = Callable[["Mistral"], "dict[str, Any]"]
+
+
+def main_options(settings: Mistral) -> dict[str, Any]:
+    """The main model server's client options (the chat model's)."""
+    return settings.client_options()
+
+
+def codestral_options(settings: Mistral) -> dict[str, Any]:
+    """Codestral's own server's client options (inline completion by fill-in-the-middle);
+    the main server's when no Codestral key or base URL is given."""
+    return settings.codestral_options() or settings.client_options()
 
 
 class _Leases(Generic[C]):
     """The bookkeeping shared by the sync and async pools (under one lock)."""
 
-    def __init__(self, settings: Mistral) -> None:
+    def __init__(self, settings: Mistral, options: Options = main_options) -> None:
         self.settings = settings
+        #: What the clients are built from (the main server's options, or Codestral's).
+        self.options = options
         self._lock = threading.Lock()
         self._current: C | None = None
         self._current_key: tuple[Any, ...] | None = None
@@ -47,7 +60,7 @@ class _Leases(Generic[C]):
         ``lease``; and the retired clients nobody uses any more, for the caller to close
         (none without ``lease``: they wait for the next lease to be closed)."""
         with self._lock:
-            wanted = client_settings(self.settings)
+            wanted = tuple(self.options(self.settings).items())
             if self._current is None or wanted != self._current_key:
                 if self._current is not None:
                     self._retired.append(self._current)
@@ -93,7 +106,7 @@ class Clients(_Leases["MistralClient"]):
     def _build(self) -> MistralClient:
         from ..api.client import MistralClient
 
-        return MistralClient(**self.settings.client_options())
+        return MistralClient(**self.options(self.settings))
 
     @contextmanager
     def lease(self) -> Iterator[MistralClient]:
@@ -133,7 +146,7 @@ class AsyncClients(_Leases["AsyncMistralClient"]):
     def _build(self) -> AsyncMistralClient:
         from ..api.client import AsyncMistralClient
 
-        return AsyncMistralClient(**self.settings.client_options())
+        return AsyncMistralClient(**self.options(self.settings))
 
     @asynccontextmanager
     async def lease(self) -> AsyncIterator[AsyncMistralClient]:

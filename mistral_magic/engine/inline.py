@@ -19,12 +19,15 @@ code is kept, within ``Mistral.inline_prefix_chars`` before the cursor and
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from ..api.models import Capabilities
+    from ..config import Mistral
     from ..context.redact import Redactor
 
 CURSOR = "<CURSOR>"
@@ -270,10 +273,52 @@ def _overlap(left: str, right: str) -> int:
     return 0
 
 
-def usage_summary(requests: int, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    """Counts for the sidebar and the status bar (cost added by the caller)."""
-    return {
-        "requests": requests,
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-    }
+@dataclass(frozen=True)
+class InlineRoute:
+    """How inline completion asks, and why: ``fim`` (Codestral's fill-in-the-middle), ``chat``
+    (the chat model with a compact prompt), or ``off`` (no model server configured).
+    ``codestral``: through Codestral's own key / base URL rather than the main server."""
+
+    mode: Literal["fim", "chat", "off"]
+    model: str
+    reason: str
+    codestral: bool = False
+
+
+NOT_CONFIGURED = (
+    "no model server is configured: set MISTRAL_API_KEY (La Plateforme) or MISTRAL_BASE_URL "
+    "(a self-hosted server), or MISTRAL_CODESTRAL_API_KEY / MISTRAL_CODESTRAL_BASE_URL, in "
+    "the environment of the Jupyter server, then restart it"
+)
+
+
+def model_server_configured(settings: Mistral) -> bool:
+    """Whether a model server was chosen: a key, or a base URL (set in the environment or
+    the settings). Inline completion stays off until then: it would only fail."""
+    return bool(
+        (os.environ.get("MISTRAL_API_KEY") or "").strip()
+        or (os.environ.get("MISTRAL_BASE_URL") or "").strip()
+        or settings.trait_has_value("base_url")
+        or settings.codestral_options() is not None
+    )
+
+
+def choose_route(settings: Mistral, codestral: Capabilities | None) -> InlineRoute:
+    """Codestral's fill-in-the-middle when its settings are given, or when the main server's
+    model card for the Codestral model says ``completion_fim`` (``codestral``: its
+    capabilities from the one ``GET /models`` per base URL, with ``Mistral.model_capabilities``
+    over them; None: not asked, when Codestral has its own settings); otherwise the chat model."""
+    if not model_server_configured(settings):
+        return InlineRoute("off", "", NOT_CONFIGURED)
+    model = settings.codestral_model
+    if settings.codestral_options() is not None:
+        return InlineRoute(
+            "fim", model, "Codestral's own settings (MISTRAL_CODESTRAL_*)", codestral=True
+        )
+    if codestral is not None and codestral.completion_fim:
+        return InlineRoute("fim", model, f"the server's model list gives {model} FIM")
+    return InlineRoute(
+        "chat",
+        settings.model,
+        f"the server's model list gives {model} no FIM: the chat model completes",
+    )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..api.models import Capabilities, ModelCatalog
-from ..api.request import Dialect, build_chat_body
+from ..api.request import Dialect, build_chat_body, build_fim_body
 from ..context.budget import (
     Packed,
     count_request_tokens,
@@ -35,14 +35,17 @@ from ..context.budget import render_context as render_context_block
 from ..context.fit import printable
 from ..context.items import KIND_NAMED, ContextItem, priority_for
 from .conversation import Conversation
-from .prompts import ASK, SYSTEM_PROMPT, Kind, error_question, system_prompt
+from .prompts import ASK, INLINE_SYSTEM, SYSTEM_PROMPT, Kind, error_question, system_prompt
 
 if TYPE_CHECKING:
+    from ..api.client import AsyncChatStream, AsyncMistralClient, ChatStream, MistralClient
+    from ..api.retry import OnNotice
     from ..api.types import Usage
     from ..config import Mistral
     from ..context.figures import Figure
     from ..context.redact import Redactor
     from ..tools.core import Toolbox
+    from .inline import InlineContext
     from .tool_loop import ToolEvent
 
 # `{name}` of a plain identifier; doubled braces (`{{name}}`, as in format strings and
@@ -113,6 +116,10 @@ class PreparedRequest:
     described: list[Figure] = field(default_factory=list)  # named, but sent as words
     image_tokens: int = 0  # the estimate for ``figures`` (context/figures.py)
     notes: list[str] = field(default_factory=list)  # for the user, before the answer
+    #: ``chat`` (``POST /chat/completions``) or ``fim`` (``POST /fim/completions``: then
+    #: :attr:`fim` holds the prompt and suffix, and there are no messages).
+    endpoint: str = "chat"
+    fim: tuple[str, str] | None = None
     _prompt_tokens: int | None = field(default=None, repr=False)
 
     @property
@@ -192,8 +199,23 @@ class PreparedRequest:
         preparing and sending), so that :attr:`body` stays what is posted."""
         if target != self.target:
             self.target = target
+            if self.endpoint == "fim":  # one dialect only: the body does not change
+                return
             stream = bool(self.body.get("stream"))
             self.body = wire_body(self.messages, self.params, self.model, target, stream=stream)
+
+    def open_stream(
+        self, client: MistralClient | AsyncMistralClient, on_notice: OnNotice | None = None
+    ) -> ChatStream | AsyncChatStream:
+        """The client's stream for this request, posting exactly :attr:`body` (chat, or
+        fill-in-the-middle)."""
+        if self.fim is not None:
+            prompt, suffix = self.fim
+            return client.stream_fim(
+                prompt, suffix, on_notice=on_notice, model=self.model, **self.params
+            )
+        messages, params = self.send_arguments()
+        return client.stream(messages, on_notice=on_notice, **params)
 
     def follow_up(
         self, messages: list[dict[str, Any]], params: Mapping[str, Any] | None = None
@@ -511,3 +533,49 @@ def _pack(items: Sequence[ContextItem], model: str, allowed: int) -> Packed | No
     packed = pack(items, max(0, allowed - count_tokens(_CONTEXT_SEPARATOR, model)), model=model)
     packed.budget = allowed
     return packed
+
+
+def prepare_inline(
+    ctx: InlineContext,
+    *,
+    fim: bool,
+    model: str,
+    target: WireTarget,
+    settings: Mistral,
+    redactor: Redactor | None = None,
+) -> PreparedRequest:
+    """The request for ghost text at the cursor (see :mod:`mistral_magic.engine.inline`):
+    fill-in-the-middle when ``fim`` (Codestral), else a compact chat question to ``model``
+    whose answer :class:`~mistral_magic.engine.inline.InsertionCut` cuts to the insertion.
+    Short (``Mistral.inline_max_tokens``), streamed, redacted then clipped to the settings'
+    budgets; the temperature is 0 (the same code asks for the same completion)."""
+    from .inline import chat_question, fim_prompt
+
+    budgets = {
+        "prefix_chars": settings.inline_prefix_chars,
+        "suffix_chars": settings.inline_suffix_chars,
+        "redactor": redactor,
+    }
+    params = {"max_tokens": settings.inline_max_tokens, "temperature": 0.0}
+    if not fim:
+        question = chat_question(ctx, **budgets)
+        return prepare(
+            question,
+            model=model,
+            target=target,
+            params=params,
+            defaults=False,
+            system=INLINE_SYSTEM,
+            stream=True,
+        )
+    prompt, suffix = fim_prompt(ctx, **budgets)
+    return PreparedRequest(
+        prompt=prompt,
+        model=model,
+        messages=[],
+        params=params,
+        body=build_fim_body(prompt, suffix, params, model=model, stream=True),
+        target=target,
+        endpoint="fim",
+        fim=(prompt, suffix),
+    )

@@ -73,6 +73,22 @@ class UsageLedger:
         cost = estimate_cost(base, tally.prompt_tokens, tally.completion_tokens, self._price)
         return None if cost is None else cost * tally.price_factor
 
+    def totals(self) -> tuple[int, int, int, float | None]:
+        """(requests, prompt tokens, completion tokens, estimated cost) over every model;
+        the cost is None when a model's price is unknown."""
+        with self._lock:
+            tallies = list(self.by_model.items())
+        cost: float | None = 0.0
+        for model, _ in tallies:
+            one = self.cost(model)
+            cost = None if one is None or cost is None else cost + one
+        return (
+            sum(t.requests for _, t in tallies),
+            sum(t.prompt_tokens for _, t in tallies),
+            sum(t.completion_tokens for _, t in tallies),
+            cost,
+        )
+
     def summary_markdown(self) -> str:
         with self._lock:
             tallies = sorted(self.by_model.items())

@@ -10,6 +10,8 @@ Routes, all under ``{base_url}mistral-magic/`` (protocol notes in :mod:`.handler
 ``history``            GET      this user's chat (survives a page reload)
 ``history``            DELETE   clear it (New chat)
 ``tool_result``        POST     the result of a tool call the chat stream relayed to the browser
+``complete``           GET      how inline completion asks (FIM / chat / off) and its usage
+``complete``           POST     ghost text at the cursor, streamed as server-sent events
 =====================  =======  ============================================================
 
 Settings are the ``Mistral`` traitlets (``c.Mistral.model = ...`` in jupyter_server_config.py)
@@ -36,6 +38,8 @@ from mistral_magic.server.handlers import (
     ToolResultHandler,
 )
 from mistral_magic.server.history import HistoryStore
+from mistral_magic.server.inline import CompleteHandler
+from mistral_magic.server.inline_service import InlineCompletions
 from mistral_magic.server.service import MistralService
 from mistral_magic.server.settings import MistralServer
 
@@ -51,6 +55,7 @@ def setup_handlers(serverapp: Any) -> MistralService:
     web_app.settings["mistral_magic_service"] = service
     web_app.settings["mistral_magic_history"] = HistoryStore(history_dir)
     web_app.settings["mistral_magic_limits"] = limits
+    web_app.settings["mistral_magic_inline"] = InlineCompletions(service)
     base = url_path_join(web_app.settings["base_url"], NAMESPACE)
     web_app.add_handlers(
         ".*$",
@@ -61,6 +66,7 @@ def setup_handlers(serverapp: Any) -> MistralService:
             (url_path_join(base, "chat", "cancel"), CancelHandler),
             (url_path_join(base, "history"), HistoryHandler),
             (url_path_join(base, "tool_result"), ToolResultHandler),
+            (url_path_join(base, "complete"), CompleteHandler),
         ],
     )
     return service
@@ -85,6 +91,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
 async def _unload_jupyter_server_extension(serverapp: Any) -> None:
     """On server shutdown: cancel running answers and close the model server connections."""
+    inline = serverapp.web_app.settings.get("mistral_magic_inline")
+    if inline is not None:
+        await inline.close()
     service = serverapp.web_app.settings.get("mistral_magic_service")
     if service is not None:
         await service.close()

@@ -15,7 +15,7 @@ from tests.stub.errors import (
     vllm_error,
 )
 from tests.stub.models import can, context_window, facts
-from tests.stub.replies import completion_body, plan, stream_events
+from tests.stub.replies import completion_body, first_text_pause, plan, stream_events
 from tests.stub.retired import retired_model_error
 from tests.stub.schema import as_bool
 from tests.stub.script import CaptureReplay, Drop, Fault, Reply, kong_body
@@ -68,7 +68,15 @@ def chat_completions(
     drop_after = None
     if isinstance(item, Drop):
         drop_after = max(0, min(item.after_chunks, len(events) - 1))  # never the [DONE]
-    return Response(200, None, headers, SSE_TYPE, events=events, drop_after=drop_after)
+    return Response(
+        200,
+        None,
+        headers,
+        SSE_TYPE,
+        events=events,
+        drop_after=drop_after,
+        pauses=first_text_pause(reply),
+    )
 
 
 def served_names(models: list[str], dialect: str) -> list[str]:

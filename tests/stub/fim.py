@@ -20,7 +20,7 @@ from tests.stub import schema as s
 from tests.stub.chat import _parse, fault_response, replay_response
 from tests.stub.errors import ApiError, error_for, mistral_validation_error
 from tests.stub.models import can, context_window
-from tests.stub.replies import completion_body, plan, stream_events
+from tests.stub.replies import completion_body, first_text_pause, plan, stream_events
 from tests.stub.script import CaptureReplay, Drop, Fault, Reply
 from tests.stub.tokens import count_tokens
 from tests.stub.transport import SSE_TYPE, RecordedRequest, Response
@@ -140,4 +140,12 @@ def fim_completions(stub: StubServer, request: RecordedRequest, params: dict[str
     drop_after = None
     if isinstance(item, Drop):
         drop_after = max(0, min(item.after_chunks, len(events) - 1))
-    return Response(200, None, {}, SSE_TYPE, events=events, drop_after=drop_after)
+    return Response(
+        200,
+        None,
+        {},
+        SSE_TYPE,
+        events=events,
+        drop_after=drop_after,
+        pauses=first_text_pause(reply),
+    )

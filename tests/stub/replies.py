@@ -373,3 +373,11 @@ def stream_events(p: Plan, include_usage: bool = False) -> list[str]:
     else:
         chunks[-1]["usage"] = p.usage
     return [f"data: {dumps(c)}\n\n" for c in chunks] + [DONE]
+
+
+def first_text_pause(reply: Reply | None) -> dict[int, float]:
+    """``Response.pauses`` for ``reply.pause_after_first``: the stream's event 0 is the role
+    chunk, event 1 the first text; the wait comes before event 2."""
+    if reply is None or not reply.pause_after_first:
+        return {}
+    return {2: reply.pause_after_first}

@@ -60,6 +60,9 @@ class Reply:
     usage: dict[str, Any] | None = None
     chunks: list[str] | None = None
     thinking: str | None = None
+    # Streamed: after the first text chunk, wait this long before the next one (a model that
+    # stalls mid-answer); the wait ends early when the client leaves (``client_left``).
+    pause_after_first: float = 0.0
 
     def __post_init__(self) -> None:
         if self.chunks is not None:

@@ -50,8 +50,9 @@ class Response:
     """What a route handler answers.
 
     ``body``: dict/list -> compact JSON; str/bytes -> sent verbatim. ``events``: SSE events
-    written one chunk each, ``token_delay`` apart. ``drop_after``: close the socket after that
-    many events. ``abort``: close the connection without any response.
+    written one chunk each, ``token_delay`` apart (``pauses``: other waits before some).
+    ``drop_after``: close the socket after that many events. ``abort``: close the connection
+    without any response.
     """
 
     status: int = 200
@@ -61,6 +62,7 @@ class Response:
     events: list[str] | None = None
     drop_after: int | None = None
     abort: bool = False
+    pauses: dict[int, float] = field(default_factory=dict)  # event index -> wait before it
 
 
 Dispatcher = Callable[[RecordedRequest], Response]
@@ -181,8 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
             if response.drop_after is not None and index >= response.drop_after:
                 self._abort()
                 return
-            if index and delay:
-                self._pause(delay)
+            wait = response.pauses.get(index, delay) if index else 0.0
+            if wait:
+                self._pause(wait)
             data = event.encode("utf-8")
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
