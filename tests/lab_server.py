@@ -61,7 +61,17 @@ class LabServer:
             self.process.wait(timeout=10)
 
 
-def start_lab(stub: StubServer, home: Path, notebooks: dict[str, dict] | None = None) -> LabServer:
+def start_lab(
+    stub: StubServer,
+    home: Path,
+    notebooks: dict[str, dict] | None = None,
+    *,
+    inline: bool = False,
+    env: dict[str, str] | None = None,
+) -> LabServer:
+    """``inline``: Mistral's inline completion on (off by default here, so that typing in
+    the other browser tests sends no completion requests to the stub). ``env``: more
+    environment for the server."""
     root = home / "notebooks"
     root.mkdir(parents=True, exist_ok=True)
     for name, notebook in (notebooks or {}).items():
@@ -71,6 +81,12 @@ def start_lab(stub: StubServer, home: Path, notebooks: dict[str, dict] | None = 
     (config_dir / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
     )
+    completer = home / "settings" / "@jupyterlab" / "completer-extension"
+    completer.mkdir(parents=True, exist_ok=True)
+    (completer / "inline-completer.jupyterlab-settings").write_text(
+        json.dumps({"providers": {"mistral-magic": {"enabled": inline}}})
+    )
+    extra = env or {}
     env = {
         **os.environ,
         "MISTRAL_API_KEY": stub.api_key or "",
@@ -83,6 +99,7 @@ def start_lab(stub: StubServer, home: Path, notebooks: dict[str, dict] | None = 
         "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "IPYTHONDIR": str(home / "ipython"),
+        **extra,
     }
     port = free_port()
     log = home / "lab.log"

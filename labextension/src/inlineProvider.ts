@@ -50,9 +50,9 @@ export interface IInlineStatus {
 }
 
 export interface IProviderOptions {
-  /** The kernel scope of a notebook, as last read (never read here: no kernel traffic per
-   * keystroke). */
-  scopeOf: (panel: NotebookPanel) => IKernelScope | null;
+  /** The kernel scope of a notebook, as last read (read after executions, never per
+   * keystroke; the first completion in a notebook waits for the first read). */
+  scopeOf: (panel: NotebookPanel) => Promise<IKernelScope | null>;
 }
 
 /** One streamed insertion: the text so far, and who waits for more. */
@@ -160,7 +160,11 @@ export class MistralInlineProvider implements IInlineCompletionProvider {
       return { items: [] };
     }
     this.cancel(cell); // never two requests for one editor
-    const insertion = this.start(panel, cell, request);
+    const scope = await this.options.scopeOf(panel);
+    if (cell.model.sharedModel.getSource() !== request.text) {
+      return { items: [] }; // typed on while the scope was read: a newer fetch follows
+    }
+    const insertion = this.start(panel, cell, request, scope);
     while (!insertion.text && !insertion.done) {
       await insertion.changed();
     }
@@ -214,7 +218,8 @@ export class MistralInlineProvider implements IInlineCompletionProvider {
   private start(
     panel: NotebookPanel,
     cell: Cell,
-    request: CompletionHandler.IRequest
+    request: CompletionHandler.IRequest,
+    scope: IKernelScope | null
   ): Insertion {
     const insertion = new Insertion();
     const controller = new AbortController();
@@ -235,7 +240,7 @@ export class MistralInlineProvider implements IInlineCompletionProvider {
       ...neighbours(panel, cell),
       prefix: request.text.slice(0, request.offset),
       suffix: request.text.slice(request.offset),
-      scope: this.options.scopeOf(panel)
+      scope
     };
     void post(body, controller.signal, {
       delta: text => insertion.add(text),

@@ -52,26 +52,42 @@ export class ScopeWatcher {
     this.onStatus();
   }
 
+  /** The scope for a completion: the one read, or the one being read (right after an
+   * execution) if it comes within `waitMs`. */
+  async current(waitMs: number): Promise<IKernelScope | null> {
+    this.onStatus();
+    if (this.reading) {
+      let timer = 0;
+      await Promise.race([
+        this.reading,
+        new Promise<void>(resolve => {
+          timer = window.setTimeout(resolve, waitMs);
+        })
+      ]);
+      window.clearTimeout(timer);
+    }
+    return this.scope;
+  }
+
   private onStatus(): void {
     const kernel = this.panel.sessionContext.session?.kernel;
     if (!this.stale || this.reading || !kernel || kernel.status !== 'idle') {
       return;
     }
     this.stale = false;
-    this.reading = true;
-    void read(kernel)
+    this.reading = read(kernel)
       .then(scope => {
         this.scope = scope;
       })
       .finally(() => {
-        this.reading = false;
+        this.reading = null;
         // a cell ran while reading: read again once idle
         this.onStatus();
       });
   }
 
   private stale = true;
-  private reading = false;
+  private reading: Promise<void> | null = null;
 }
 
 async function read(

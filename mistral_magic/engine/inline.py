@@ -167,7 +167,7 @@ def chat_question(
     parts = []
     if scope:
         parts.append("In the running kernel:\n" + "\n".join(scope))
-    parts.append(f"Code of the notebook, the cursor at {CURSOR}:\n\n{before}{CURSOR}{after}")
+    parts.append(f"Code of the notebook, the cursor marked:\n\n{before}{CURSOR}{after}")
     return "\n\n".join(parts)
 
 
