@@ -167,7 +167,7 @@ class FirstTokenClock:
         clock = self
         original = self._original
 
-        def send(handler: Any, response: Any) -> None:
+        def send(handler: Any, response: Any, *rest: Any) -> None:
             real = handler.wfile
 
             class Probe:
@@ -186,7 +186,7 @@ class FirstTokenClock:
 
             handler.wfile = Probe()
             try:
-                original(handler, response)
+                original(handler, response, *rest)
             finally:
                 handler.wfile = real
 

@@ -229,6 +229,12 @@ def test_ghost_text_appears_after_typing_and_tab_inserts_it(page: Page, setup: S
     expect(cells.nth(1).locator(".cm-content")).to_have_text(TYPED + INSERTION)
     sent = setup.code_sent(setup.requests()[-1])
     assert TYPED + CURSOR in sent and "import pandas as pd" in sent
+    # this session's usage: in the Mistral sidebar and the status bar's tooltip
+    page.locator(".jp-SideBar.jp-mod-right li[data-id='mistral-magic-sidebar']").click()
+    usage = page.locator("#mistral-magic-sidebar .mm-InlineUsage")
+    counted = re.compile(r"\d+ inline completions? this session: \d+ completion tokens.*\$")
+    expect(usage).to_have_text(counted)
+    expect(page.locator(".mm-InlineStatus")).to_have_attribute("title", re.compile("this session"))
 
 
 def test_escape_dismisses_the_ghost_text(page: Page, setup: Setup) -> None:

@@ -195,6 +195,8 @@ def test_usage_config_and_models_subcommands(stub, kernel):
     kernel.execute("%%mistral --no-context\nHi")
     usage = kernel.execute("%mistral usage").markdown[-1]
     assert "mistral-large-2407" in usage and "estimated cost" in usage
+    # inline completions are the Jupyter server's: the note says where to see them
+    assert "Inline completions" in usage and "Mistral sidebar" in usage
     config = kernel.execute("%mistral config").markdown[-1]
     assert "context_budget" in config and stub.api_key not in config
     models = kernel.execute("%mistral models").markdown[-1]

@@ -35,6 +35,14 @@ from .render import (
 if TYPE_CHECKING:
     from ..engine.prepare import PreparedRequest
 
+# The kernel never sees the Jupyter server's requests: say where their usage is.
+INLINE_USAGE_NOTE = (
+    "Inline completions (ghost text in notebook cells) are asked by the Jupyter server, not "
+    "by this kernel, so they are not counted here: their requests, tokens and estimated cost "
+    "since the server started are in the Mistral sidebar (under its header) and in the "
+    "tooltip of the Mistral item of the status bar."
+)
+
 HELP = """\
 **mistral-magic** — ask Mistral about this notebook.
 
@@ -416,7 +424,9 @@ class MistralMagics(Magics):
             self.session.start_over()
             show_markdown(self.shell, "Started a new conversation.")
         elif name == "usage":
-            show_markdown(self.shell, self.session.ledger.summary_markdown())
+            show_markdown(
+                self.shell, self.session.ledger.summary_markdown() + "\n\n" + INLINE_USAGE_NOTE
+            )
         elif name == "tools":
             self._tools()
         return None
