@@ -207,6 +207,19 @@ def _when_typed(setup: Setup, insertion: str, **reply: Any) -> None:
     setup.stub.responder = responder
 
 
+def _screenshot(page: Page, cells: Locator, path: Path) -> None:
+    """The cells and the status bar's Mistral item (for README's picture)."""
+    first, last = cells.first.bounding_box(), cells.last.bounding_box()
+    assert first and last
+    top = max(0, first["y"] - 12)
+    left = max(0, first["x"] - 12)
+    clip = {"x": left, "y": top, "width": first["width"] + 24}
+    clip["height"] = last["y"] + last["height"] + 16 - top
+    path.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(path), clip=clip)
+    page.locator(".mm-InlineStatus").screenshot(path=str(path.with_name(path.stem + "-status.png")))
+
+
 def _source(cells: Locator, index: int) -> str:
     return cells.nth(index).locator(".cm-content").inner_text()
 
@@ -220,10 +233,6 @@ def test_ghost_text_appears_after_typing_and_tab_inserts_it(page: Page, setup: S
     _type_in(page, cells, 1, TYPED)
     ghost = cells.nth(1).locator(GHOST)
     expect(ghost).to_have_text(INSERTION)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.locator(".jp-NotebookPanel:visible").screenshot(
-        path=str(ARTIFACTS / f"inline-{setup.mode}.png")
-    )
     page.keyboard.press("Tab")
     expect(ghost).to_have_count(0)
     expect(cells.nth(1).locator(".cm-content")).to_have_text(TYPED + INSERTION)
@@ -267,6 +276,7 @@ def test_a_named_frames_columns_go_with_the_request(page: Page, setup: Setup) ->
     _when_typed(setup, INSERTION)
     _type_in(page, cells, 1, TYPED)
     expect(cells.nth(1).locator(GHOST)).to_have_text(INSERTION)
+    _screenshot(page, cells, ARTIFACTS / f"inline-{setup.mode}.png")
     sent = setup.code_sent(setup.requests()[-1])
     assert "sales: pandas DataFrame, 2 rows × 2 columns" in sent
     assert "amount (int64)" in sent and "region (" in sent
