@@ -197,8 +197,11 @@ async def test_codestral_settings_use_codestral_own_key_and_server(
     status = await _status(jp_fetch)
     assert status["mode"] == "fim" and "codestral-own-key" not in json.dumps(status)
     codestral.queue(Reply("'amount'"))
-    assert _text(await _complete(jp_fetch)) == "'amount'"
-    assert codestral.fim_requests[-1].headers["authorization"] == "Bearer codestral-own-key"
+    # a Codestral key pasted into the code is redacted like the main one
+    assert _text(await _complete(jp_fetch, prefix="k = 'codestral-own-key'\nx = ")) == "'amount'"
+    sent = codestral.fim_requests[-1]
+    assert sent.headers["authorization"] == "Bearer codestral-own-key"
+    assert "codestral-own-key" not in sent.raw.decode()
     # the main server is neither asked to complete nor for its model list
     assert lab_stub.requests == []
 
