@@ -123,3 +123,21 @@ def test_the_stub_sees_a_client_leave_a_stream(fim_stub):
             if '"content":"a"' in line:
                 break
     assert fim_stub.fim_requests[-1].client_left.wait(10)
+
+
+def test_every_documented_field_is_accepted(fim_stub):
+    body = {
+        "model": "codestral-latest",
+        "prompt": "x = ",
+        "suffix": "\n",
+        "temperature": 0,
+        "top_p": 1,
+        "max_tokens": 8,
+        "min_tokens": 0,
+        "stream": False,
+        "stop": "\n",
+        "random_seed": 1,
+        "metadata": {"k": "v"},
+        "prompt_cache_key": "cell-1",
+    }
+    assert post(fim_stub, body).status_code == 200

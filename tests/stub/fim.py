@@ -2,11 +2,12 @@
 
 The body (protocol notes §5, ``FIMCompletionRequest``): ``model`` and ``prompt`` required,
 ``suffix``, ``temperature``, ``top_p``, ``max_tokens``, ``min_tokens``, ``stream``, ``stop``,
-``random_seed``, ``metadata``; anything else (a ``name``, ``messages``, OpenAI's ``seed``) is
-a 422 ``extra_forbidden``. A model whose card does not say ``completion_fim`` gets the real
-refusal: 400 ``FIM is not enabled for this model`` (``invalid_request_invalid_args``, 3051;
-quoted in langchain-ai/langchainjs#9646). The answer is in the chat-completion shapes, its
-content only the middle part. vLLM has no such route: 404 ``{"detail": "Not Found"}``.
+``random_seed``, ``metadata``, ``prompt_cache_key``; anything else (a ``name``, ``messages``,
+OpenAI's ``seed``) is a 422 ``extra_forbidden``. A model whose card does not say
+``completion_fim`` gets the real refusal: 400 ``FIM is not enabled for this model``
+(``invalid_request_invalid_args``, 3051; quoted in langchain-ai/langchainjs#9646). The answer
+is in the chat-completion shapes, its content only the middle part. vLLM has no such route:
+404 ``{"detail": "Not Found"}``.
 
 Scripted like chat: the same queue (``stub.queue(Reply(...), Fault(...), Drop(...))``), the
 same ``responder`` (it gets the FIM body), the same ``token_delay``.
@@ -50,6 +51,7 @@ FIM_REQUEST = s.model(
         "stop": s.Field(_stop),
         "random_seed": s.Field(s.integer(ge=0)),
         "metadata": s.Field(s.mapping()),
+        "prompt_cache_key": s.Field(s.string(True)),
     },
     forbid_extra=True,
 )
