@@ -1,13 +1,16 @@
 """The settings of inline completion: Codestral's base URL follows its environment variable
 until set and is shown without credentials; its key is read from the environment only and
-shown as set / not set; the budgets are checked when set."""
+shown as set / not set; the budgets are checked when set; which way completions ask (FIM
+from the Codestral model's card, the chat model, off)."""
 
 from __future__ import annotations
 
 import pytest
 from traitlets import TraitError
 
+from mistral_magic.api.models import ModelCatalog
 from mistral_magic.config import Mistral
+from mistral_magic.engine.inline import choose_route
 
 
 def test_codestral_base_url_follows_the_environment_until_set(monkeypatch):
@@ -44,3 +47,49 @@ def test_inline_defaults_and_bounds():
         settings.inline_max_tokens = 0
     with pytest.raises(TraitError, match="inline_prefix_chars must be 0 or more"):
         settings.inline_prefix_chars = -1
+
+
+def _catalog(*cards: dict[str, object]) -> ModelCatalog:
+    return ModelCatalog.from_payload({"data": list(cards)})
+
+
+CODESTRAL_CARD = {
+    "id": "codestral-2508",
+    "aliases": ["codestral-latest"],
+    "max_context_length": 256000,
+    "capabilities": {"completion_chat": True, "completion_fim": True},
+}
+
+
+def test_the_route_follows_the_codestral_card(monkeypatch):
+    """FIM comes from the one card source (the catalog of GET /models, declarations over it),
+    by id or alias; no card, or a card without completion_fim, means the chat model."""
+    for name in ("MISTRAL_CODESTRAL_API_KEY", "MISTRAL_CODESTRAL_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MISTRAL_API_KEY", "main-key")
+    settings = Mistral()
+    catalog = _catalog(CODESTRAL_CARD)
+    route = choose_route(settings, catalog.capabilities("codestral-latest"))
+    assert (route.mode, route.model, route.codestral) == ("fim", "codestral-latest", False)
+    assert choose_route(settings, _catalog().capabilities("codestral-latest")).mode == "chat"
+    assert choose_route(settings, None).mode == "chat"
+    # A declaration wins over the card (a server whose cards say nothing of FIM, or wrongly).
+    declared = {"codestral-latest": {"completion_fim": False}}
+    assert choose_route(settings, catalog.capabilities("codestral-latest", declared)).mode == "chat"
+    settings.codestral_model = "codestral-2508"
+    assert choose_route(settings, catalog.capabilities("codestral-2508")).mode == "fim"
+
+
+def test_inline_stays_off_until_a_model_server_is_configured(monkeypatch):
+    for name in (
+        "MISTRAL_API_KEY",
+        "MISTRAL_BASE_URL",
+        "MISTRAL_CODESTRAL_API_KEY",
+        "MISTRAL_CODESTRAL_BASE_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    capabilities = _catalog(CODESTRAL_CARD).capabilities("codestral-latest")
+    assert choose_route(Mistral(), capabilities).mode == "off"
+    monkeypatch.setenv("MISTRAL_CODESTRAL_API_KEY", "cs-key")
+    route = choose_route(Mistral(), None)
+    assert (route.mode, route.codestral) == ("fim", True)
