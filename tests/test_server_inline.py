@@ -252,6 +252,25 @@ async def test_a_bad_body_is_one_sentence(lab_stub, jp_fetch, fields, error):
     assert error in failure.value.response.body.decode()
 
 
+async def test_a_body_too_large_is_refused_before_it_is_read(lab_stub, jp_fetch, jp_serverapp):
+    huge = "x = 1\n" * 400_000  # 2.4 MB of code: more than a completion ever sends
+    with pytest.raises(HTTPClientError) as failure:
+        await jp_fetch("mistral-magic", "complete", method="POST", body=_body(before=[huge]))
+    assert failure.value.code == 413
+    assert "at most 2 MB" in json.loads(failure.value.response.body)["message"]
+    # MistralServer.max_request_mb bounds this route too, when it is the smaller (its own
+    # message, naming the setting).
+    jp_serverapp.web_app.settings["mistral_magic_limits"].max_request_mb = 0.25
+    with pytest.raises(HTTPClientError) as failure:
+        await jp_fetch(
+            "mistral-magic", "complete", method="POST", body=_body(before=[huge[:600_000]])
+        )
+    assert failure.value.code == 413
+    message = json.loads(failure.value.response.body)["message"]
+    assert "0.25 MB" in message and "c.MistralServer.max_request_mb" in message
+    assert lab_stub.fim_requests == [] and lab_stub.chat_requests == []
+
+
 async def _open_stream(url: str, headers: dict[str, str], client: httpx.AsyncClient, **fields):
     """Start a completion and return once its first text arrived (the response stays open)."""
     request = client.build_request("POST", url, content=_body(**fields), headers=headers)

@@ -34,6 +34,7 @@ from mistral_magic.server.handlers import _Base
 from mistral_magic.server.inline_payload import parse_inline_payload
 from mistral_magic.server.inline_service import InlineCompletions
 from mistral_magic.server.payload import PayloadError
+from mistral_magic.server.settings import MB
 
 #: A completion request holds code, not notebooks: larger bodies are refused unread.
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -52,12 +53,26 @@ class CompleteHandler(_Base):
     async def get(self) -> None:
         self.finish(json.dumps(await self.inline.status(self.user_name)))
 
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.request.method != "POST":
+            return
+        # Refused before the body is read, as the sidebar's routes are (the body arrives in
+        # data_received): the smaller of this route's bound and MistralServer.max_request_mb.
+        limit = min(MAX_BODY_BYTES, self.settings["mistral_magic_limits"].max_request_bytes)
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            raise web.HTTPError(
+                413,
+                f"An inline completion request holds at most {limit / MB:g} MB of code "
+                f"(this one is {int(length) / MB:,.1f} MB).",
+            )
+        self.request.connection.set_max_body_size(limit)
+
     @web.authenticated
     @authorized
     async def post(self) -> None:
         self._started = time.perf_counter()
-        if len(self.request.body or b"") > MAX_BODY_BYTES:
-            raise web.HTTPError(413, "An inline completion request holds at most 2 MB of code.")
         try:
             payload = parse_inline_payload(self.body_json())
         except PayloadError as exc:
