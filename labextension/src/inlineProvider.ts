@@ -173,12 +173,17 @@ export class MistralInlineProvider implements IInlineCompletionProvider {
         ? { items: [{ insertText: '', error: { message: insertion.error } }] }
         : { items: [] };
     }
+    if (insertion.done) {
+      return { items: [{ insertText: insertion.text }] }; // nothing left to stream
+    }
+    // JupyterLab calls stream(token) for an incomplete item, or never (typed on, dismissed):
+    // a cell keeps at most its latest token, so unclaimed insertions do not pile up.
     const token = `mm-${++this.counter}`;
+    this.dropStream(cell);
     this.streams.set(token, insertion);
+    this.tokens.set(cell, token);
     return {
-      items: [
-        { insertText: insertion.text, isIncomplete: !insertion.done, token }
-      ]
+      items: [{ insertText: insertion.text, isIncomplete: true, token }]
     };
   }
 
@@ -203,6 +208,15 @@ export class MistralInlineProvider implements IInlineCompletionProvider {
           }
         };
       }
+    }
+  }
+
+  /** Forget the insertion this cell's last item could still stream. */
+  private dropStream(cell: Cell): void {
+    const token = this.tokens.get(cell);
+    if (token !== undefined) {
+      this.tokens.delete(cell);
+      this.streams.delete(token);
     }
   }
 
@@ -269,6 +283,7 @@ export class MistralInlineProvider implements IInlineCompletionProvider {
   private changedSignal = new Signal<this, void>(this);
   private inFlight = new WeakMap<Cell, { abort: () => void }>();
   private streams = new Map<string, Insertion>();
+  private tokens = new WeakMap<Cell, string>();
   private counter = 0;
 }
 
