@@ -282,6 +282,30 @@ def test_a_named_frames_columns_go_with_the_request(page: Page, setup: Setup) ->
     assert "amount (int64)" in sent and "region (" in sent
 
 
+INLINE_SETTINGS = "lab/api/settings/@jupyterlab/completer-extension:inline-completer"
+
+
+def test_the_wait_for_the_kernel_scope_is_a_setting(page: Page, setup: Setup) -> None:
+    if setup.mode != "fim":
+        pytest.skip("the scope is read in the browser the same way for both paths")
+    original = setup.api.get(INLINE_SETTINGS).json()["raw"]
+    # The kernel gets no time to answer the silent read: completions go without its scope.
+    raw = '{"providers": {"mistral-magic": {"scopeTimeout": 0}}}'
+    assert setup.api.put(INLINE_SETTINGS, json={"raw": raw}).status_code == 204
+    try:
+        cells = _open_lab(page, setup, "scope-timeout.ipynb")
+        cells.nth(0).locator(".jp-InputPrompt").click()
+        page.keyboard.press("Shift+Enter")
+        expect(cells.nth(0).locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[1\]"))
+        _when_typed(setup, INSERTION)
+        _type_in(page, cells, 1, TYPED)
+        expect(cells.nth(1).locator(GHOST)).to_have_text(INSERTION)
+        sent = setup.code_sent(setup.requests()[-1])
+        assert TYPED + CURSOR in sent and "sales: pandas DataFrame" not in sent
+    finally:
+        assert setup.api.put(INLINE_SETTINGS, json={"raw": original}).status_code == 204
+
+
 def test_the_status_bar_toggle_turns_it_off(page: Page, setup: Setup) -> None:
     cells = _open_lab(page, setup, f"toggle-{setup.mode}.ipynb")
     toggle = page.locator(".mm-InlineStatus")

@@ -23,13 +23,15 @@ import { Panel, Widget } from '@lumino/widgets';
 
 import { mistralIcon } from './icon';
 import { IKernelScope, ScopeWatcher } from './inlineScope';
-import { MistralInlineProvider, PROVIDER_ID } from './inlineProvider';
+import {
+  IScopeWaits,
+  MistralInlineProvider,
+  PROVIDER_ID
+} from './inlineProvider';
 
 const INLINE_COMPLETER = '@jupyterlab/completer-extension:inline-completer';
 const SIDEBAR_ID = 'mistral-magic-sidebar';
 export const TOGGLE_COMMAND = 'mistral-magic:toggle-inline-completion';
-/** How long a completion waits for a scope being read (right after an execution). */
-const SCOPE_WAIT_MS = 1000;
 
 export const inlineCompletion: JupyterFrontEndPlugin<void> = {
   id: 'mistral-magic:inline-completion',
@@ -52,13 +54,16 @@ export const inlineCompletion: JupyterFrontEndPlugin<void> = {
     // A notebook's scope is first read when a completion is asked in it, then after each
     // execution (when the kernel is idle again).
     const watchers = new WeakMap<NotebookPanel, ScopeWatcher>();
-    const scopeOf = (panel: NotebookPanel): Promise<IKernelScope | null> => {
+    const scopeOf = (
+      panel: NotebookPanel,
+      waits: IScopeWaits
+    ): Promise<IKernelScope | null> => {
       let watcher = watchers.get(panel);
       if (!watcher) {
         watcher = new ScopeWatcher(panel);
         watchers.set(panel, watcher);
       }
-      return watcher.current(SCOPE_WAIT_MS);
+      return watcher.current(waits.waitMs, waits.readMs);
     };
     NotebookActions.executed.connect((_, { notebook }) => {
       const panel = tracker.find(p => p.content === notebook);

@@ -49,10 +49,24 @@ export interface IInlineStatus {
   usage: IInlineUsage;
 }
 
+/** How long a completion may wait for the kernel's scope (the provider's settings). */
+export interface IScopeWaits {
+  /** For a read under way (right after an execution), in ms. */
+  waitMs: number;
+  /** For the kernel to answer a read, in ms. */
+  readMs: number;
+}
+
+/** The defaults of the provider's settings (Settings Editor -> Inline Completer). */
+export const DEFAULT_SCOPE_WAITS: IScopeWaits = { waitMs: 1000, readMs: 5000 };
+
 export interface IProviderOptions {
   /** The kernel scope of a notebook, as last read (read after executions, never per
    * keystroke; the first completion in a notebook waits for the first read). */
-  scopeOf: (panel: NotebookPanel) => Promise<IKernelScope | null>;
+  scopeOf: (
+    panel: NotebookPanel,
+    waits: IScopeWaits
+  ) => Promise<IKernelScope | null>;
 }
 
 /** One streamed insertion: the text so far, and who waits for more. */
@@ -96,24 +110,51 @@ export class MistralInlineProvider implements IInlineCompletionProvider {
 
   constructor(private readonly options: IProviderOptions) {}
 
-  /** Defaults of this provider's entry in the Inline Completer settings: on (the server
-   * still says whether a model server is configured), a 250 ms debounce, and a timeout for
-   * the first text (the rest streams in after it). */
+  /** This provider's entry in the Inline Completer settings: on (the server still says
+   * whether a model server is configured), a 250 ms debounce, a timeout for the first text
+   * (the rest streams in after it), and the bounds of the waits for the kernel's scope. */
   get schema(): ISettingRegistry.IProperty {
     return {
-      properties: {},
+      properties: {
+        scopeWait: {
+          title: 'Kernel scope wait',
+          description:
+            "How long a completion right after a cell ran waits for the kernel's names " +
+            'and dataframe columns being read (in milliseconds); a later read serves the ' +
+            'next completion.',
+          type: 'number',
+          minimum: 0
+        },
+        scopeTimeout: {
+          title: 'Kernel scope timeout',
+          description:
+            'The longest wait for the kernel to answer the silent read of its names and ' +
+            'dataframe columns (in milliseconds); a busier kernel gives none this time.',
+          type: 'number',
+          minimum: 0
+        }
+      },
       default: {
         enabled: true,
         debouncerDelay: 250,
-        timeout: 15000
+        timeout: 15000,
+        scopeWait: DEFAULT_SCOPE_WAITS.waitMs,
+        scopeTimeout: DEFAULT_SCOPE_WAITS.readMs
       } as any
     };
   }
 
   configure(settings: { [property: string]: JSONValue }): void {
     this.enabled = settings.enabled !== false;
+    this.scopeWaits = {
+      waitMs: milliseconds(settings.scopeWait, DEFAULT_SCOPE_WAITS.waitMs),
+      readMs: milliseconds(settings.scopeTimeout, DEFAULT_SCOPE_WAITS.readMs)
+    };
     this.changedSignal.emit();
   }
+
+  /** The bounds of the waits for the kernel's scope, from the settings. */
+  scopeWaits: IScopeWaits = { ...DEFAULT_SCOPE_WAITS };
 
   /** Whether the user has it on (the Settings Editor, the status bar). */
   enabled = true;
@@ -160,7 +201,7 @@ export class MistralInlineProvider implements IInlineCompletionProvider {
       return { items: [] };
     }
     this.cancel(cell); // never two requests for one editor
-    const scope = await this.options.scopeOf(panel);
+    const scope = await this.options.scopeOf(panel, this.scopeWaits);
     if (cell.model.sharedModel.getSource() !== request.text) {
       return { items: [] }; // typed on while the scope was read: a newer fetch follows
     }
@@ -285,6 +326,13 @@ export class MistralInlineProvider implements IInlineCompletionProvider {
   private streams = new Map<string, Insertion>();
   private tokens = new WeakMap<Cell, string>();
   private counter = 0;
+}
+
+/** A setting in milliseconds: a number of 0 or more, else the default. */
+function milliseconds(value: JSONValue | undefined, fallback: number): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+    ? value
+    : fallback;
 }
 
 function completeUrl(): string {

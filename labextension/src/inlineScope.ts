@@ -20,8 +20,6 @@ const SNIPPET = [
   '    del _mistral_magic_snapshot',
   ''
 ].join('\n');
-/** The longest wait for the kernel's answer; a slower kernel gives no scope this time. */
-const TIMEOUT_MS = 5000;
 
 /** Names in scope (chip-style labels) and, per dataframe, its columns and dtypes. */
 export interface IKernelScope {
@@ -53,8 +51,10 @@ export class ScopeWatcher {
   }
 
   /** The scope for a completion: the one read, or the one being read (right after an
-   * execution) if it comes within `waitMs`. */
-  async current(waitMs: number): Promise<IKernelScope | null> {
+   * execution) if it comes within `waitMs`. A read gives the kernel `readMs` to answer
+   * (a slower kernel gives no scope this time): both are the provider's settings. */
+  async current(waitMs: number, readMs: number): Promise<IKernelScope | null> {
+    this.readMs = readMs;
     this.onStatus();
     if (this.reading) {
       let timer = 0;
@@ -75,7 +75,7 @@ export class ScopeWatcher {
       return;
     }
     this.stale = false;
-    this.reading = read(kernel)
+    this.reading = read(kernel, this.readMs)
       .then(scope => {
         this.scope = scope;
       })
@@ -88,10 +88,13 @@ export class ScopeWatcher {
 
   private stale = true;
   private reading: Promise<void> | null = null;
+  /** The bound of a read, as the last completion's settings said. */
+  private readMs = 5000;
 }
 
 async function read(
-  kernel: Kernel.IKernelConnection
+  kernel: Kernel.IKernelConnection,
+  timeoutMs: number
 ): Promise<IKernelScope | null> {
   try {
     const info = await kernel.info;
@@ -116,7 +119,7 @@ async function read(
     };
     let timer = 0;
     const timeout = new Promise<void>(resolve => {
-      timer = window.setTimeout(resolve, TIMEOUT_MS);
+      timer = window.setTimeout(resolve, timeoutMs);
     });
     try {
       await Promise.race([future.done, timeout]);
