@@ -89,6 +89,16 @@ def test_the_model_list_says_which_models_have_fim(fim_stub):
     assert fim == {"codestral-latest", "codestral-2508"}  # the line-up's Codestral, both names
 
 
+def test_fim_takes_any_name_of_a_listed_codestral(fim_stub):
+    fim_stub.models[:] = [m for m in fim_stub.models if m != "codestral-latest"]
+    fim_stub.queue(Reply("1"))
+    answered = post(fim_stub, {"model": "codestral-latest", "prompt": "x = "})  # an alias
+    assert answered.status_code == 200, answered.text
+    fim_stub.models[:] = [m for m in fim_stub.models if not m.startswith("codestral")]
+    refused = post(fim_stub, {"model": "codestral-latest", "prompt": "x = "})
+    assert (refused.status_code, refused.json()["type"]) == (400, "invalid_model")
+
+
 def test_vllm_serves_no_fim_route(fim_stub):
     fim_stub.dialect = "vllm"
     response = post(fim_stub, {"model": "codestral-latest", "prompt": "x = "})

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tests.stub import schema as s
-from tests.stub.chat import _parse, fault_response, replay_response
+from tests.stub.chat import _parse, fault_response, replay_response, served_names
 from tests.stub.errors import ApiError, error_for, mistral_validation_error
 from tests.stub.models import can, context_window
 from tests.stub.replies import completion_body, first_text_pause, plan, stream_events
@@ -72,7 +72,8 @@ def check_fim_schema(body: Any) -> None:
 
 def check_fim_model(body: dict[str, Any], stub: StubServer) -> None:
     model = body.get("model")
-    if model not in stub.served_models:
+    # Any name of a listed model, as for chat (La Plateforme takes every alias of a card).
+    if model not in served_names(stub.served_models, "mistral"):
         raise error_for("mistral", 400, f"Invalid model: {model}", "invalid_model", "1500")
     # The model's card is the one source: the stub serves FIM to the models whose card in
     # GET /models says completion_fim (tests/stub/models.py), as La Plateforme does.
