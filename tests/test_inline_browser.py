@@ -36,6 +36,9 @@ from tests.stub import Reply, StubServer
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 TIMEOUT_MS = 60_000
+# A loaded machine: waits are bounded, not short. Process-wide, as in the other browser
+# modules (same value): resetting it after a test shortened theirs when they ran later.
+expect.set_options(timeout=TIMEOUT_MS)
 GHOST = ".jp-GhostText"
 
 pytestmark = pytest.mark.timeout(300)
@@ -139,7 +142,6 @@ def page(browser: Browser, setup: Setup) -> Iterator[Page]:
     setup.stub.responder = lambda body: Reply("")  # unscripted completions: no ghost text
     context = browser.new_context(viewport={"width": 1300, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)  # a loaded machine: waits are bounded, not short
     page = context.new_page()
     errors: list[str] = []
     # Errors of our bundle only: Notebook 7.6 with JupyterLab 4.6 raises two of its own at
@@ -153,7 +155,6 @@ def page(browser: Browser, setup: Setup) -> Iterator[Page]:
         assert errors == [], errors
         assert setup.stub.api_key not in page.content()
     finally:
-        expect.set_options(timeout=5_000)  # Playwright's default, for other modules
         context.close()
         for session in setup.api.get("api/sessions").json():
             setup.api.delete(f"api/sessions/{session['id']}")
