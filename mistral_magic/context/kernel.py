@@ -429,9 +429,10 @@ def kernel_scope(
 ) -> KernelScope:
     """The shell's :class:`KernelScope` (bounded: ``max_names`` labels, ``max_frames``
     frames described within ``time_budget`` seconds in all)."""
-    deadline = Deadline(time_budget)
-    describer = _Describer(deadline, value_time_limit)
     redactor = _full_redactor(shell, redactor)
+    describer = GuardedDescriber(
+        redactor, time_budget=time_budget, value_time_limit=value_time_limit
+    )
     inputs = raw_inputs(shell)
     mentioned = _mention_order(inputs, executed_counts(shell, inputs, 60))
     variables = user_variables(shell)
@@ -440,11 +441,12 @@ def kernel_scope(
     names = [redactor.redact(short_label(variables[n], n)) for n in ranked[:max_names]]
     frames: dict[str, str] = {}
     for name in [n for n in ranked if _is_data_frame(variables[n])][:max_frames]:
-        # Described with room to spare, redacted, then clipped: a secret is never cut in two.
-        text = describer(variables[name], name, 2 * BRIEF_FRAME_CHARS, brief=True)
-        if text is None:  # out of time: the rest are named only
+        if describer.out_of_time():  # the rest are named only
             break
-        frames[name] = printable(clip(redactor.redact(text), BRIEF_FRAME_CHARS))
+        # Described with room to spare and redacted (the describer's redactor), then clipped:
+        # a secret is never cut in two.
+        text = describer(variables[name], name, 2 * BRIEF_FRAME_CHARS, brief=True)
+        frames[name] = printable(clip(text, BRIEF_FRAME_CHARS))
     hidden = getattr(shell, "user_ns_hidden", {}) or {}
     for name, value in list(shell.user_ns.items()):
         if len(names) >= max_names:
