@@ -70,7 +70,7 @@ _HOMES = {
     "ModelInfo": "types",
     "ToolCall": "types",
     "Usage": "types",
-    "check_base_url": "urls",
+    "check_base_url": "checks",
     "display_url": "urls",
     "parse_completion": "wire",
 }
@@ -124,6 +124,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .checks import check_base_url
     from .client import AsyncChatStream, AsyncMistralClient, ChatStream, MistralClient
     from .defaults import (
         DEFAULT_BASE_URL,
@@ -158,7 +159,7 @@ if TYPE_CHECKING:
     from .retry import Notice, RetryPolicy
     from .scrub import Scrubber
     from .types import Choice, Completion, Delta, Message, ModelInfo, ToolCall, Usage
-    from .urls import check_base_url, display_url
+    from .urls import display_url
     from .wire import parse_completion
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from .checks import check_base_url
 from .defaults import (
     DEFAULT_BASE_URL,
     DEFAULT_FIM_MODEL,
@@ -72,7 +73,7 @@ from .retry import OnNotice, RetryPolicy
 from .scrub import Scrubber, url_secrets
 from .sse import ErrorExplainer, SSEDecoder, StreamAccumulator
 from .types import Completion, Delta, Message, ModelInfo
-from .urls import check_base_url, display_url
+from .urls import display_url
 from .wire import parse_completion
 
 USER_AGENT = "mistral-magic/0.1"

@@ -1,10 +1,9 @@
-"""Base URLs: checked once with a reason a person can act on, shown without credentials."""
+"""Base URLs: what is wrong with one (a reason a person can act on), shown without
+credentials. Pure string work; :mod:`checks` turns a problem into a SettingsError."""
 
 from __future__ import annotations
 
 from urllib.parse import SplitResult, urlsplit
-
-from .errors import SettingsError
 
 EXAMPLES = "e.g. https://api.mistral.ai/v1 or http://localhost:8000/v1"
 
@@ -31,14 +30,6 @@ def base_url_problem(url: str) -> str | None:
     if parts.query or parts.fragment:
         return f"the base URL {shown!r} must not have a ?query or #fragment ({EXAMPLES})"
     return None
-
-
-def check_base_url(url: str) -> str:
-    """``url`` without a trailing slash; :class:`SettingsError` when it cannot work."""
-    problem = base_url_problem(url)
-    if problem is not None:
-        raise SettingsError(problem[0].upper() + problem[1:] + ".")
-    return url.rstrip("/")
 
 
 def display_url(url: str) -> str:
