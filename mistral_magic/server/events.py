@@ -9,7 +9,9 @@ it: the shapes are in :mod:`.relay`), then ``usage`` and ``done`` on success, or
 "kind"}``) may come at any point before ``done``: what the client is waiting for, e.g. "rate
 limited, retrying in 3 s" (``kind`` ``rate_limited``…), or, before the answer, what the user
 should know (``kind`` ``info``: a deprecated model, a figure sent as words; ``kind``
-``tools``: why the tool loop stopped early). Every ``data:`` line is one JSON object.
+``tools``: why the tool loop stopped early; ``kind`` ``agent``: the bound that ended an
+agent task). ``agent`` (Agent mode, after each model reply and each step): the task's
+running totals (:meth:`.agent.AgentTask.progress`). Every ``data:`` line is one JSON object.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ EVENT_TYPES = (
     "delta",
     "tool_call",
     "tool_result",
+    "agent",
     "notice",
     "usage",
     "error",

@@ -36,6 +36,7 @@ import logging
 import re
 import time
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.decorator import authorized
@@ -44,6 +45,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from mistral_magic.context.notebook import SELECTION_CHARS
+from mistral_magic.server.agent import AgentBound, AgentTask, BoundedTools
 from mistral_magic.server.events import encode_event
 from mistral_magic.server.history import HistoryStore, conversation_from
 from mistral_magic.server.payload import SELECTION_CHIP, ChatPayload, PayloadError, parse_payload
@@ -355,7 +357,9 @@ class ChatHandler(_Base):
         client = await self.service.clients.take()
         try:
             if prepared.toolbox:
-                completion = await self._answer_with_tools(client, prepared, request_id, calls)
+                completion = await self._answer_with_tools(
+                    client, prepared, request_id, calls, agent=payload.mode == "agent"
+                )
             else:
                 stream = await self.service.stream(client, prepared, on_notice=self._notice)
                 completion = await self._relay_stream(stream)
@@ -376,6 +380,17 @@ class ChatHandler(_Base):
                     "tool_ms": round(self._tool_wait * 1000, 3),
                 },
             )
+        except AgentBound as exc:
+            # a bound ended the agent's task: said as the task's last word, no more requests
+            task = self._agent
+            assert task is not None
+            reply.update(text=self._text, stopped=True)
+            await self._send("notice", {"message": str(exc), "kind": "agent"})
+            await self._send("agent", task.progress())
+            usage = task.usage()
+            self.service.record_usage(self.user_name, prepared.model, usage)
+            await self._send("usage", self.service.usage_json(prepared.model, usage))
+            await self._send("done", {"finish_reason": "bound"})
         except MistralError as exc:
             message = for_server(exc, from_settings_editor=bool(payload.model))
             reply.update(text=self._text, error=message)
@@ -449,6 +464,7 @@ class ChatHandler(_Base):
         return stream.completion
 
     _new_round = False
+    _agent: AgentTask | None = None  # Agent mode's task: its bounds and running totals
 
     async def _answer_with_tools(
         self,
@@ -456,35 +472,58 @@ class ChatHandler(_Base):
         prepared: PreparedRequest,
         request_id: str,
         calls: list[dict[str, Any]],
+        *,
+        agent: bool = False,
     ) -> Completion:
         """The tool loop of :mod:`mistral_magic.engine.tool_loop`, each call relayed to the
-        browser (:mod:`.relay`), each finished call reported as a ``tool_result`` event."""
+        browser (:mod:`.relay`), each finished call reported as a ``tool_result`` event.
+        ``agent``: an Agent mode task, its steps, time and cost bounded (:mod:`.agent`;
+        a bound reached raises :class:`AgentBound`)."""
         from mistral_magic.engine.prepare import WireTarget
-        from mistral_magic.engine.tool_loop import arun_tool_loop
+        from mistral_magic.engine.tool_loop import AsyncToolExecutor, arun_tool_loop
+        from mistral_magic.tools.agent import AGENT_RUNNER, AGENT_TOOL_NAMES
 
         choice = await client.resolve_dialect()
         prepared.retarget(WireTarget(client.base_url, choice.dialect))
         assert prepared.toolbox is not None
-        executor = RelayedTools(
+        relayed = RelayedTools(
             prepared.toolbox,
             self.service.pending,
             user=self.user_name,
             request_id=request_id,
             emit=self._send,
             redactor=self.service.redactor(),
+            runners=dict.fromkeys(AGENT_TOOL_NAMES, AGENT_RUNNER) if agent else None,
         )
+        executor: AsyncToolExecutor = relayed
+        limits = self.service.tool_limits()
+        task: AgentTask | None = None
+        if agent:
+            task = self._agent = AgentTask(
+                self.settings["mistral_magic_limits"], self.service.settings, prepared.model
+            )
+            executor = BoundedTools(relayed, task)
+            # The task's own bounds replace the question's: one more round than steps (the
+            # step bound ends the task first), the task's wall time for tool waits.
+            limits = replace(limits, max_rounds=task.max_steps + 1, max_seconds=task.max_seconds)
 
         async def send(messages: list[dict[str, Any]], params: dict[str, Any], lead: str) -> Any:
+            if task is not None and task.requests:
+                task.before_request()
             self._new_round = True
             stream = client.stream(messages, on_notice=self._notice, model=prepared.model, **params)
-            return await self._relay_stream(stream)
+            completion = await self._relay_stream(stream)
+            if task is not None:
+                task.add_usage(completion.model or prepared.model, completion.usage)
+                await self._send("agent", task.progress())
+            return completion
 
         async def on_tool(event: ToolEvent) -> None:
             if not event.done:  # a relayed call announces itself (the tool_call event)
                 return
             self._tool_wait += event.seconds
             shown = {
-                "call_id": executor.call_id(event),
+                "call_id": relayed.call_id(event),
                 "name": event.name,
                 "signature": event.signature,
                 "status": event.status,
@@ -494,13 +533,15 @@ class ChatHandler(_Base):
             }
             calls.append(shown)
             await self._send("tool_result", shown)
+            if task is not None:
+                await self._send("agent", task.progress())
 
         result = await arun_tool_loop(
             send,
             prepared.messages,
             executor,
             params=prepared.params,
-            limits=self.service.tool_limits(),
+            limits=limits,
             on_tool=on_tool,
         )
         prepared.tool_events = result.events

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from mistral_magic.api.defaults import CONTEXT_WINDOW
 from mistral_magic.context.notebook import SELECTION_CHARS
@@ -35,6 +35,10 @@ class PayloadError(ValueError):
     """A request body the server cannot use; ``str()`` says which field and why."""
 
 
+Mode = Literal["ask", "agent"]
+MODES: tuple[Mode, ...] = ("ask", "agent")
+
+
 @dataclass
 class ChatPayload:
     prompt: str
@@ -56,6 +60,8 @@ class ChatPayload:
     #: The tools of the notebook's kernel (wire ``tools`` entries, as the kernel's
     #: ``mistral_magic.kernel_entry`` listed them); empty: answer without tools.
     tools: list[dict[str, Any]] = field(default_factory=list)
+    #: ``agent``: Mistral carries out the task through the agent's notebook tools (#14).
+    mode: Mode = "ask"
 
 
 def _optional_int(body: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
@@ -120,6 +126,13 @@ def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
     if kind not in KINDS:
         raise PayloadError(f"`kind` must be one of {', '.join(KINDS)}.")
     prompt = _string(body, "prompt", MAX_PROMPT_CHARS).strip()
+    mode = body.get("mode", "ask")
+    if mode not in MODES:
+        raise PayloadError(f"`mode` must be one of {', '.join(MODES)}.")
+    if mode == "agent" and kind != ASK:
+        raise PayloadError("Agent mode takes a task (`kind: ask`), not explain or fix.")
+    if require_prompt and mode == "agent" and not prompt:
+        raise PayloadError("The task is empty: type what Mistral should do.")
     if require_prompt and kind == ASK and not prompt:
         raise PayloadError("The question is empty: type something to ask.")
     request_id = body.get("request_id")
@@ -170,4 +183,5 @@ def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
         context_budget=_optional_int(body, "context_budget", 0, CONTEXT_WINDOW),
         remember=body.get("remember", True) is not False,
         tools=parse_tools(body.get("tools")),
+        mode=mode,
     )

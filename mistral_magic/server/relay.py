@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from mistral_magic.tools.agent import AGENT_RUNNER, agent_result_text
 from mistral_magic.tools.core import BUILTIN_NAMES, Tool, Toolbox, result_text
 
 if TYPE_CHECKING:
@@ -99,6 +100,22 @@ def kernel_toolbox(definitions: list[dict[str, Any]]) -> Toolbox:
     return Toolbox(tools)
 
 
+def _invalid_arguments(tool: Tool | None, call: ToolCall) -> str | None:
+    """Why the arguments do not fit a tool defined here (the agent's: the browser then
+    gets well-typed ones), or None. The kernel's tools are checked in the kernel."""
+    if tool is None or tool.spec is None:
+        return None
+    from pydantic import ValidationError
+
+    try:
+        tool.spec.bind(dict(call.arguments))
+    except ValidationError as exc:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "arguments"
+        return f"Error: invalid arguments for {tool.name}: {where}: {first.get('msg', exc)}."
+    return None
+
+
 def _not_here(**_: Any) -> Any:
     raise RuntimeError("a relayed tool runs in the browser, not in the server")
 
@@ -141,10 +158,14 @@ class RelayedTools:
         elif not call.arguments_valid:
             raw = call.raw_arguments[:200]
             text = f"Error: the arguments are not a JSON object ({raw!r}). Call the tool again."
+        elif (problem := _invalid_arguments(self.toolbox.get(call.name), call)) is not None:
+            text = problem
         else:
             started = time.perf_counter()
             status, text = await self._relay(call, event, limits)
             seconds = time.perf_counter() - started
+            if self.runners.get(call.name) == AGENT_RUNNER:
+                text = agent_result_text(call.name, text)
         # The kernel redacted with its own secrets; the server's (the API key) on top.
         text = result_text(text, max_chars=limits.result_chars, redactor=self.redactor)
         return replace(event, status=status, result=text, seconds=seconds)

@@ -28,9 +28,10 @@ from mistral_magic.context.redact import Redactor
 from mistral_magic.engine.clients import AsyncClients
 from mistral_magic.engine.conversation import Conversation
 from mistral_magic.engine.prepare import PreparedRequest, WireTarget, prepare
+from mistral_magic.engine.prompts import AGENT_PROMPT, SYSTEM_PROMPT
 from mistral_magic.engine.tool_loop import ToolLimits
 from mistral_magic.engine.usage import estimate_cost, format_cost
-from mistral_magic.server.payload import ChatPayload
+from mistral_magic.server.payload import ChatPayload, PayloadError
 from mistral_magic.server.relay import PendingCalls, kernel_toolbox
 from mistral_magic.server.settings import MistralServer
 from mistral_magic.session import Session
@@ -231,6 +232,18 @@ class MistralService:
             else None
         )
         toolbox, notes = self.toolbox(payload, model, capabilities)
+        agent = payload.mode == "agent"
+        if agent:
+            from mistral_magic.tools.agent import agent_toolbox
+
+            if not self.server.tools:
+                raise PayloadError(
+                    "Agent mode works through tools, and tools are off on this server "
+                    "(c.MistralServer.tools)."
+                )
+            if notes:  # the model cannot call tools
+                raise PayloadError(f"Agent mode needs a model that can call tools: {notes[0]}.")
+            toolbox, _ = agent_toolbox(toolbox)
         prepared = prepare(
             payload.prompt,
             kind=payload.kind,
@@ -247,6 +260,7 @@ class MistralService:
             figures=self.figures(payload),
             toolbox=toolbox,
             notes=notes,
+            system=AGENT_PROMPT if agent else SYSTEM_PROMPT,
         )
         _ = prepared.prompt_tokens  # counted here, off the event loop
         return prepared, chips_for(chosen, prepared)
@@ -256,14 +270,14 @@ class MistralService:
     ) -> tuple[Toolbox | None, list[str]]:
         """The kernel's tools the browser sent, unless tools are off on this server
         (``MistralServer.tools``) or the model cannot call them (then a note says so)."""
-        if not payload.tools or not self.server.tools:
+        if not (payload.tools or payload.mode == "agent") or not self.server.tools:
             return None, []
         from mistral_magic.api.models import ModelCatalog
 
         caps = capabilities or ModelCatalog().capabilities(model)
         if not caps.function_calling:
             return None, [f"tools not offered: {model} cannot call tools"]
-        return kernel_toolbox(payload.tools), []
+        return (kernel_toolbox(payload.tools) if payload.tools else None), []
 
     def tool_limits(self) -> ToolLimits:
         """The sidebar's tool bounds: the same settings as the magic's."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Bool, Float, TraitError, validate
+from traitlets import Bool, Float, Int, TraitError, validate
 from traitlets.config import Configurable
 
 MB = 1024 * 1024
@@ -37,11 +37,38 @@ class MistralServer(Configurable):
         ),
     ).tag(config=True)
 
-    @validate("max_request_mb")
+    agent_max_steps = Int(
+        25,
+        help=(
+            "Agent mode: the most tool calls one task may make (reads, inserts, edits, runs). "
+            "The call past it is not run and the task ends with a message saying so."
+        ),
+    ).tag(config=True)
+
+    agent_max_seconds = Float(
+        600.0,
+        help=(
+            "Agent mode: the most wall time one task may take, in seconds: the model's "
+            "replies, the user's approvals and the cells' runs together. Every wait of a task "
+            "(an approval, a running cell) ends within it."
+        ),
+    ).tag(config=True)
+
+    agent_max_cost = Float(
+        0.50,
+        help=(
+            "Agent mode: the most estimated cost of one task in USD (Mistral.price rates). "
+            "Checked before each model request; a model without a known price is not bounded "
+            "by it (the task's running total then says the cost is unknown)."
+        ),
+    ).tag(config=True)
+
+    @validate("max_request_mb", "agent_max_seconds", "agent_max_cost", "agent_max_steps")
     def _positive(self, proposal: dict[str, Any]) -> float:
         value = proposal["value"]
         if not value > 0:
-            raise TraitError(f"MistralServer.max_request_mb must be above 0, got {value!r}.")
+            name = proposal["trait"].name
+            raise TraitError(f"MistralServer.{name} must be above 0, got {value!r}.")
         return value
 
     @property

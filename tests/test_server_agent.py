@@ -1,0 +1,212 @@
+# ruff: noqa: F811  (the fixtures imported from test_server_tools are parameters here)
+"""Agent mode through the server extension (pytest-jupyter, the stub as the model, this test
+playing the browser): the agent's tools and prompt come from Python, calls go to the
+``agent`` runner, run results are read as the model reads them, and the task's bounds end it
+with a message and no further model request."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from mistral_magic.engine.prompts import AGENT_PROMPT
+from mistral_magic.server.events import decode_events
+from mistral_magic.tools.agent import AGENT_TOOL_NAMES, agent_result_text
+from tests.stub import Reply, StubServer, ToolCallSpec
+from tests.test_server_handlers import NOTEBOOK
+from tests.test_server_tools import (  # noqa: F401  (fixtures)
+    DESCRIBE,
+    _Chat,
+    _result,
+    jp_server_config,
+    lab_stub,
+    service,
+)
+
+PLAN = "1. Insert a cell that computes the total.\n2. Run it."
+
+
+@pytest.fixture
+def limits(jp_serverapp: Any) -> Any:
+    return jp_serverapp.web_app.settings["mistral_magic_limits"]
+
+
+def _agent_body(request_id: str, **fields: Any) -> str:
+    payload = {
+        "prompt": "Compute the total of sales.amount",
+        "notebook": NOTEBOOK,
+        "request_id": request_id,
+        "mode": "agent",
+        "tools": [DESCRIBE],
+    }
+    payload.update(fields)
+    return json.dumps(payload)
+
+
+def _names(body: dict[str, Any]) -> list[str]:
+    return [t["function"]["name"] for t in body.get("tools") or []]
+
+
+async def test_an_agent_task_inserts_runs_and_reads_the_error_then_answers(
+    lab_stub: StubServer,
+    jp_fetch: Any,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 2, "source": "1/0"})]),
+        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 2})]),
+        Reply("The cell divides by zero; I stopped there."),
+    )
+    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-1"))
+    insert = await chat.event("tool_call")
+    assert insert["runner"] == "agent" and insert["name"] == "insert_cell"
+    assert insert["arguments"] == {"index": 2, "source": "1/0"}
+    first = lab_stub.chat_requests[0].body
+    # the agent's prompt and tools come from Python; the kernel's tools stay offered
+    assert first["messages"][0]["content"].startswith(AGENT_PROMPT)
+    assert set(AGENT_TOOL_NAMES) | {"describe_variable"} == set(_names(first))
+    insert_schema = next(t for t in first["tools"] if t["function"]["name"] == "insert_cell")
+    assert insert_schema["function"]["parameters"]["required"] == ["index", "source"]
+    progress = await chat.event("agent")
+    assert progress["requests"] == 1 and progress["prompt_tokens"] > 0
+    await _result(
+        jp_fetch, request_id="task-1", call_id=insert["call_id"], status="ok", result="Inserted."
+    )
+    run = await chat.event("tool_call", 2)
+    assert run["name"] == "run_cell"
+    key = lab_stub.api_key
+    report = {
+        "index": 2,
+        "execution_count": 3,
+        "status": "error",
+        "outputs": [
+            {"output_type": "stream", "name": "stdout", "text": f"key={key}\n"},
+            {
+                "output_type": "error",
+                "ename": "ZeroDivisionError",
+                "evalue": "division by zero",
+                "traceback": ["\x1b[0;31mZeroDivisionError\x1b[0m: division by zero"],
+            },
+            {"output_type": "display_data", "data": {"image/png": "iVBOR" * 10}},
+        ],
+    }
+    await _result(
+        jp_fetch,
+        request_id="task-1",
+        call_id=run["call_id"],
+        status="ok",
+        result=json.dumps(report),
+    )
+    events = await chat.events()
+    assert [n for n, _ in events][-1] == "done"
+    tool_message = lab_stub.chat_requests[-1].body["messages"][-1]
+    content = tool_message["content"]
+    assert content.startswith("Cell 2 (In[3]) raised an error.")
+    assert "ZeroDivisionError: division by zero" in content and "\x1b" not in content
+    assert "[image/png image, 50 bytes: not shown]" in content
+    assert key not in content and key not in json.dumps(events)
+    totals = [d for n, d in events if n == "agent"][-1]
+    assert totals["requests"] == 3 and totals["step"] == 2
+    assert totals["cost_text"] and totals["max_steps"] == 25
+    assert len(lab_stub.chat_requests) == 3
+
+
+async def test_the_step_bound_ends_the_task_with_a_message_and_no_further_request(
+    lab_stub: StubServer,
+    limits: Any,
+    jp_fetch: Any,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    limits.agent_max_steps = 1
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("list_cells", {})]),
+        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 0})]),
+    )
+    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-steps"))
+    call = await chat.event("tool_call")
+    await _result(
+        jp_fetch, request_id="task-steps", call_id=call["call_id"], status="ok", result="2 cells"
+    )
+    events = await chat.events()
+    notice = next(d for n, d in events if n == "notice" and d["kind"] == "agent")
+    assert "MistralServer.agent_max_steps" in notice["message"]
+    assert [d for n, d in events if n == "done"] == [{"finish_reason": "bound"}]
+    assert len([n for n, _ in events if n == "tool_call"]) == 1  # run_cell never relayed
+    assert len(lab_stub.chat_requests) == 2
+
+
+async def test_the_cost_bound_ends_the_task_before_the_next_request(
+    lab_stub: StubServer,
+    limits: Any,
+    jp_fetch: Any,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    limits.agent_max_cost = 1e-9
+    lab_stub.queue(Reply(PLAN, tool_calls=[ToolCallSpec("list_cells", {})]))
+    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-cost"))
+    call = await chat.event("tool_call")
+    await _result(
+        jp_fetch, request_id="task-cost", call_id=call["call_id"], status="ok", result="2 cells"
+    )
+    events = await chat.events()
+    notice = next(d for n, d in events if n == "notice" and d["kind"] == "agent")
+    assert "MistralServer.agent_max_cost" in notice["message"]
+    assert len(lab_stub.chat_requests) == 1
+
+
+async def test_arguments_that_do_not_fit_an_agent_tool_are_refused_before_the_browser(
+    lab_stub: StubServer,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": "first"})]),
+        Reply("I will stop."),
+    )
+    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-args"))
+    events = await chat.events()
+    assert "tool_call" not in [n for n, _ in events]
+    result = next(d for n, d in events if n == "tool_result")
+    assert result["status"] == "error" and "invalid arguments for run_cell" in result["result"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"mode": "auto"}, "`mode` must be one of ask, agent"),
+        ({"kind": "fix", "prompt": ""}, "Agent mode takes a task"),
+        ({"prompt": "  "}, "The task is empty"),
+    ],
+)
+async def test_a_bad_agent_request_is_refused(
+    lab_stub: StubServer, jp_fetch: Any, fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(HTTPClientError) as raised:
+        await jp_fetch("mistral-magic", "chat", method="POST", body=_agent_body("bad", **fields))
+    assert raised.value.code == 400
+    assert message in raised.value.response.body.decode()
+
+
+def test_run_results_are_summarised_and_other_results_pass_through() -> None:
+    many = {
+        "index": 0,
+        "execution_count": None,
+        "status": "ok",
+        "outputs": [{"output_type": "stream", "name": "stdout", "text": "x" * 50_000}] * 30,
+    }
+    text = agent_result_text("get_cell_output", json.dumps(many))
+    assert text.startswith("Cell 0 outputs:") and "[10 more outputs not shown]" in text
+    assert len(text) < 20 * 2_200
+    assert agent_result_text("insert_cell", "Inserted cell 3.") == "Inserted cell 3."
+    assert agent_result_text("run_cell", "rejected by the user") == "rejected by the user"
+    assert decode_events(b"") == []
