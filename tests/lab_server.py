@@ -68,10 +68,12 @@ def start_lab(
     *,
     inline: bool = False,
     env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
 ) -> LabServer:
     """``inline``: Mistral's inline completion on (off by default here, so that typing in
     the other browser tests sends no completion requests to the stub). ``env``: more
-    environment for the server."""
+    environment for the server. ``args``: more command-line settings (e.g.
+    ``--MistralServer.agent_max_steps=4``)."""
     root = home / "notebooks"
     root.mkdir(parents=True, exist_ok=True)
     for name, notebook in (notebooks or {}).items():
@@ -116,6 +118,7 @@ def start_lab(
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         # tests reach JupyterLab's commands and documents as window.jupyterapp
         "--LabApp.expose_app_in_browser=True",
+        *args,
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)

@@ -106,6 +106,9 @@ export async function streamChat(
         case 'tool_call':
           handlers.toolCall?.(data);
           break;
+        case 'agent':
+          handlers.agent?.(data);
+          break;
         case 'tool_result':
           handlers.toolResult?.(data);
           break;

@@ -24,8 +24,15 @@ import {
   replaceActive,
   selectedText
 } from './notebook';
-import { KernelToolCache, relayToolCall } from './tools';
-import { IChatRequest, IChip, IHistoryEntry, IServerConfig } from './types';
+import { AgentTask } from './agent';
+import { KernelToolCache, registerRunner, relayToolCall } from './tools';
+import {
+  IAgentProgress,
+  IChatRequest,
+  IChip,
+  IHistoryEntry,
+  IServerConfig
+} from './types';
 
 export interface IChatSettings {
   model: string;
@@ -115,7 +122,39 @@ export class ChatSidebar extends Panel {
     });
     toggle.append(this.toolsBox, 'Tools');
     this.toolsToggle = toggle;
-    header.append(title, toggle, newChat);
+    // Ask or Agent (issue #14): in Agent mode Mistral carries the task out on the notebook,
+    // each run and edit approved here unless "run without asking" is on for the task.
+    this.modeSelect = document.createElement('select');
+    this.modeSelect.className = 'mm-Mode jp-mod-styled';
+    this.modeSelect.title =
+      'Ask: answers questions. Agent: works through the active notebook step by step (you approve every run and edit).';
+    for (const [value, label] of [
+      ['ask', 'Ask'],
+      ['agent', 'Agent']
+    ]) {
+      const option = document.createElement('option');
+      option.value = value;
+      option.textContent = label;
+      this.modeSelect.appendChild(option);
+    }
+    const auto = document.createElement('label');
+    auto.className = 'mm-AutoApprove';
+    auto.title =
+      'Approve every run and edit of the current task without asking (it turns off for the next task).';
+    this.autoApprove = document.createElement('input');
+    this.autoApprove.type = 'checkbox';
+    this.autoApprove.className = 'mm-AutoApprove-box';
+    auto.append(this.autoApprove, 'Run without asking (this task)');
+    auto.hidden = true;
+    this.modeSelect.addEventListener('change', () => {
+      auto.hidden = this.modeSelect.value !== 'agent';
+      this.input.placeholder =
+        this.modeSelect.value === 'agent' ? AGENT_PLACEHOLDER : ASK_PLACEHOLDER;
+    });
+    header.append(title, this.modeSelect, toggle, newChat);
+    const agentBar = document.createElement('div');
+    agentBar.className = 'mm-AgentSwitches';
+    agentBar.append(auto);
 
     this.notice = document.createElement('div');
     this.notice.className = 'mm-Notice';
@@ -149,8 +188,7 @@ export class ChatSidebar extends Panel {
     this.input = document.createElement('textarea');
     this.input.className = 'mm-Input-text jp-mod-styled';
     this.input.rows = 3;
-    this.input.placeholder =
-      'Ask Mistral about this notebook… (Enter to send, Shift+Enter for a new line)';
+    this.input.placeholder = ASK_PLACEHOLDER;
     this.input.addEventListener('keydown', event => {
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
@@ -191,6 +229,7 @@ export class ChatSidebar extends Panel {
     });
 
     this.addWidget(new Widget({ node: header }));
+    this.addWidget(new Widget({ node: agentBar }));
     this.addWidget(new Widget({ node: this.notice }));
     this.addWidget(this.messages);
     this.addWidget(new Widget({ node: this.chips }));
@@ -203,6 +242,16 @@ export class ChatSidebar extends Panel {
     tracker.activeCellChanged.connect(() => {
       this.watchSelection();
       this.scheduleChips(false);
+    });
+    registerRunner('agent', async (call, panel) => {
+      const task = this.agentTasks.get(call.request_id);
+      if (!task || task.panel !== panel) {
+        return {
+          status: 'error',
+          result: 'Error: this call belongs to no running agent task.'
+        };
+      }
+      return task.run(call);
     });
     tracker.forEach(panel => this.watchKernel(panel));
     tracker.widgetAdded.connect((_, panel) => this.watchKernel(panel));
@@ -269,6 +318,10 @@ export class ChatSidebar extends Panel {
       return; // New chat was pressed while the context was collected
     }
     body.request_id = requestId;
+    const agentMode = this.modeSelect.value === 'agent' && !options.kind;
+    if (agentMode) {
+      body.mode = 'agent';
+    }
     if (options.kind) {
       body.kind = options.kind;
       body.prompt = '';
@@ -286,8 +339,28 @@ export class ChatSidebar extends Panel {
     );
     answer.streaming = true;
     this.addMessage(answer);
-    if (toolsNote) {
+    if (toolsNote && !agentMode) {
       answer.setNote(toolsNote);
+    }
+    let task: AgentTask | null = null;
+    let bar: AgentBar | null = null;
+    if (agentMode && panel) {
+      this.autoApprove.checked = false; // "run without asking" is for one task only
+      task = new AgentTask(panel, requestId, {
+        attach: node => answer.attach(node),
+        autoApprove: this.autoApprove
+      });
+      this.agentTasks.set(requestId, task);
+      bar = new AgentBar(task);
+      answer.node.appendChild(bar.node);
+      // the notebook closed or its kernel restarted mid-task: the task stops
+      const end = () => {
+        if (this.requestId === requestId) {
+          this.stop();
+        }
+      };
+      panel.disposed.connect(end);
+      task.ended = () => panel.disposed.disconnect(end);
     }
     this.scrollToEnd(true);
 
@@ -305,6 +378,9 @@ export class ChatSidebar extends Panel {
               .filter(c => c.state !== 'omitted')
               .map(c => (c.note ? `${c.label} (${c.note})` : c.label));
             question.setChips(missing ? [...sent, missing.label] : sent);
+            if (task) {
+              task.model = data.model;
+            }
             this.renderChips(data.chips, variables);
             if (data.note) {
               answer.setNote(data.note);
@@ -323,7 +399,8 @@ export class ChatSidebar extends Panel {
             answer.showTool({ ...call, status: 'running', result: '' });
             void relayToolCall(call, panel);
           },
-          toolResult: result => answer.showTool(result)
+          toolResult: result => answer.showTool(result),
+          agent: progress => bar?.progress(progress)
         },
         controller.signal
       );
@@ -335,6 +412,13 @@ export class ChatSidebar extends Panel {
       }
     } finally {
       answer.streaming = false;
+      if (task) {
+        task.stop();
+        task.ended();
+        task.mark();
+        this.agentTasks.delete(requestId);
+        bar?.finished();
+      }
       if (this.controller === controller) {
         this.controller = null;
         this.requestId = '';
@@ -345,6 +429,9 @@ export class ChatSidebar extends Panel {
 
   /** Stop the running answer: abort the stream and tell the server to cancel upstream. */
   stop(): void {
+    for (const task of this.agentTasks.values()) {
+      task.stop(); // cards waiting for a click are rejected
+    }
     if (this.controller) {
       const requestId = this.requestId;
       this.controller.abort();
@@ -846,6 +933,9 @@ export class ChatSidebar extends Panel {
   private readonly toolCache = new KernelToolCache();
   private readonly toldNoTools = new WeakMap<object, Set<string>>();
   private readonly toolsBox: HTMLInputElement;
+  private readonly modeSelect: HTMLSelectElement;
+  private readonly autoApprove: HTMLInputElement;
+  private readonly agentTasks = new Map<string, AgentTask>();
   private readonly toolsToggle: HTMLLabelElement;
   private config: IServerConfig | null = null;
   private controller: AbortController | null = null;
@@ -875,4 +965,50 @@ export class ChatSidebar extends Panel {
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
   private readonly stopButton: HTMLButtonElement;
+}
+
+const ASK_PLACEHOLDER =
+  'Ask Mistral about this notebook… (Enter to send, Shift+Enter for a new line)';
+const AGENT_PLACEHOLDER =
+  'Give Mistral a task on this notebook, e.g. "load sales.csv and plot revenue per month"';
+
+/** An agent task's line under its answer: steps, tokens, cost; then "Undo agent changes". */
+class AgentBar {
+  constructor(private readonly task: AgentTask) {
+    this.node = document.createElement('div');
+    this.node.className = 'mm-AgentBar';
+    this.status = document.createElement('span');
+    this.status.className = 'mm-AgentBar-status';
+    this.status.textContent = 'Agent task started.';
+    this.undo = document.createElement('button');
+    this.undo.type = 'button';
+    this.undo.className = 'jp-Button mm-Undo';
+    this.undo.textContent = 'Undo agent changes';
+    this.undo.title =
+      'Put back every cell this task changed (sources, outputs, metadata) and remove the cells it added';
+    this.undo.hidden = true;
+    this.undo.addEventListener('click', () => {
+      this.task.undo();
+      this.undo.disabled = true;
+      this.undo.textContent = 'Agent changes undone';
+    });
+    this.node.append(this.status, this.undo);
+  }
+
+  progress(p: IAgentProgress): void {
+    const tokens = (p.prompt_tokens + p.completion_tokens).toLocaleString();
+    this.status.textContent =
+      `Step ${p.step} of at most ${p.max_steps} · ${tokens} tokens · ` +
+      `${p.cost_text} (bound ${p.max_cost_text})`;
+    this.undo.hidden = !this.task.changed;
+  }
+
+  finished(): void {
+    this.undo.hidden = !this.task.changed;
+    this.node.classList.add('mm-mod-finished');
+  }
+
+  readonly node: HTMLDivElement;
+  private readonly status: HTMLSpanElement;
+  private readonly undo: HTMLButtonElement;
 }

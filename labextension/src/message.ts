@@ -98,11 +98,7 @@ export class MessageView extends Widget {
   /** A tool call as one line above the answer: its signature, then (once done) its status,
    * time and the result folded under it. Model and kernel text, so text nodes only. */
   showTool(call: IToolResult): void {
-    if (!this.tools) {
-      this.tools = document.createElement('div');
-      this.tools.className = 'mm-Tools';
-      this.node.insertBefore(this.tools, this.body);
-    }
+    this.ensureTools();
     const id = call.call_id ?? `call-${this.toolLines.size}`;
     let line = this.toolLines.get(id);
     if (!line) {
@@ -110,7 +106,7 @@ export class MessageView extends Widget {
       line.className = 'mm-Tool';
       line.dataset.callId = id;
       this.toolLines.set(id, line);
-      this.tools.appendChild(line);
+      this.tools!.appendChild(line);
     }
     line.className = `mm-Tool mm-mod-${call.status}`;
     line.dataset.tool = call.name;
@@ -130,6 +126,20 @@ export class MessageView extends Widget {
     result.className = 'mm-Tool-result';
     result.textContent = call.result;
     line.replaceChildren(summary, result);
+  }
+
+  /** An agent's card (an approval, the task's bar) in the order of the tool lines. */
+  attach(node: HTMLElement): void {
+    this.ensureTools().appendChild(node);
+  }
+
+  private ensureTools(): HTMLDivElement {
+    if (!this.tools) {
+      this.tools = document.createElement('div');
+      this.tools.className = 'mm-Tools';
+      this.node.insertBefore(this.tools, this.body);
+    }
+    return this.tools;
   }
 
   setUsage(usage: IUsage): void {

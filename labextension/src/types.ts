@@ -95,6 +95,22 @@ export interface IChatRequest {
   context_budget?: number | null;
   /** The tools of the notebook's kernel (wire `tools` entries); absent: no tools. */
   tools?: any[];
+  /** `agent`: Mistral carries out the task on the notebook (issue #14). */
+  mode?: 'ask' | 'agent';
+}
+
+/** An `agent` event: the running totals of an agent task. */
+export interface IAgentProgress {
+  step: number;
+  max_steps: number;
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost: number | null;
+  cost_text: string;
+  max_cost_text: string;
+  seconds: number;
+  max_seconds: number;
 }
 
 export interface IStreamHandlers {
@@ -111,6 +127,7 @@ export interface IStreamHandlers {
   notice?: (data: { message: string; kind: string }) => void;
   toolCall?: (call: IToolCall) => void;
   toolResult?: (result: IToolResult) => void;
+  agent?: (progress: IAgentProgress) => void;
   usage?: (usage: IUsage) => void;
   error?: (data: { message: string; type: string; partial: boolean }) => void;
   done?: (data: { finish_reason: string | null }) => void;

@@ -1,0 +1,535 @@
+/**
+ * Agent mode's browser side (issue #14): the `agent` runner of the relayed tool calls
+ * (tools.ts), acting on the notebook model of the task's notebook; the approval cards
+ * before a run, an edit or a delete; the checkpoint and "Undo agent changes".
+ *
+ * The tools' definitions and the agent's prompt are the server's (mistral_magic/tools/
+ * agent.py, engine/prompts.py); this file only carries calls out. Model text (sources,
+ * arguments) is shown as text nodes, never as HTML.
+ */
+
+import { CodeCell } from '@jupyterlab/cells';
+import { INotebookModel, NotebookPanel } from '@jupyterlab/notebook';
+
+import { IToolOutcome } from './kernel';
+import { IToolCall } from './types';
+
+/** What the server reads of a cell's outputs: each text cut to this (it summarises further). */
+const OUTPUT_CHARS = 4000;
+const SOURCE_LINES_SHOWN = 400;
+export const REJECTED = 'rejected by the user';
+
+type Decision = 'approve' | 'reject';
+type ISharedCell = INotebookModel['sharedModel']['cells'][number];
+
+/** A cell as it was before the task first touched it (nbformat JSON, its id included). */
+interface ISaved {
+  json: any;
+  /** Its index then, and the id of the cell before it (to put a deleted cell back). */
+  index: number;
+  after: string | null;
+}
+
+/** The provenance a cell the agent created or changed carries (`metadata.mistral`). */
+export interface IProvenance {
+  model: string;
+  task: string;
+  step: number;
+  timestamp: string;
+}
+
+export interface IAgentView {
+  /** Show a card (approval or note) with the answer. */
+  attach(node: HTMLElement): void;
+  /** The "run without asking" switch of this task. */
+  readonly autoApprove: HTMLInputElement;
+}
+
+/** One agent task on one notebook: its approvals, its checkpoint, its undo. */
+export class AgentTask {
+  constructor(
+    readonly panel: NotebookPanel,
+    readonly task: string,
+    private readonly view: IAgentView
+  ) {}
+
+  model = '';
+  steps = 0;
+  /** Called once when the task's stream ends (set by the sidebar). */
+  ended: () => void = () => undefined;
+  stopped = false;
+
+  /** Cells changed by the task, as they were before (by cell id), and the cells it added. */
+  readonly saved = new Map<string, ISaved>();
+  readonly added = new Set<string>();
+
+  get changed(): boolean {
+    return this.saved.size > 0 || this.added.size > 0;
+  }
+
+  /** Stop: every card still waiting is rejected. */
+  stop(): void {
+    this.stopped = true;
+    for (const settle of this.waiting) {
+      settle('reject');
+    }
+    this.waiting.clear();
+  }
+
+  /** The `agent` runner. */
+  async run(call: IToolCall): Promise<IToolOutcome> {
+    if (this.panel.isDisposed) {
+      return error('the notebook of this task is closed; nothing was done.');
+    }
+    if (this.stopped) {
+      return { status: 'declined', result: 'The user stopped the task.' };
+    }
+    this.steps += 1;
+    const args = call.arguments as Record<string, any>;
+    const cells = this.shared.cells;
+    const index = Number(args.index);
+    const needsCell = call.name !== 'list_cells' && call.name !== 'insert_cell';
+    if (needsCell && !(index >= 0 && index < cells.length)) {
+      return error(
+        `there is no cell ${args.index}: the notebook has ${cells.length} cells (0 to ${cells.length - 1}).`
+      );
+    }
+    switch (call.name) {
+      case 'list_cells':
+        return ok(this.listCells());
+      case 'get_cell': {
+        const cell = cells[index];
+        const count =
+          cell.cell_type === 'code' ? (cell as any).execution_count : null;
+        return ok(
+          `Cell ${index} (${cell.cell_type}${count ? `, In[${count}]` : ''}):\n${cell.getSource()}`
+        );
+      }
+      case 'insert_cell':
+        return this.insert(index, String(args.source ?? ''), args.cell_type);
+      case 'edit_cell':
+        return this.edit(index, String(args.source ?? ''), call);
+      case 'run_cell':
+        return this.runCell(index, call);
+      case 'get_cell_output':
+        return ok(JSON.stringify(this.report(index, 'ok')));
+      case 'delete_cell':
+        return this.remove(index, call);
+      default:
+        return error(`the agent has no tool ${call.name}.`);
+    }
+  }
+
+  // -- the tools ---------------------------------------------------------------------------
+
+  private listCells(): string {
+    const lines = this.shared.cells.map((cell, i) => {
+      const first = cell.getSource().split('\n', 1)[0].slice(0, 80);
+      const count =
+        cell.cell_type === 'code' ? (cell as any).execution_count : null;
+      const failed =
+        cell.cell_type === 'code' &&
+        ((cell as any).outputs ?? []).some(
+          (o: any) => o.output_type === 'error'
+        );
+      return `${i}: ${cell.cell_type}${count ? ` In[${count}]` : ''}${failed ? ' (error)' : ''} | ${first}`;
+    });
+    return lines.length ? lines.join('\n') : '(the notebook has no cells)';
+  }
+
+  private insert(index: number, source: string, type: unknown): IToolOutcome {
+    const cells = this.shared.cells;
+    if (!(index >= 0 && index <= cells.length)) {
+      return error(
+        `index ${index} is outside 0 to ${cells.length} (the number of cells appends).`
+      );
+    }
+    const cellType = type === 'markdown' ? 'markdown' : 'code';
+    const cell = this.shared.insertCell(index, {
+      cell_type: cellType,
+      source,
+      metadata: { mistral: this.provenance() }
+    } as any);
+    this.added.add(cell.id);
+    this.mark();
+    return ok(`Inserted a ${cellType} cell at index ${index} (not run).`);
+  }
+
+  private async edit(
+    index: number,
+    source: string,
+    call: IToolCall
+  ): Promise<IToolOutcome> {
+    const cell = this.shared.cells[index];
+    const card = this.card(`Edit cell ${index}?`, call);
+    card.body.appendChild(diffView(cell.getSource(), source));
+    if ((await this.decide(card, call)) === 'reject') {
+      return { status: 'declined', result: REJECTED };
+    }
+    const now = this.shared.cells.indexOf(cell);
+    if (now < 0) {
+      return error('the cell was deleted while waiting for approval.');
+    }
+    this.save(cell, now);
+    cell.setSource(source);
+    this.stamp(cell);
+    return ok(`Cell ${now} now has the new source (not run).`);
+  }
+
+  private async runCell(index: number, call: IToolCall): Promise<IToolOutcome> {
+    const cell = this.shared.cells[index];
+    if (cell.cell_type !== 'code') {
+      return error(
+        `cell ${index} is a ${cell.cell_type} cell: only code cells run.`
+      );
+    }
+    const card = this.card(`Run cell ${index}?`, call);
+    const code = document.createElement('pre');
+    code.className = 'mm-Approval-code';
+    code.textContent = clipLines(cell.getSource());
+    card.body.appendChild(code);
+    if ((await this.decide(card, call)) === 'reject') {
+      return { status: 'declined', result: REJECTED };
+    }
+    const now = this.shared.cells.indexOf(cell);
+    const widget = this.panel.content.widgets[now];
+    if (now < 0 || !(widget instanceof CodeCell)) {
+      return error('the cell was deleted while waiting for approval.');
+    }
+    const session = this.panel.sessionContext;
+    if (!session.session?.kernel) {
+      return error('the notebook has no running kernel; the cell was not run.');
+    }
+    this.save(cell, now);
+    this.stamp(cell);
+    let restarted = false;
+    const watch = (_: unknown, status: string) => {
+      if (status === 'restarting' || status === 'autorestarting') {
+        restarted = true;
+      }
+    };
+    session.statusChanged.connect(watch);
+    let status: 'ok' | 'error' = 'ok';
+    try {
+      // Bounded by the task's time left: a cell that keeps running is not interrupted
+      // (the user decides that), the model hears it did not finish.
+      const reply = await within(
+        CodeCell.execute(widget, session),
+        call.timeout_ms
+      );
+      if (reply === TIMED_OUT) {
+        return error(
+          `cell ${now} did not finish within the task's time left; it may still be running.`
+        );
+      }
+      status = reply?.content.status === 'ok' ? 'ok' : 'error';
+    } catch (err) {
+      return error(
+        `running cell ${now} failed: ${String((err as Error).message ?? err)}`
+      );
+    } finally {
+      session.statusChanged.disconnect(watch);
+    }
+    if (restarted) {
+      this.stop();
+      return error('the kernel restarted while the cell ran; the task stops.');
+    }
+    return ok(JSON.stringify(this.report(now, status)));
+  }
+
+  private async remove(index: number, call: IToolCall): Promise<IToolOutcome> {
+    const cell = this.shared.cells[index];
+    const card = this.card(`Delete cell ${index}?`, call);
+    const code = document.createElement('pre');
+    code.className = 'mm-Approval-code mm-Diff-del';
+    code.textContent = clipLines(cell.getSource());
+    card.body.appendChild(code);
+    if ((await this.decide(card, call)) === 'reject') {
+      return { status: 'declined', result: REJECTED };
+    }
+    const now = this.shared.cells.indexOf(cell);
+    if (now < 0) {
+      return error('the cell was already deleted.');
+    }
+    if (this.added.has(cell.id)) {
+      this.added.delete(cell.id);
+    } else {
+      this.save(cell, now);
+    }
+    this.shared.deleteCell(now);
+    return ok(`Deleted cell ${now}.`);
+  }
+
+  /** A cell's outputs for the server, each text bounded, images by type and size. */
+  private report(index: number, status: string): any {
+    const cell = this.shared.cells[index] as any;
+    const outputs = (cell.outputs ?? []).map((o: any) => boundedOutput(o));
+    return {
+      index,
+      execution_count: cell.execution_count ?? null,
+      status: outputs.some((o: any) => o.output_type === 'error')
+        ? 'error'
+        : status,
+      outputs
+    };
+  }
+
+  // -- checkpoint and undo ----------------------------------------------------------------
+
+  /** Before the task's first change to `cell`, keep it exactly as it is. */
+  private save(cell: ISharedCell, index: number): void {
+    if (this.saved.has(cell.id) || this.added.has(cell.id)) {
+      return;
+    }
+    const before = index > 0 ? this.shared.cells[index - 1].id : null;
+    this.saved.set(cell.id, { json: cell.toJSON(), index, after: before });
+  }
+
+  /** Put back every cell the task touched, exactly; remove the cells it added. Cells it
+   * did not touch (the user's later edits included) stay as they are. */
+  undo(): void {
+    const shared = this.shared;
+    shared.transact(() => {
+      for (const id of this.added) {
+        const at = shared.cells.findIndex(c => c.id === id);
+        if (at >= 0) {
+          shared.deleteCell(at);
+        }
+      }
+      // Back in the order they were: each deleted one after the cell it followed.
+      const saved = [...this.saved.values()].sort((a, b) => a.index - b.index);
+      for (const entry of saved) {
+        const at = shared.cells.findIndex(c => c.id === entry.json.id);
+        if (at >= 0) {
+          shared.deleteCell(at);
+          shared.insertCell(at, entry.json);
+        } else {
+          const previous =
+            entry.after === null
+              ? -1
+              : shared.cells.findIndex(c => c.id === entry.after);
+          const to =
+            previous >= 0
+              ? previous + 1
+              : Math.min(entry.index, shared.cells.length);
+          shared.insertCell(to, entry.json);
+        }
+      }
+    });
+    this.added.clear();
+    this.saved.clear();
+    this.mark();
+  }
+
+  // -- approvals -------------------------------------------------------------------------
+
+  private card(
+    title: string,
+    call: IToolCall
+  ): { node: HTMLElement; body: HTMLElement; buttons: HTMLElement } {
+    const node = document.createElement('div');
+    node.className = 'mm-Approval';
+    node.dataset.callId = call.call_id;
+    node.dataset.tool = call.name;
+    const heading = document.createElement('div');
+    heading.className = 'mm-Approval-title';
+    heading.textContent = title;
+    const body = document.createElement('div');
+    body.className = 'mm-Approval-body';
+    const buttons = document.createElement('div');
+    buttons.className = 'mm-Approval-buttons';
+    node.append(heading, body, buttons);
+    this.view.attach(node);
+    return { node, body, buttons };
+  }
+
+  /** The user's decision (Approve all: this and the rest of the task); waits at most the
+   * task's time left, then counts as a rejection. */
+  private decide(
+    card: { node: HTMLElement; buttons: HTMLElement },
+    call: IToolCall
+  ): Promise<Decision> {
+    const settleCard = (decision: Decision, how: string) => {
+      card.node.classList.add(`mm-mod-${decision}d`);
+      const state = document.createElement('div');
+      state.className = 'mm-Approval-state';
+      state.textContent = how;
+      card.buttons.replaceWith(state);
+    };
+    if (this.view.autoApprove.checked) {
+      settleCard(
+        'approve',
+        'Approved (run without asking is on for this task).'
+      );
+      return Promise.resolve('approve');
+    }
+    return new Promise<Decision>(resolve => {
+      let timer = 0;
+      const finish = (decision: Decision, how: string) => {
+        if (this.waiting.delete(stopped)) {
+          window.clearTimeout(timer);
+          settleCard(decision, how);
+          resolve(decision);
+        }
+      };
+      const stopped = (decision: Decision) =>
+        finish(decision, 'Rejected: the task stopped.');
+      this.waiting.add(stopped);
+      timer = window.setTimeout(
+        () =>
+          finish('reject', 'Rejected: not answered within the task’s time.'),
+        Math.max(call.timeout_ms, 0)
+      );
+      const button = (label: string, className: string, act: () => void) => {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.className = `jp-Button mm-Approval-${className}`;
+        b.textContent = label;
+        b.addEventListener('click', act);
+        card.buttons.appendChild(b);
+      };
+      button('Approve', 'approve', () => finish('approve', 'Approved.'));
+      button('Reject', 'reject', () => finish('reject', 'Rejected.'));
+      button('Approve all for this task', 'approveAll', () => {
+        this.view.autoApprove.checked = true;
+        finish('approve', 'Approved (and the rest of this task).');
+      });
+    });
+  }
+
+  // -- marks -----------------------------------------------------------------------------
+
+  private provenance(): IProvenance {
+    return {
+      model: this.model,
+      task: this.task,
+      step: this.steps,
+      timestamp: new Date().toISOString()
+    };
+  }
+
+  private stamp(cell: ISharedCell): void {
+    cell.setMetadata('mistral', this.provenance() as any);
+    this.mark();
+  }
+
+  /** The badge on every cell that carries agent provenance. */
+  mark(): void {
+    for (const widget of this.panel.content.widgets) {
+      widget.toggleClass(
+        'mm-AgentCell',
+        widget.model.getMetadata('mistral') !== undefined
+      );
+    }
+  }
+
+  private get shared() {
+    return this.panel.content.model!.sharedModel;
+  }
+
+  private readonly waiting = new Set<(decision: Decision) => void>();
+}
+
+function ok(result: string): IToolOutcome {
+  return { status: 'ok', result };
+}
+
+function error(text: string): IToolOutcome {
+  return { status: 'error', result: `Error: ${text}` };
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+function within<T>(
+  work: Promise<T>,
+  ms: number
+): Promise<T | typeof TIMED_OUT> {
+  let timer = 0;
+  const limit = new Promise<typeof TIMED_OUT>(resolve => {
+    timer = window.setTimeout(() => resolve(TIMED_OUT), Math.max(ms, 0));
+  });
+  return Promise.race([work, limit]).finally(() => window.clearTimeout(timer));
+}
+
+function clip(text: string, limit: number): string {
+  return text.length <= limit
+    ? text
+    : `${text.slice(0, limit / 2)}\n…\n${text.slice(-limit / 2)}`;
+}
+
+function clipLines(text: string): string {
+  const lines = text.split('\n');
+  return lines.length <= SOURCE_LINES_SHOWN
+    ? text
+    : [
+        ...lines.slice(0, SOURCE_LINES_SHOWN),
+        `… ${lines.length - SOURCE_LINES_SHOWN} more lines`
+      ].join('\n');
+}
+
+function joined(value: unknown): string {
+  return Array.isArray(value) ? value.join('') : String(value ?? '');
+}
+
+/** One output with its texts cut and its images replaced by their size. */
+function boundedOutput(output: any): any {
+  if (output.output_type === 'stream') {
+    return { ...output, text: clip(joined(output.text), OUTPUT_CHARS) };
+  }
+  if (output.output_type === 'error') {
+    return {
+      output_type: 'error',
+      ename: output.ename,
+      evalue: clip(String(output.evalue ?? ''), OUTPUT_CHARS),
+      traceback: (output.traceback ?? [])
+        .slice(-30)
+        .map((l: string) => clip(l, OUTPUT_CHARS))
+    };
+  }
+  const data: Record<string, string> = {};
+  const sizes: Record<string, number> = {};
+  for (const [mime, value] of Object.entries(output.data ?? {})) {
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    if (mime.startsWith('image/')) {
+      data[mime] = '';
+      sizes[mime] = text.length;
+    } else if (mime === 'text/plain') {
+      data[mime] = clip(text, OUTPUT_CHARS);
+    } else {
+      data[mime] = '';
+    }
+  }
+  return { output_type: output.output_type, data, sizes };
+}
+
+/** The change old → new as lines: the common head and tail once, the middle as removed
+ * and added lines (linear, so a long cell costs no more than its length). */
+export function diffView(before: string, after: string): HTMLElement {
+  const a = before.split('\n');
+  const b = after.split('\n');
+  let head = 0;
+  while (head < a.length && head < b.length && a[head] === b[head]) {
+    head++;
+  }
+  let tail = 0;
+  while (
+    tail < a.length - head &&
+    tail < b.length - head &&
+    a[a.length - 1 - tail] === b[b.length - 1 - tail]
+  ) {
+    tail++;
+  }
+  const pre = document.createElement('pre');
+  pre.className = 'mm-Diff';
+  const line = (text: string, kind: string) => {
+    const span = document.createElement('span');
+    span.className = `mm-Diff-line mm-Diff-${kind}`;
+    span.textContent = `${kind === 'add' ? '+' : kind === 'del' ? '-' : ' '} ${text}\n`;
+    pre.appendChild(span);
+  };
+  a.slice(0, head).forEach(l => line(l, 'same'));
+  a.slice(head, a.length - tail).forEach(l => line(l, 'del'));
+  b.slice(head, b.length - tail).forEach(l => line(l, 'add'));
+  a.slice(a.length - tail).forEach(l => line(l, 'same'));
+  return pre;
+}

@@ -1,0 +1,200 @@
+# ruff: noqa: F811  (the fixtures imported from test_lab_browser are parameters here)
+"""Agent mode in a real browser (issue #14): a real ``jupyter lab`` with the stub scripted as
+the model, a real kernel, real clicks on the approval cards. Each scripted reply is one of the
+task's model requests; the page acts on the notebook model; the notebook JSON is compared
+before and after Undo.
+
+Same rules as ``test_lab_browser``: a fresh page and notebook per test, no sleeps (every wait
+is for something to appear), no console errors, the key never on the page.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.lab_server import LabServer, start_lab
+from tests.stub import Reply, StubServer, ToolCallSpec
+from tests.test_lab_browser import (  # noqa: F401  (fixtures)
+    ARTIFACTS,
+    SIDEBAR,
+    _ask,
+    _cells,
+    _code_cell,
+    _last_answer,
+    _notebook,
+    _open,
+    _open_sidebar,
+    _run_cell,
+    _wait_done,
+    api,
+    browser,
+    clean_state,
+    jp_asyncio_loop,
+    jp_server_cleanup,
+    lab_stub,
+    page,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+MAX_STEPS = 4
+PLAN = "Plan:\n\n1. Add a cell computing `y`.\n2. Run it and fix it if it fails."
+START = _notebook(_code_cell("x = 1\nx", "first"))
+
+
+@pytest.fixture(scope="module")
+def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """A ``jupyter lab`` with the stub as the model and a small step bound for the tests."""
+    server = start_lab(
+        lab_stub,
+        tmp_path_factory.mktemp("lab-agent"),
+        args=(f"--MistralServer.agent_max_steps={MAX_STEPS}",),
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(server.log, ARTIFACTS / "lab-agent-server.log")
+        assert "test-key" not in server.log.read_text(errors="replace"), "key in the log"
+
+
+def _notebook_json(page: Page) -> dict[str, Any]:
+    """The visible notebook as JupyterLab's model has it (what Save would write)."""
+    return page.evaluate("() => window.jupyterapp.shell.currentWidget.content.model.toJSON()")
+
+
+def _agent_mode(page: Page) -> None:
+    page.locator(f"{SIDEBAR} select.mm-Mode").select_option("agent")
+    expect(page.locator(f"{SIDEBAR} .mm-AutoApprove")).to_be_visible()
+
+
+def _card(page: Page, number: int) -> Any:
+    return _last_answer(page).locator(".mm-Approval").nth(number)
+
+
+def _tool_messages(stub: StubServer) -> list[str]:
+    return [m["content"] for m in stub.chat_requests[-1].body["messages"] if m["role"] == "tool"]
+
+
+def test_an_agent_task_inserts_runs_fixes_and_undo_restores_the_notebook(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "agent.ipynb", START)
+    _open_sidebar(page)
+    _run_cell(page, 0, "1")
+    before = _notebook_json(page)
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "y = x / 0"})]),
+        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+        Reply(tool_calls=[ToolCallSpec("edit_cell", {"index": 1, "source": "y = x / 2\ny"})]),
+        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+        Reply("Done: `y` is 0.5."),
+    )
+    asked = len(lab_stub.chat_requests)
+    _agent_mode(page)
+    _ask(page, "Compute y as x divided by something")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("Add a cell computing")  # the plan, with the first reply
+    expect(_cells(page)).to_have_count(2)  # the insert shows at once, not run
+    run = _card(page, 0)
+    expect(run.locator(".mm-Approval-code")).to_have_text("y = x / 0")
+    run.locator(".mm-Approval-approve").click()
+    # the error went back to the model, condensed and ANSI-free
+    edit = _card(page, 1)
+    expect(edit.locator(".mm-Diff-del")).to_have_text("- y = x / 0\n")
+    expect(edit.locator(".mm-Diff-add")).to_have_count(2)
+    error_text = _tool_messages(lab_stub)[-1]
+    assert error_text.startswith("Cell 1 (In[2]) raised an error.")
+    assert "ZeroDivisionError" in error_text and "\x1b[" not in error_text
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator(SIDEBAR).screenshot(path=str(ARTIFACTS / "agent-edit.png"))
+    edit.locator(".mm-Approval-approve").click()
+    _card(page, 2).locator(".mm-Approval-approve").click()
+    expect(answer).to_contain_text("y is 0.5")
+    _wait_done(page)
+    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("0.5")
+    assert len(lab_stub.chat_requests) - asked == 5  # one request per scripted reply
+    assert "Cell 1 (In[3]) ran." in _tool_messages(lab_stub)[-1]
+
+    # badge and provenance on the agent's cell, none on the user's
+    expect(_cells(page).nth(1)).to_have_class(lambda_class("mm-AgentCell"))
+    expect(_cells(page).nth(0)).not_to_have_class(lambda_class("mm-AgentCell"))
+    after = _notebook_json(page)
+    provenance = after["cells"][1]["metadata"]["mistral"]
+    assert provenance["model"] == "mistral-large-2407" and provenance["step"] >= 3
+    assert provenance["task"] and provenance["timestamp"].endswith("Z")
+    assert "mistral" not in after["cells"][0]["metadata"]
+    expect(answer.locator(".mm-AgentBar-status")).to_contain_text(f"of at most {MAX_STEPS}")
+    page.screenshot(path=str(ARTIFACTS / "agent-done.png"))
+
+    # the user edits their own cell after the task; Undo leaves that edit alone
+    page.evaluate(
+        """() => window.jupyterapp.shell.currentWidget.content.model.sharedModel
+                 .cells[0].setSource('x = 10\\nx')"""
+    )
+    answer.locator(".mm-Undo").click()
+    expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
+    expected = dict(before)
+    expected["cells"] = [dict(before["cells"][0], source="x = 10\nx")]
+    assert _notebook_json(page) == expected
+    expect(_cells(page)).to_have_count(1)
+
+
+def lambda_class(name: str) -> Any:
+    import re
+
+    return re.compile(rf"(^|\s){name}(\s|$)")
+
+
+def test_rejected_steps_run_nothing_and_the_model_reads_rejected(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "reject.ipynb", START)
+    _open_sidebar(page)
+    _run_cell(page, 0, "1")
+    before = _notebook_json(page)
+    assert before["cells"][0]["execution_count"] == 1
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 0})]),
+        Reply(tool_calls=[ToolCallSpec("edit_cell", {"index": 0, "source": "x = 2"})]),
+        Reply("Nothing was done."),
+    )
+    _agent_mode(page)
+    _ask(page, "Change x")
+    _card(page, 0).locator(".mm-Approval-reject").click()
+    _card(page, 1).locator(".mm-Approval-reject").click()
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("Nothing was done.")
+    _wait_done(page)
+    assert _tool_messages(lab_stub) == ["rejected by the user", "rejected by the user"]
+    assert _notebook_json(page) == before
+    expect(answer.locator(".mm-Undo")).to_be_hidden()  # nothing to undo
+    # the kernel ran nothing: the next run is In[2]
+    _run_cell(page, 0, "1")
+    expect(_cells(page).nth(0).locator(".jp-InputPrompt")).to_contain_text("[2]")
+
+
+def test_the_step_bound_ends_the_task_with_a_message(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "bound.ipynb", START)
+    _open_sidebar(page)
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("list_cells", {})]),
+        *[Reply(tool_calls=[ToolCallSpec("get_cell", {"index": 0})]) for _ in range(MAX_STEPS)],
+    )
+    asked = len(lab_stub.chat_requests)
+    _agent_mode(page)
+    _ask(page, "Look around forever")
+    answer = _last_answer(page)
+    expect(answer.locator(".mm-Message-note")).to_contain_text("MistralServer.agent_max_steps")
+    _wait_done(page)
+    assert len(lab_stub.chat_requests) - asked == MAX_STEPS + 1
+    expect(answer.locator(".mm-Tool")).to_have_count(MAX_STEPS)
