@@ -365,13 +365,21 @@ export class AgentTask {
     }
     return new Promise<Decision>(resolve => {
       let timer = 0;
+      const switched = () => {
+        if (this.view.autoApprove.checked) {
+          finish('approve', 'Approved (run without asking was switched on).');
+        }
+      };
       const finish = (decision: Decision, how: string) => {
         if (this.waiting.delete(stopped)) {
           window.clearTimeout(timer);
+          this.view.autoApprove.removeEventListener('change', switched);
           settleCard(decision, how);
           resolve(decision);
         }
       };
+      // switching "run without asking" on while a card waits approves it too
+      this.view.autoApprove.addEventListener('change', switched);
       const stopped = (decision: Decision) =>
         finish(decision, 'Rejected: the task stopped.');
       this.waiting.add(stopped);

@@ -151,10 +151,13 @@ export class ChatSidebar extends Panel {
       this.input.placeholder =
         this.modeSelect.value === 'agent' ? AGENT_PLACEHOLDER : ASK_PLACEHOLDER;
     });
-    header.append(title, this.modeSelect, toggle, newChat);
+    header.append(title, toggle, newChat);
     const agentBar = document.createElement('div');
     agentBar.className = 'mm-AgentSwitches';
-    agentBar.append(auto);
+    const modeLabel = document.createElement('label');
+    modeLabel.className = 'mm-ModeLabel';
+    modeLabel.append('Mode ', this.modeSelect);
+    agentBar.append(modeLabel, auto);
 
     this.notice = document.createElement('div');
     this.notice.className = 'mm-Notice';
