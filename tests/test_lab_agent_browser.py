@@ -65,6 +65,13 @@ def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
         assert "test-key" not in server.log.read_text(errors="replace"), "key in the log"
 
 
+def _run_first_cell(page: Page, count: int) -> None:
+    """Run cell 0 and wait until the run is over (its output, then its count: the output
+    can show before the kernel's reply sets the execution count)."""
+    _run_cell(page, 0, "1")
+    expect(_cells(page).nth(0).locator(".jp-InputPrompt")).to_contain_text(f"[{count}]")
+
+
 def _notebook_json(page: Page) -> dict[str, Any]:
     """The visible notebook as JupyterLab's model has it (what Save would write)."""
     return page.evaluate("() => window.jupyterapp.shell.currentWidget.content.model.toJSON()")
@@ -88,7 +95,7 @@ def test_an_agent_task_inserts_runs_fixes_and_undo_restores_the_notebook(
 ) -> None:
     _open(page, lab, api, "agent.ipynb", START)
     _open_sidebar(page)
-    _run_cell(page, 0, "1")
+    _run_first_cell(page, 1)
     before = _notebook_json(page)
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "y = x / 0"})]),
@@ -158,7 +165,7 @@ def test_rejected_steps_run_nothing_and_the_model_reads_rejected(
 ) -> None:
     _open(page, lab, api, "reject.ipynb", START)
     _open_sidebar(page)
-    _run_cell(page, 0, "1")
+    _run_first_cell(page, 1)
     before = _notebook_json(page)
     assert before["cells"][0]["execution_count"] == 1
     lab_stub.queue(
@@ -177,8 +184,7 @@ def test_rejected_steps_run_nothing_and_the_model_reads_rejected(
     assert _notebook_json(page) == before
     expect(answer.locator(".mm-Undo")).to_be_hidden()  # nothing to undo
     # the kernel ran nothing: the next run is In[2]
-    _run_cell(page, 0, "1")
-    expect(_cells(page).nth(0).locator(".jp-InputPrompt")).to_contain_text("[2]")
+    _run_first_cell(page, 2)
 
 
 def test_the_step_bound_ends_the_task_with_a_message(
