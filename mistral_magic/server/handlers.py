@@ -388,7 +388,7 @@ class ChatHandler(_Base):
             await self._send("notice", {"message": str(exc), "kind": "agent"})
             await self._send("agent", task.progress())
             usage = task.usage()
-            self.service.record_usage(self.user_name, prepared.model, usage)
+            self.service.record_usage(self.user_name, prepared, prepared.model, usage)
             await self._send("usage", self.service.usage_json(prepared.model, usage))
             await self._send("done", {"finish_reason": "bound"})
         except MistralError as exc:
