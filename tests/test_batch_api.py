@@ -40,13 +40,18 @@ def chat_line(custom_id: str, text: str, **params) -> dict:
     }
 
 
-def wait_until_finished(jobs: BatchJobs, job: BatchJob, limit: float = 5.0) -> BatchJob:
+def wait_for(jobs: BatchJobs, job: BatchJob, ready, limit: float = 10.0) -> BatchJob:
+    """Poll the job until ``ready(job)`` holds; the stub's jobs advance with its clock."""
     deadline = time.monotonic() + limit
-    while not job.finished:
+    while not ready(job):
         assert time.monotonic() < deadline, job
         time.sleep(0.02)
         job = jobs.get(job.id)
     return job
+
+
+def wait_until_finished(jobs: BatchJobs, job: BatchJob, limit: float = 10.0) -> BatchJob:
+    return wait_for(jobs, job, lambda j: j.finished, limit)
 
 
 def test_multipart_encoding_roundtrips_through_the_stubs_parser():
@@ -88,7 +93,7 @@ def test_a_bad_purpose_is_a_422_naming_the_field(client):
 def test_job_lifecycle_queued_running_success_with_counters_and_result_files(stub, client):
     backend = batch_of(stub)
     backend.queue_seconds = 0.1
-    backend.seconds_per_request = 0.05
+    backend.seconds_per_request = 0.4  # slow enough that a poll sees it part-way
 
     def responder(body):
         text = body["messages"][-1]["content"]
@@ -112,8 +117,7 @@ def test_job_lifecycle_queued_running_success_with_counters_and_result_files(stu
         "model": "mistral-large-2407",
         "metadata": {"run": "t1"},
     }
-    time.sleep(0.2)
-    running = jobs.get(job.id)
+    running = wait_for(jobs, job, lambda j: j.completed_requests > 0)
     assert running.status == "RUNNING" and running.total_requests == 6
     assert 0 < running.completed_requests < 6
     done = wait_until_finished(jobs, running)
@@ -145,12 +149,12 @@ def test_job_lifecycle_queued_running_success_with_counters_and_result_files(stu
 
 def test_cancel_goes_through_cancellation_requested(stub, client):
     backend = batch_of(stub)
-    backend.seconds_per_request = 0.05
+    backend.seconds_per_request = 0.1
     backend.cancel_seconds = 0.1
     uploaded = Files(client).upload(jsonl(*(chat_line(str(i), "x") for i in range(40))), "a.jsonl")
     jobs = BatchJobs(client)
     job = jobs.create(input_files=[uploaded.id], model="mistral-large-2407")
-    time.sleep(0.15)
+    wait_for(jobs, job, lambda j: j.completed_requests > 0)
     cancelling = jobs.cancel(job.id)
     assert cancelling.status == "CANCELLATION_REQUESTED"
     done = wait_until_finished(jobs, cancelling)
@@ -178,6 +182,7 @@ def test_list_is_newest_first_and_filters(stub, client):
     assert [j.id for j in jobs.list()] == [second.id, first.id]
     assert [j.id for j in jobs.list(metadata={"k": "a"})] == [first.id]
     wait_until_finished(jobs, first)
+    wait_until_finished(jobs, second)
     assert {j.id for j in jobs.list(status="SUCCESS")} == {first.id, second.id}
 
 
