@@ -290,10 +290,9 @@ def test_a_rerun_is_answered_from_the_cache(env, capsys):
     items = [f"q{i}" for i in range(10)]
     first = run(items, "{}")
     assert len(env.chat_requests) == 10
-    started = time.monotonic()
     again = run(items, "{}", progress=True)
-    assert again == first and time.monotonic() - started < 1.0
-    assert len(env.chat_requests) == 10
+    assert again == first
+    assert len(env.chat_requests) == 10  # nothing sent: every answer came from the cache
     assert "10 from the cache" in capsys.readouterr().out
 
 

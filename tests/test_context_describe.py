@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -89,24 +88,6 @@ def test_large_frame_touches_only_bounded_slices(monkeypatch):
     assert seen_rows and max(seen_rows) <= NULL_SAMPLE_ROWS
 
 
-def _best_time(func, repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def test_cost_is_flat_in_rows():
-    small = sales_frame(NULL_SAMPLE_ROWS)
-    large = pd.concat([small] * 100, ignore_index=True)  # 1,000,000 rows
-    describe(small, "s")
-    describe(large, "l")
-    ratio = _best_time(lambda: describe(large, "l")) / _best_time(lambda: describe(small, "s"))
-    assert ratio < 3, ratio
-
-
 def test_wide_frame_lists_a_bounded_number_of_columns():
     frame = pd.DataFrame(np.zeros((5, 300)), columns=[f"feature_{i}" for i in range(300)])
     text = describe(frame, "wide", max_chars=10_000)
@@ -167,12 +148,24 @@ def test_nested_big_objects_are_summarised_not_printed():
     assert "'deep': [[[…]]]" in text
 
 
+class CountedRepr:
+    """One object repeated in a huge list: counts how many items a describer looks at."""
+
+    calls = 0
+
+    def __repr__(self) -> str:
+        CountedRepr.calls += 1
+        return "c"
+
+
 def test_huge_builtins_stay_cheap():
-    huge_list = list(range(5_000_000))
-    started = time.perf_counter()
-    text = describe(huge_list, "xs")
-    assert time.perf_counter() - started < 0.05
-    assert text == "xs: list (5,000,000 items)\n[0, 1, 2, 3, 4, 5, 6, 7, …]"
+    # Cost is asserted by work done, not by a clock: only the previewed items are repr'd.
+    assert describe(list(range(5_000_000)), "xs") == (
+        "xs: list (5,000,000 items)\n[0, 1, 2, 3, 4, 5, 6, 7, …]"
+    )
+    CountedRepr.calls = 0
+    text = describe([CountedRepr()] * 5_000_000, "cs")
+    assert text.startswith("cs: list (5,000,000 items)") and CountedRepr.calls <= 8
     assert describe(10**100_000, "big") == "big: int = <int with about 100,001 digits>"
     long_text = "word " * 100_000
     text = describe(long_text, "doc", max_chars=300)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -255,10 +254,10 @@ def test_with_secrets_and_environment():
         "prose",
     ],
 )
+@pytest.mark.timeout(60, method="thread")  # linear takes well under a second; quadratic, minutes
 def test_huge_adversarial_text_is_linear(text):
-    started = time.perf_counter()
-    Redactor(["some-configured-secret"]).redact(text)
-    assert time.perf_counter() - started < 2.0  # quadratic behaviour would take minutes
+    # No clock assert (machines are noisy): the timeout is the bound, benchmarks hold figures.
+    assert Redactor(["some-configured-secret"]).redact(text) is not None
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -269,9 +268,8 @@ def test_huge_tracebacks_and_messages_stay_within_the_budget(stub, kernel):
             timeout=120,
         )
         assert run.status == "error"
-        started = time.perf_counter()
+        # Bounded by the execute timeout; cost figures live in benchmarks/bench_context.py.
         explain = kernel.execute("%mistral explain", timeout=60)
-        elapsed = time.perf_counter() - started
     finally:
         kernel.execute("%xmode Context")
     assert explain.status == "ok", explain.stderr
@@ -282,7 +280,6 @@ def test_huge_tracebacks_and_messages_stay_within_the_budget(stub, kernel):
     assert "\x1b" not in system
     assert "library frames" in system  # 10,000 frames condensed to a few lines
     assert len(system) < 20_000
-    assert elapsed < 10
 
 
 def test_non_utf8_messages_are_sent_as_escapes(stub, kernel):
