@@ -42,20 +42,7 @@ from .api.defaults import (
     DEFAULT_RETRY_BUDGET,
     DEFAULT_TIMEOUT,
 )
-
-# USD per 1M tokens (input, output). Sources: mistral-api.md §6 (2407 from 2024-09-17) and
-# Mistral's pricing for the other ids. Models missing here show "cost unknown".
-DEFAULT_PRICES: dict[str, list[float]] = {
-    "mistral-large-2407": [2.0, 6.0],
-    "mistral-large-2411": [2.0, 6.0],
-    "mistral-large-instruct-2407": [2.0, 6.0],
-    "mistral-large-latest": [0.5, 1.5],
-    "mistral-large-2512": [0.5, 1.5],
-    "mistral-small-latest": [0.1, 0.3],
-    # Codestral (inline completion by fill-in-the-middle): Mistral's pricing for 25.08.
-    "codestral-latest": [0.3, 0.9],
-    "codestral-2508": [0.3, 0.9],
-}
+from .prices import Price, PriceTable
 
 
 #: The values of ``reasoning_effort`` (2026 API: none, minimal, low, medium, high, xhigh).
@@ -189,7 +176,9 @@ class Mistral(Configurable):
         4000, help="Longest tool result the model gets, in characters (the rest is cut)."
     ).tag(config=True)
     prices = Dict(
-        help="USD per 1M tokens per model, as [input, output]; used for cost estimates."
+        help="USD per 1M tokens per model id, as [input, output]: overrides the prices "
+        "table (mistral_magic/prices.json, dated and sourced); a model in neither has no "
+        "price ('price unknown').",
     ).tag(config=True)
     reasoning_effort = CaselessStrEnum(
         list(REASONING_EFFORTS),
@@ -212,6 +201,33 @@ class Mistral(Configurable):
     cache_max_mb = Float(512.0, help="Largest size of the response cache, in MB.").tag(config=True)
     confirm_cost_above = Float(
         1.0, allow_none=True, help="apply(): ask before a job estimated above this many USD."
+    ).tag(config=True)
+    confirm_above = Float(
+        None,
+        allow_none=True,
+        help="Ask before sending a request whose worst case (its prompt, and a reply of "
+        "max_tokens) costs more than this many USD; None (the default) never asks. apply() "
+        "asks by confirm_cost_above instead.",
+    ).tag(config=True)
+    session_budget = Float(
+        None,
+        allow_none=True,
+        help="USD this session may spend (every face and apply(), by the server's usage at "
+        "the prices table's rates): a request whose worst case would pass it is refused and "
+        "nothing is sent. None (the default): no budget.",
+    ).tag(config=True)
+    instructions = Unicode(
+        "",
+        help="Your standing instructions, added to the system message of every request "
+        "(with the AGENTS.md of the notebook's folder or a parent).",
+    ).tag(config=True)
+    agents_file = Bool(
+        True, help="Add the nearest AGENTS.md (notebook folder, then parents) to every request."
+    ).tag(config=True)
+    instructions_max_chars = Int(
+        8000,
+        help="Longest project instructions sent (Mistral.instructions and AGENTS.md, each), "
+        "in characters; the rest is cut with a note.",
     ).tag(config=True)
     batch_price_factor = Float(
         0.5, help="Batch API price as a fraction of the normal one (50% since 2025-07)."
@@ -236,10 +252,6 @@ class Mistral(Configurable):
     def _dialect_default(self) -> str:
         return os.environ.get("MISTRAL_DIALECT") or "auto"
 
-    @default("prices")
-    def _prices_default(self) -> dict[str, list[float]]:
-        return {k: list(v) for k, v in DEFAULT_PRICES.items()}
-
     @default("codestral_base_url")
     def _codestral_base_url_default(self) -> str:
         return os.environ.get("MISTRAL_CODESTRAL_BASE_URL") or ""
@@ -263,6 +275,13 @@ class Mistral(Configurable):
             raise TraitError(f"Mistral.{name} must be a number of seconds {bound}, not {value}.")
         return value
 
+    @validate("confirm_above", "session_budget")
+    def _check_dollars(self, proposal: dict[str, Any]) -> float | None:
+        value, name = proposal["value"], proposal["trait"].name
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise TraitError(f"Mistral.{name} must be an amount in USD, 0 or more (or None).")
+        return value
+
     @validate(
         "max_retries",
         "max_reply_chars",
@@ -284,7 +303,7 @@ class Mistral(Configurable):
             raise ValueError(f"temperature must be between 0 and 1.5, not {value}")
         return value
 
-    @validate("max_tool_rounds", "tool_result_chars", "max_tool_seconds")
+    @validate("max_tool_rounds", "tool_result_chars", "max_tool_seconds", "instructions_max_chars")
     def _check_tool_limit(self, proposal: dict[str, Any]) -> Any:
         value = proposal["value"]
         if value < 0:
@@ -307,11 +326,27 @@ class Mistral(Configurable):
         except ValueError as error:
             raise TraitError(f"Mistral.model_capabilities: {error}.") from None
 
+    @validate("prices")
+    def _check_prices(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        for model, entry in proposal["value"].items():
+            ok = isinstance(entry, list | tuple) and len(entry) == 2
+            if not ok or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in entry
+            ):
+                raise TraitError(
+                    f"Mistral.prices[{model!r}] must be [input, output] in USD per 1M tokens "
+                    f"(two numbers, 0 or more), not {entry!r}."
+                )
+        return proposal["value"]
+
     def price(self, model: str) -> tuple[float, float] | None:
-        entry = self.prices.get(model) or self.prices.get(model.lower())
-        if not entry or len(entry) != 2:
-            return None
-        return float(entry[0]), float(entry[1])
+        """USD per 1M tokens (input, output) of ``model``, or None when it has no price."""
+        found = self.price_info(model)
+        return None if found is None else found.rates
+
+    def price_info(self, model: str) -> Price | None:
+        """The price of ``model`` with its date and source (``Mistral.prices`` first)."""
+        return PriceTable.default().lookup(model, self.prices)
 
     @classmethod
     def class_get_trait_help(

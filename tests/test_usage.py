@@ -7,7 +7,7 @@ def test_costs_follow_the_price_table():
     settings = Mistral()
     assert estimate_cost("mistral-large-2407", 1_000_000, 1_000_000, settings.price) == 8.0
     assert estimate_cost("some-unknown-model", 10, 10, settings.price) is None
-    assert format_cost(None) == "cost unknown"
+    assert format_cost(None) == "price unknown"
     assert format_cost(0.001234) == "$0.0012"
 
 
@@ -18,8 +18,8 @@ def test_ledger_sums_per_model():
     ledger.record("other", None)
     table = ledger.summary_markdown()
     assert "| mistral-large-2407 | 2 | 2,000 | 1,000 | $0.01 |" in table
-    assert "| other | 1 | 0 | 0 | cost unknown |" in table
-    assert "Total estimated cost: cost unknown" in table
+    assert "| other | 1 | 0 | 0 | price unknown |" in table
+    assert "Total estimated cost: price unknown" in table
 
 
 def test_settings_read_the_environment(monkeypatch):

@@ -70,7 +70,7 @@ class Estimate:
         if not self.requests:
             return text
         if self.cost is None:
-            return text + f" · cost unknown (no price for {self.model} in Mistral.prices)"
+            return text + f" · price unknown ({self.model} is not in the prices table)"
         reply = min(EXPECTED_REPLY_TOKENS, self.max_tokens or EXPECTED_REPLY_TOKENS)
         text += (
             f" · estimated cost {format_cost(self.cost)} ({format_cost(self.input_cost)} input "

@@ -21,7 +21,7 @@ def estimate_cost(model: str, prompt: int, completion: int, price: PriceLookup) 
 
 def format_cost(cost: float | None) -> str:
     if cost is None:
-        return "cost unknown"
+        return "price unknown"
     if cost < 0.01:
         return f"${cost:.4f}"
     return f"${cost:.2f}"
@@ -109,3 +109,17 @@ class UsageLedger:
         rows.append("")
         rows.append(f"Total estimated cost: {format_cost(total)} (from the server's usage counts).")
         return "\n".join(rows)
+
+    def spent(self) -> tuple[float, list[str]]:
+        """USD spent so far by the models with a price, and the models without one (whose
+        spending cannot be counted)."""
+        with self._lock:
+            models = list(self.by_model)
+        total, unknown = 0.0, []
+        for model in models:
+            cost = self.cost(model)
+            if cost is None:
+                unknown.append(model)
+            else:
+                total += cost
+        return total, unknown
