@@ -68,7 +68,7 @@ from .errors import (
     fim_unavailable,
 )
 from .models import ModelCatalog
-from .request import build_chat_body, build_fim_body
+from .request import body_sha256, build_chat_body, build_fim_body, encode_body
 from .retry import OnNotice, RetryPolicy
 from .scrub import Scrubber, url_secrets
 from .sse import ErrorExplainer, SSEDecoder, StreamAccumulator
@@ -122,6 +122,7 @@ class _Request:
     model: str | None = None
     dialect: Dialect | None = None
     endpoint: str = "chat"  # "chat", "fim" or "rest": what a 404 means depends on it
+    sha256: str = ""  # of ``content``, the bytes every try POSTs (a reply's provenance)
 
 
 @dataclass(frozen=True)
@@ -335,9 +336,15 @@ class _ClientCore:
         body = build_chat_body(messages, params, model=model, dialect=choice.dialect, stream=stream)
         headers = self._headers("text/event-stream" if stream else "application/json", base_url)
         headers["Content-Type"] = "application/json"
-        content = json.dumps(body, ensure_ascii=False).encode()
+        content = encode_body(body)
         return _Request(
-            "POST", base_url + "/chat/completions", headers, content, model, choice.dialect
+            "POST",
+            base_url + "/chat/completions",
+            headers,
+            content,
+            model,
+            choice.dialect,
+            sha256=body_sha256(content),
         )
 
     def _fim_request(
@@ -348,7 +355,7 @@ class _ClientCore:
         body = build_fim_body(prompt, suffix, params, model=model, stream=stream)
         headers = self._headers("text/event-stream" if stream else "application/json", base_url)
         headers["Content-Type"] = "application/json"
-        content = json.dumps(body, ensure_ascii=False).encode()
+        content = encode_body(body)
         dialect = self.known_dialect()
         return _Request(
             "POST",
@@ -358,6 +365,7 @@ class _ClientCore:
             model,
             dialect.dialect if dialect else None,
             endpoint="fim",
+            sha256=body_sha256(content),
         )
 
     def _rest_request(
@@ -808,6 +816,8 @@ class ChatStream:
         self._on_notice = on_notice
         self._acc = StreamAccumulator()
         self._whole: Completion | None = None
+        #: SHA-256 of the body as POSTed, once the request is made (empty before).
+        self.request_sha256 = ""
 
     @property
     def completion(self) -> Completion:
@@ -816,6 +826,7 @@ class ChatStream:
     def __iter__(self) -> Iterator[Delta]:
         client = self._client
         request = self._build()
+        self.request_sha256 = request.sha256
         tries = _Tries(client.retry)
         while True:
             self._acc = client._accumulator(request)
@@ -1141,6 +1152,8 @@ class AsyncChatStream:
         self._on_notice = on_notice
         self._acc = StreamAccumulator()
         self._whole: Completion | None = None
+        #: SHA-256 of the body as POSTed, once the request is made (empty before).
+        self.request_sha256 = ""
 
     @property
     def completion(self) -> Completion:
@@ -1149,6 +1162,7 @@ class AsyncChatStream:
     async def __aiter__(self) -> AsyncIterator[Delta]:
         client = self._client
         request = await self._build()
+        self.request_sha256 = request.sha256
         tries = _Tries(client.retry)
         while True:
             self._acc = client._accumulator(request)

@@ -3,6 +3,8 @@ OpenAI-compatible one that vLLM speaks when it serves Mistral-Large-Instruct-240
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,8 +15,10 @@ __all__ = [
     "CHAT_PARAMS",
     "FIM_PARAMS",
     "Dialect",
+    "body_sha256",
     "build_chat_body",
     "build_fim_body",
+    "encode_body",
     "message_to_wire",
 ]
 
@@ -108,6 +112,17 @@ def build_chat_body(
     if stream:
         body["stream"] = True
     return _to_openai(body, stream) if dialect == "openai" else body
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """The bytes POSTed for a JSON ``body`` (UTF-8, as built: key order kept)."""
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def body_sha256(content: bytes) -> str:
+    """The SHA-256 (hex) of a request body's bytes: a reply's provenance names its request
+    by this, never by the request itself."""
+    return hashlib.sha256(content).hexdigest()
 
 
 def _to_openai(body: dict[str, Any], stream: bool) -> dict[str, Any]:
