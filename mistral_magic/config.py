@@ -44,7 +44,6 @@ from .api.defaults import (
 )
 from .prices import Price, PriceTable
 
-
 #: The values of ``reasoning_effort`` (2026 API: none, minimal, low, medium, high, xhigh).
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 

@@ -35,6 +35,11 @@ def load(shell: Any) -> Session:
     session.errors.listeners.append(lambda captured: offer_error_help(session, captured))
     session.errors.install()  # remembers errors; buttons only with Mistral.error_help
     session.figures.install()  # remembers the figures cells show, for vision models
+    # The labextension's comm, opened now: it tags the cells code goes into with their
+    # provenance, and sends the open notebook before a %mistral audit.
+    from .faces.cell_insert import inserter_for
+
+    inserter_for(session)
     session.warm_up()
     return session
 

@@ -24,6 +24,7 @@ from .engine.clients import AsyncClients, Clients
 from .engine.conversation import Conversation
 from .engine.prepare import PreparedRequest, WireTarget, prepare
 from .engine.prompts import ASK, Kind, error_question
+from .engine.provenance import FACE_MAGIC, Answer, AnswerLog, provenance
 from .engine.usage import UsageLedger
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from .context.redact import Redactor
     from .engine.cache import ResponseCache
     from .engine.failures import CapturedError, ErrorLog
+    from .engine.guard import CostCheck
+    from .engine.instructions import Instructions
     from .engine.tool_loop import Confirm, OnTool
     from .tools.core import Toolbox
     from .tools.notebook import NotebookTools
@@ -59,6 +62,8 @@ class Session:
         self.ledger = UsageLedger(settings.price)
         #: Inline completions (ghost text) apart: many small requests, counted on their own.
         self.inline_usage = UsageLedger(settings.price)
+        #: This session's recent answers: their provenance, and the requests replay re-sends.
+        self.answers = AnswerLog()
         #: Held while a reply's outcome is recorded (usage and conversation together), so
         #: the chat panel's thread and the main thread never interleave their updates.
         self.lock = threading.RLock()
@@ -209,6 +214,17 @@ class Session:
         key = os.environ.get("MISTRAL_API_KEY")
         return Redactor([key] if key else [])
 
+    def instructions(self) -> list[Instructions]:
+        """``Mistral.instructions`` and the AGENTS.md nearest to the kernel's notebook."""
+        from .engine.instructions import kernel_notebook_folder, load_instructions
+
+        namespace = getattr(self.shell, "user_ns", None) or {}
+        return load_instructions(
+            self.settings,
+            folder=kernel_notebook_folder(namespace) if self.shell is not None else None,
+            redactor=self.redactor(),
+        )
+
     def collect(self, prompt: str, sources: Collection[str]) -> list[ContextItem]:
         if self.shell is None or not sources:
             return []
@@ -272,6 +288,7 @@ class Session:
             namespace=visible,
             describe=describer,
             redactor=redactor,
+            instructions=self.instructions(),
         )
 
     def prepare_error_help(self, captured: CapturedError, kind: Kind) -> PreparedRequest:
@@ -306,6 +323,14 @@ class Session:
         return select(names, builtins)
 
     # -- answers -----------------------------------------------------------------------------
+    def check_cost(self, prepared: PreparedRequest) -> CostCheck:
+        """What ``prepared`` holds and may cost, and whether the settings let it go
+        (``Mistral.session_budget``) or want it confirmed first (``Mistral.confirm_above``)."""
+        from .engine.guard import check_cost
+
+        spent, unpriced = self.ledger.spent()
+        return check_cost(prepared, self.settings, spent=spent, unpriced=unpriced)
+
     def answer(
         self,
         prepared: PreparedRequest,
@@ -314,13 +339,24 @@ class Session:
         confirm: Confirm | None = None,
         on_notice: OnNotice | None = None,
         on_thinking: TextCallback | None = None,
+        *,
+        confirmed: bool = False,
     ) -> Completion:
         """Send ``prepared`` and stream the reply (see :func:`engine.answer.answer`); the
         tools run here, asking ``confirm`` (default: ``input()``) before ``confirm=True``
         tools. ``on_notice`` hears what the client waits for before a retry ("rate
-        limited, retrying in 3 s")."""
+        limited, retrying in 3 s").
+
+        Nothing is sent (:class:`~.engine.guard.CostRefused`) when the cost guard refuses
+        the request, or wants it confirmed and the face did not say it was (``confirmed``);
+        with tools, each further round is checked against the budget too."""
         from .engine.answer import answer
+        from .engine.guard import CONFIRM, REFUSE, CostRefused, round_guard
         from .engine.tool_loop import LocalTools, ToolLimits
+
+        check = self.check_cost(prepared)
+        if check.verdict == REFUSE or (check.verdict == CONFIRM and not confirmed):
+            raise CostRefused(check.reason)
 
         executor = None
         if prepared.toolbox:
@@ -346,6 +382,7 @@ class Session:
                 on_tool=on_tool,
                 on_notice=on_notice,
                 on_thinking=on_thinking,
+                guard=round_guard(self.settings, prepared.model, check.spent),
             )
 
     def footer(self, prepared: PreparedRequest, completion: Completion) -> str:
@@ -353,15 +390,45 @@ class Session:
 
         return footer(prepared, completion, self.settings.price)
 
-    def record(self, prepared: PreparedRequest, completion: Completion, *, remember: bool) -> None:
-        """Count the usage and, if ``remember``, add the turn to the conversation (both at
-        once, under the session's lock: the chat panel records from its own thread)."""
+    def record(
+        self,
+        prepared: PreparedRequest,
+        completion: Completion,
+        *,
+        remember: bool,
+        face: str = FACE_MAGIC,
+        cached: bool = False,
+        code: str | None = None,
+        execution_count: int | None = None,
+    ) -> dict[str, Any]:
+        """Count the usage (unless the reply came from the cache) and, if ``remember``, add
+        the turn to the conversation (both at once, under the session's lock: the chat panel
+        records from its own thread). Returns the reply's provenance, which the session's
+        answer log keeps with the request (``%mistral audit``, ``%mistral replay``);
+        ``code`` is what the face offers as a new cell, ``execution_count`` the cell that
+        asked."""
+        model = completion.model or prepared.model
         with self.lock:
-            self.ledger.record(completion.model or prepared.model, completion.usage)
+            if not cached:
+                self.ledger.record(model, completion.usage)
             if remember and completion.content:
                 self.conversation.add(prepared.prompt, completion.content)
-        # the server's count corrects our estimates for this model (tokenizers has its lock)
-        prepared.calibrate(completion.usage)
+        # the server's count corrects our estimates for this model (tokenizers has its lock);
+        # a cached reply's count is of a request already counted
+        if not cached:
+            prepared.calibrate(completion.usage)
+        record = provenance(
+            prepared,
+            completion,
+            face=face,
+            price=self.settings.price_info(model),
+            sent_sha256="" if cached else prepared.sent_sha256,
+            cached=cached,
+            code=code,
+            asked_in=execution_count,
+        )
+        self.answers.add(Answer(record, prepared, execution_count, [code] if code else []))
+        return record
 
     def open_cache(self) -> ResponseCache:
         """The response cache at ``Mistral.cache_dir`` (raises ``CacheError``)."""

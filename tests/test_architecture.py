@@ -21,6 +21,7 @@ NAME = "mistral_magic"
 LAYERS = {
     "api": 0,
     "config": 1,
+    "prices": 1,
     "context": 2,
     "tools": 3,
     "engine": 4,

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..api.client import MistralClient
     from ..api.retry import OnNotice
     from ..api.types import Completion
+    from .guard import RoundGuard
     from .tool_loop import OnTool, ToolExecutor
 
 TextCallback = Callable[[str], None]
@@ -34,6 +35,7 @@ def answer(
     on_tool: OnTool | None = None,
     on_notice: OnNotice | None = None,
     on_thinking: TextCallback | None = None,
+    guard: RoundGuard | None = None,
 ) -> Completion:
     """Send ``prepared`` with ``client`` and stream the reply, calling ``on_text`` with the
     text so far, and ``on_thinking`` with a reasoning model's thinking so far (it is never
@@ -45,27 +47,36 @@ def answer(
     summed over them, and ``prepared.tool_events`` the calls.
 
     ``on_notice`` hears what the client waits for before a retry (a 429's Retry-After).
-    Raises a ``MistralError`` (its ``.partial`` holds what arrived) or lets
-    ``KeyboardInterrupt`` through; either way ``on_text`` has shown the partial text.
+    ``guard`` checks each further request of a tool loop before it is sent (the session
+    budget, :func:`~.guard.round_guard`). Raises a ``MistralError`` (its ``.partial`` holds
+    what arrived) or lets ``KeyboardInterrupt`` through; either way ``on_text`` has shown the
+    partial text. ``prepared.sent_sha256`` is the SHA-256 of the first body as POSTed.
     """
     # The settings may have changed the server or dialect since the request was prepared.
     prepared.retarget(WireTarget(client.base_url, client.dialect))
     thought = _Thinking(on_thinking)
+    sent: list[str] = []
     if not prepared.toolbox or executor is None:
         messages, params = prepared.send_arguments()
-        return _stream(client, messages, params, on_text, "", on_notice, thought)
+        try:
+            return _stream(client, messages, params, on_text, "", on_notice, thought, sent)
+        finally:
+            prepared.sent_sha256 = sent[0] if sent else ""
     from .tool_loop import run_tool_loop
 
+    done: list[Completion] = []
+
+    def send(messages: list[dict[str, Any]], params: dict[str, Any], lead: str) -> Completion:
+        request = {"model": prepared.model, **params}
+        if guard is not None and done:
+            guard(messages, request, done)
+        completion = _stream(client, messages, request, on_text, lead, on_notice, thought, sent)
+        prepared.sent_sha256 = sent[0]
+        done.append(completion)
+        return completion
+
     result = run_tool_loop(
-        lambda messages, params, lead: _stream(
-            client,
-            messages,
-            {"model": prepared.model, **params},
-            on_text,
-            lead,
-            on_notice,
-            thought,
-        ),
+        send,
         prepared.messages,
         executor,
         params=prepared.params,
@@ -85,19 +96,24 @@ def _stream(
     lead: str = "",
     on_notice: OnNotice | None = None,
     thought: _Thinking | None = None,
+    sent: list[str] | None = None,
 ) -> Completion:
     stream = client.stream(messages, on_notice=on_notice, **params)
     text = lead
     thought = thought or _Thinking(None)
     thought.new_round()
-    for delta in stream:
-        if delta.index != 0:
-            continue
-        if delta.thinking:
-            thought.add(delta.thinking)
-        if delta.text:
-            text += delta.text
-            on_text(text)
+    try:
+        for delta in stream:
+            if delta.index != 0:
+                continue
+            if delta.thinking:
+                thought.add(delta.thinking)
+            if delta.text:
+                text += delta.text
+                on_text(text)
+    finally:
+        if sent is not None and stream.request_sha256:
+            sent.append(stream.request_sha256)
     return stream.completion
 
 

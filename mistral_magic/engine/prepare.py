@@ -35,6 +35,7 @@ from ..context.budget import render_context as render_context_block
 from ..context.fit import printable
 from ..context.items import KIND_NAMED, ContextItem, priority_for
 from .conversation import Conversation
+from .instructions import Instructions, instructions_block
 from .prompts import ASK, INLINE_SYSTEM, SYSTEM_PROMPT, Kind, error_question, system_prompt
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ _CONTEXT_SEPARATOR = "\n\n"
 _HEADINGS_MARGIN = 64
 # Keys of a streamed body that a non-streamed one lacks (they never change the answer).
 _STREAM_ONLY = ("stream", "stream_options")
+#: The longest question kept in a reply's provenance, in characters.
+ASKED_CHARS = 300
 #: Chat parameters the settings fill in when a face does not give them.
 SAMPLING_SETTINGS = ("temperature", "top_p", "max_tokens")
 
@@ -120,6 +123,9 @@ class PreparedRequest:
     #: :attr:`fim` holds the prompt and suffix, and there are no messages).
     endpoint: str = "chat"
     fim: tuple[str, str] | None = None
+    asked: str = ""  # the question as the user put it (redacted, short): for provenance
+    sent_sha256: str = ""  # of the body as POSTed (the first request's), once it was sent
+    instructions: list[str] = field(default_factory=list)  # their sources, e.g. "AGENTS.md"
     _prompt_tokens: int | None = field(default=None, repr=False)
 
     @property
@@ -237,6 +243,8 @@ class PreparedRequest:
             capabilities=self.capabilities,
             figures=self.figures,
             image_tokens=self.image_tokens,
+            asked=self.asked,
+            instructions=self.instructions,
         )
 
 
@@ -399,6 +407,7 @@ def prepare(
     capabilities: Capabilities | None = None,
     figures: Sequence[Figure] = (),
     notes: Sequence[str] = (),
+    instructions: Sequence[Instructions] = (),
 ) -> PreparedRequest:
     """Turn a question into the request to send.
 
@@ -419,12 +428,14 @@ def prepare(
     ``reasoning_effort`` for reasoning models only, and decide what becomes of ``figures``
     the question names: image chunks of the question for a model with vision (counted by
     their estimate), a description in the context otherwise. ``notes`` are the face's own
-    lines for the user (they come back in :attr:`PreparedRequest.notes`).
+    lines for the user (they come back in :attr:`PreparedRequest.notes`). ``instructions`` (the
+    project's, :mod:`.instructions`) follow the system prompt, before the context.
     """
     caps = capabilities or ModelCatalog().capabilities(model)
     # Tokens are counted as the model behind the name (an alias's card names it): its
     # tokenizer, when mistral-common ships it.
     counted = caps.canonical or model
+    asked = _asked(question, kind, error_count, redactor)
     if kind != ASK:
         question = error_question(kind, error_count)
     expanded: list[str] = []
@@ -441,6 +452,8 @@ def prepare(
     check_tools(offered, caps)
     if system == SYSTEM_PROMPT:
         system = system_prompt(tools=bool(offered))
+    if system is not None and instructions:
+        system = f"{system}{_CONTEXT_SEPARATOR}{instructions_block(instructions)}"
     if budget is None:
         budget = context_budget(settings, tools=bool(offered)) if settings is not None else 0
     if history_budget is None:
@@ -501,7 +514,20 @@ def prepare(
         described=list(described),
         image_tokens=image_tokens,
         notes=notes,
+        asked=asked,
+        instructions=[i.source for i in instructions] if system is not None else [],
     )
+
+
+def _asked(question: str, kind: Kind, count: int | None, redactor: Redactor | None) -> str:
+    """The question in a reply's provenance: as put (redacted, then cut), or which error."""
+    if kind != ASK:
+        return f"{kind} the error" + (f" in In[{count}]" if count is not None else "")
+    # Redacted whole before it is cut (a secret across the cut goes whole); without a
+    # redactor (apply's rows, maybe long documents) only the start is looked at.
+    text = redactor.redact(question) if redactor is not None else question[: ASKED_CHARS * 4]
+    text = " ".join(text.split())
+    return text if len(text) <= ASKED_CHARS else text[: ASKED_CHARS - 1] + "…"
 
 
 def _split_figures(

@@ -13,8 +13,17 @@ not from a widget callback. Two routes instead:
     it does so on connecting to a kernel that already holds a comm of that target (a page
     reload left the kernel talking to a page that is gone). The newest comm replaces the
     previous one, and counts as ready.
-  - to insert, the kernel sends ``{"action": "insert_cell", "code": "..."}``; the front end
-    adds a code cell below the active cell of the notebook this kernel belongs to, unrun.
+  - to insert, the kernel sends ``{"action": "insert_cell", "code": "...", "metadata":
+    {...}}``; the front end adds a code cell below the active cell of the notebook this kernel
+    belongs to, unrun, with ``metadata`` (the reply's provenance under ``"mistral"``).
+  - when a reply offers code through ``set_next_input`` (the magic), the kernel first sends
+    ``{"action": "tag_next_input", "code": "...", "metadata": {...}}``: the front end puts
+    ``metadata`` on the cell that the execute reply inserts with exactly that code.
+  - before it runs a cell that holds ``%mistral audit``, the front end sends ``{"action":
+    "notebook", "path": "...", "cells": [...]}``: the notebook as it is open (each cell's
+    index, type, execution count, source, ``metadata.mistral`` and its outputs'), which the
+    audit reads instead of the saved file. (The front end sends it before the execute
+    request, on the same connection: the kernel handles it first.)
 
 * **Queued for the next execution** (every front end that honours ``set_next_input``:
   JupyterLab, Notebook 7, VS Code): the code waits until the user runs any cell; a
@@ -27,11 +36,16 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 COMM_TARGET = "mistral_magic"
 INSERTED = "inserted"
 QUEUED = "queued"
+#: Where a session keeps its inserter, and the notebook the front end last sent.
+INSERTER = "inserter"
 
 
 class CellInserter:
@@ -47,6 +61,9 @@ class CellInserter:
         self._ready = False
         self._hooked = False
         self._asked = False
+        #: The notebook as the front end last sent it (``%mistral audit``), and when.
+        self.notebook: dict[str, Any] | None = None
+        self.notebook_at: int | None = None  # the execution count it came before
 
     # -- the labextension ------------------------------------------------------------------
     @property
@@ -82,6 +99,10 @@ class CellInserter:
         data = (msg.get("content") or {}).get("data") or {}
         if data.get("action") == "ready":
             self._ready = True
+        elif data.get("action") == "notebook" and isinstance(data.get("cells"), list):
+            self._ready = True
+            self.notebook = data
+            self.notebook_at = getattr(self.shell, "execution_count", None)
 
     def _on_close(self, msg: dict[str, Any], comm: Any = None) -> None:
         if comm is not None and comm is not self._comm:
@@ -90,18 +111,33 @@ class CellInserter:
         self._comm = None
 
     # -- inserting -------------------------------------------------------------------------
-    def insert(self, code: str) -> str:
-        """Insert ``code`` now (``INSERTED``) or at the next executed cell (``QUEUED``)."""
-        if self.frontend_ready:
-            try:
-                self._comm.send({"action": "insert_cell", "code": code})
-                return INSERTED
-            except Exception:
-                self._ready = False
+    def insert(self, code: str, metadata: dict[str, Any] | None = None) -> str:
+        """Insert ``code`` now (``INSERTED``, with ``metadata`` on the new cell) or at the
+        next executed cell (``QUEUED``: without metadata, ``set_next_input`` has none)."""
+        message: dict[str, Any] = {"action": "insert_cell", "code": code}
+        if metadata:
+            message["metadata"] = metadata
+        if self._send(message):
+            return INSERTED
         with self._lock:
             self.queue.append(code)
         self._hook()
         return QUEUED
+
+    def tag_next_input(self, code: str, metadata: dict[str, Any]) -> bool:
+        """Ask the front end to put ``metadata`` on the cell ``set_next_input(code)`` makes
+        (False when no front end with the labextension listens)."""
+        return self._send({"action": "tag_next_input", "code": code, "metadata": metadata})
+
+    def _send(self, message: dict[str, Any]) -> bool:
+        if not self.frontend_ready:
+            return False
+        try:
+            self._comm.send(message)
+            return True
+        except Exception:
+            self._ready = False
+            return False
 
     def _hook(self) -> None:
         if not self._hooked:
@@ -126,6 +162,31 @@ class CellInserter:
                 self._comm.close()
             self._comm = None
         self._ready = False
+
+
+def inserter_for(session: Session) -> CellInserter:
+    """The session's cell inserter (one per shell: one comm, one queue), its comm to the
+    labextension opened once."""
+    inserter = session.keep(INSERTER, lambda: CellInserter(session.shell))
+    inserter.ask_frontend()
+    return inserter
+
+
+def tag_next_input(session: Session, code: str, metadata: dict[str, Any]) -> bool:
+    """Have the labextension (if it listens) put ``metadata`` on the cell
+    ``set_next_input(code)`` is about to make."""
+    return inserter_for(session).tag_next_input(code, metadata)
+
+
+def live_notebook(session: Session) -> dict[str, Any] | None:
+    """The notebook as the front end sent it just before the running cell (the audit's
+    source when there is one), else None."""
+    inserter = session.kept(INSERTER)
+    if inserter is None or inserter.notebook is None:
+        return None
+    if inserter.notebook_at != getattr(session.shell, "execution_count", None):
+        return None  # sent before an earlier cell: it may be stale
+    return inserter.notebook
 
 
 def queued_cell(codes: list[str]) -> str:

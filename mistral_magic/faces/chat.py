@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from .cell_insert import INSERTED
+from .confirm import confirm_row
 from .frontend import behaviour, message_box
 from .markdown_html import STYLE
 from .widgets import (
@@ -155,6 +156,12 @@ class ChatPanel(w.VBox):
         except Exception as error:  # e.g. a describer bug: say so, keep the message
             self._status(f"Could not prepare the request: {type(error).__name__}: {error}", True)
             return None
+        from ..engine.guard import CONFIRM, REFUSE
+
+        check = self.session.check_cost(prepared)
+        if check.verdict == REFUSE:  # nothing is sent; the message stays in the box
+            self._status(check.reason, problem=True)
+            return None
         self.input.value = ""
         reply = ReplyView(
             self.session, self.inserter, on_finish=self._finished, on_insert=self._inserted
@@ -162,15 +169,32 @@ class ChatPanel(w.VBox):
         user = w.HTML(value=f'<div class="mm-user">{html.escape(message)}</div>')
         self.messages.append({"role": "user", "text": message})
         self.replies.append(reply)
+        if check.verdict == CONFIRM:
+            row = confirm_row(
+                check,
+                on_send=lambda: self._start(reply, prepared, confirmed=True),
+                on_cancel=lambda: self._not_sent(reply),
+            )
+            self.transcript.children = (*self.transcript.children, user, row, reply)
+            self._status("Waiting for your confirmation (Mistral.confirm_above).")
+            return reply
         self.transcript.children = (*self.transcript.children, user, reply)
+        self._start(reply, prepared)
+        return reply
+
+    def _start(self, reply: ReplyView, prepared: PreparedRequest, confirmed: bool = False) -> None:
         self.send_button.disabled = True
         self.stop_button.disabled = False
         note = f" · {prepared.context_note}" if prepared.context_note else ""
         tokens = prepared.prompt_tokens_text
         self._status(f"Asking {prepared.model} · {tokens} prompt tokens{note}")
         reply.show_notes(self.session.notices(prepared))
-        reply.start(prepared)
-        return reply
+        reply.start(prepared, confirmed=confirmed)
+
+    def _not_sent(self, reply: ReplyView) -> None:
+        reply.body.value = note_html("Not sent.")
+        self.messages.append({"role": "assistant", "text": ""})
+        self._status("Not sent.")
 
     def stop(self) -> None:
         if self.current is not None:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from ..engine.prompts import EXPLAIN, FIX, Kind
+from ..engine.provenance import FACE_BUTTONS
+from .confirm import confirm_row
 from .frontend import behaviour
 from .markdown_html import STYLE
 from .render import hint_line
@@ -64,6 +66,7 @@ class ErrorHelp(w.Box):
         self.shell = session.shell
         self.captured = captured
         self.reply: ReplyView | None = None
+        self.confirmation: w.VBox | None = None  # Send / Cancel, when one is asked for
         self.stop_button: w.Button | None = None
         self.explain_button.on_click(lambda _: self.ask(EXPLAIN))
         self.fix_button.on_click(lambda _: self.ask(FIX))
@@ -79,17 +82,40 @@ class ErrorHelp(w.Box):
             note = w.HTML(value=note_html(f"Could not prepare the request: {error}", "mm-problem"))
             self.children = (self.explain_button, self.fix_button, note)
             return None
+        from ..engine.guard import CONFIRM, REFUSE
+
+        check = self.session.check_cost(prepared)
+        if check.verdict == REFUSE:  # nothing is sent
+            self.explain_button.disabled = self.fix_button.disabled = False
+            note = w.HTML(value=note_html(check.reason, "mm-note mm-problem"))
+            self.children = (self.explain_button, self.fix_button, note)
+            return None
         reply = ReplyView(
-            self.session, inserter_of(self.session), on_finish=self._finished, fix=mode == FIX
+            self.session,
+            inserter_of(self.session),
+            on_finish=self._finished,
+            fix=mode == FIX,
+            face=FACE_BUTTONS,
         )
         reply.layout.width = "100%"
         self.stop_button = w.Button(description="Stop", icon="stop", layout=w.Layout(width="auto"))
         self.stop_button.on_click(lambda _: reply.stop())
         style = w.HTML(value=STYLE, layout=w.Layout(height="0px"))
         copy = behaviour("mm-error-help")  # the reply's Copy buttons (frontend.js)
-        self.children = (self.explain_button, self.fix_button, self.stop_button, style, copy, reply)
         self.reply = reply
         reply.show_notes(self.session.notices(prepared))
+        if check.verdict == CONFIRM:
+
+            def cancelled() -> None:
+                self.explain_button.disabled = self.fix_button.disabled = False
+
+            row = confirm_row(
+                check, on_send=lambda: reply.start(prepared, confirmed=True), on_cancel=cancelled
+            )
+            self.confirmation = row
+            self.children = (self.explain_button, self.fix_button, style, copy, row, reply)
+            return reply
+        self.children = (self.explain_button, self.fix_button, self.stop_button, style, copy, reply)
         reply.start(prepared)
         return reply
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 def for_notebook(error: MistralError) -> str:
     """``error``'s message, followed by what to do about it in a notebook."""
     from ..api import errors
+    from ..engine.guard import CostRefused
 
     hint = ""
     if isinstance(error, errors.ModelNotFoundError):
@@ -35,4 +36,6 @@ def for_notebook(error: MistralError) -> str:
         hint = "`%config Mistral.timeout = 300` waits longer."
     elif isinstance(error, errors.ReplyTooLongError):
         hint = "`%config Mistral.max_reply_chars = ...` moves the bound."
+    elif isinstance(error, CostRefused):
+        hint = "`%mistral usage` shows this session's spending."
     return f"{error} {hint}".strip()

@@ -33,6 +33,8 @@ SUBCOMMANDS: dict[str, str | None] = {
     "fix": _CELL_NUMBER,
     "errors": "on|off",
     "cache": "info|clear",
+    "audit": None,
+    "replay": _CELL_NUMBER,
 }
 # One shell word: unquoted characters, backslash escapes, '…' or "…" (both closed).
 _WORD = re.compile(r"""(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""", re.DOTALL)

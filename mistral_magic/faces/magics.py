@@ -7,6 +7,7 @@ A face: it imports no other face. ``%mistral chat`` opens the chat panel through
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 from collections.abc import Callable
@@ -18,8 +19,10 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from ..engine.failures import REMEMBERED_ERRORS
 from ..engine.prompts import EXPLAIN, FIX
+from ..engine.provenance import FACE_MAGIC, METADATA_KEY, for_cell
 from ..engine.usage import estimate_cost, format_cost
 from ..session import ALL_SOURCES, Session
+from .cell_insert import tag_next_input
 from .hints import for_notebook
 from .render import (
     StreamingDisplay,
@@ -55,6 +58,8 @@ HELP = """\
 %mistral errors on|off        Explain / Fix buttons under new tracebacks
 %mistral chat                 a chat panel (also mistral_magic.chat())
 %mistral cache info | clear   the response cache
+%mistral audit                which cells hold AI-written code, and where it came from
+%mistral replay n             send the exact request behind In[n]'s answer again
 ```
 
 Options: `-m/--model ID`, `-t/--temperature T`, `--max-tokens N`, `--top-p P`, `--seed N`,
@@ -204,33 +209,106 @@ class MistralMagics(Magics):
             if args.out:
                 self.shell.user_ns[args.out] = prepared.body_copy()
             return None
+        use_cache = args.cache and not prepared.toolbox
+        completion = self._cached(prepared) if use_cache else None
+        confirmed = False
+        if completion is None:
+            confirmed = self._cleared(prepared, args, remember)
+            if not confirmed:
+                return None
         display = StreamingDisplay(
             notebook=in_notebook(self.shell), code_language="json" if args.json else None
         )
         thinking = ThinkingDisplay(notebook=display.notebook, text_display=display)
-        use_cache = args.cache and not prepared.toolbox
-        completion = self._cached(prepared) if use_cache else None
+        cached = completion is not None
         if completion is not None:
-            if remember and completion.content:
-                self.session.conversation.add(prepared.prompt, completion.content)
             footer = f"{completion.model} · from the response cache, no cost"
         else:
             self._tell(prepared)
-            completion = self._stream_answer(prepared, display, thinking)
+            completion = self._stream_answer(prepared, display, thinking, confirmed=True)
             if completion is None:
                 return None
-            self.session.record(prepared, completion, remember=remember)
             if use_cache and completion.finish_reason == "stop":
                 self._store(prepared, completion)
             footer = self.session.footer(prepared, completion)
+        code = None
         if self.settings.insert_code and not args.no_insert and not args.json:
             code = python_cell(extract_code_blocks(completion.content))
-            if code:
-                self.shell.set_next_input(code, replace=False)
-                footer += " · code added as a new cell below (not run)"
-        display.finish(completion.content, footer)
+        record = self.session.record(
+            prepared,
+            completion,
+            remember=remember,
+            cached=cached,
+            code=code,
+            execution_count=self.shell.execution_count,
+        )
+        if code:
+            self.shell.set_next_input(code, replace=False)
+            tag_next_input(self.session, code, for_cell(record, code))
+            footer += " · code added as a new cell below (not run)"
+        display.finish(completion.content, footer, metadata={METADATA_KEY: record})
         thinking.finish()
         return self._result(completion.content, args)
+
+    def _cleared(self, prepared: PreparedRequest, args: Any, remember: bool) -> bool:
+        """Whether ``prepared`` may go now: the cost guard's verdict, with a confirmation
+        asked when it wants one. In a notebook the question is a widget that cannot be
+        waited for: the request waits in it, and its Send button sends it (False here)."""
+        from ..engine.guard import CONFIRM, REFUSE
+
+        check = self.session.check_cost(prepared)
+        if check.verdict == REFUSE:
+            show_problem(f"{check.reason} {budget_hint()}")
+            return False
+        if check.verdict != CONFIRM:
+            return True
+        if in_notebook(self.shell):
+            self._confirm_in_widget(prepared, check, args, remember)
+            return False
+        from .confirm import ask_in_terminal
+
+        if ask_in_terminal(check):
+            return True
+        show_problem("Not sent.")
+        return False
+
+    def _confirm_in_widget(
+        self, prepared: PreparedRequest, check: Any, args: Any, remember: bool
+    ) -> None:
+        """Send / Cancel under the cell; Send streams the answer right there (a widget
+        face from then on: code gets Insert buttons; ``-o`` is set when the answer ends)."""
+        import ipywidgets as w
+
+        from .confirm import confirm_row
+        from .widgets import ReplyView, display_with_fallback, inserter_of
+
+        box = w.VBox()
+        count = self.shell.execution_count
+        out = args.out
+
+        def finished(reply: ReplyView) -> None:
+            if out and reply.status == "done":
+                self.shell.user_ns[out] = reply.text
+
+        def send() -> None:
+            reply = ReplyView(
+                self.session,
+                inserter_of(self.session),
+                on_finish=finished,
+                face=FACE_MAGIC,
+                execution_count=count,
+            )
+            box.children = (*box.children, reply)
+            reply.show_notes(self.session.notices(prepared))
+            reply.start(prepared, remember=remember, confirmed=True)
+
+        box.children = (confirm_row(check, send),)
+        self.session.remember(PENDING_CONFIRMATION, box)
+        display_with_fallback(
+            box,
+            f"{check.reason} {check.summary()} Not sent: confirming needs a front end that "
+            "shows widgets; or raise Mistral.confirm_above.",
+        )
 
     def _tell(self, prepared: PreparedRequest) -> None:
         """One line each for what the user should know before the answer: a deprecated
@@ -240,7 +318,12 @@ class MistralMagics(Magics):
             print(f"ℹ️ Mistral: {line}", flush=True)
 
     def _stream_answer(
-        self, prepared: Any, display: StreamingDisplay, thinking: ThinkingDisplay
+        self,
+        prepared: Any,
+        display: StreamingDisplay,
+        thinking: ThinkingDisplay,
+        *,
+        confirmed: bool = False,
     ) -> Any:
         """The streamed reply, or None when it failed or was interrupted (the partial text
         stays on screen, marked, and a failure is explained in one paragraph). A reasoning
@@ -258,6 +341,7 @@ class MistralMagics(Magics):
                 on_tool=on_tool,
                 on_notice=notice,
                 on_thinking=thinking.update,
+                confirmed=confirmed,
             )
         except KeyboardInterrupt:
             display.finish_here("⏹ interrupted: the partial answer above is kept")
@@ -356,19 +440,28 @@ class MistralMagics(Magics):
             )
         except ToolSelectionError as error:
             raise UsageError(str(error)) from None
+        if not self._cleared(prepared, _NO_OPTIONS, True):
+            return None
         display = StreamingDisplay(notebook=in_notebook(self.shell))
         thinking = ThinkingDisplay(notebook=display.notebook, text_display=display)
         self._tell(prepared)
-        completion = self._stream_answer(prepared, display, thinking)
+        completion = self._stream_answer(prepared, display, thinking, confirmed=True)
         if completion is None:
             return None
-        self.session.record(prepared, completion, remember=True)
         footer = self.session.footer(prepared, completion)
         code = fixed_code(completion.content) if kind == FIX and self.settings.insert_code else None
+        record = self.session.record(
+            prepared,
+            completion,
+            remember=True,
+            code=code,
+            execution_count=self.shell.execution_count,
+        )
         if code:
             self.shell.set_next_input(code, replace=False)
+            tag_next_input(self.session, code, for_cell(record, code))
             footer += " · corrected code added as a new cell below (not run)"
-        display.finish(completion.content, footer)
+        display.finish(completion.content, footer, metadata={METADATA_KEY: record})
         thinking.finish()
         return None
 
@@ -405,6 +498,10 @@ class MistralMagics(Magics):
             return self._explain(name, rest)
         if name == "errors":
             return self._error_help(rest)
+        if name == "audit":
+            return self._audit()
+        if name == "replay":
+            return self._replay(rest)
         if name == "chat":
             if self.open_chat is None:
                 raise UsageError("The chat panel is not available here.")
@@ -429,6 +526,80 @@ class MistralMagics(Magics):
             )
         elif name == "tools":
             self._tools()
+        return None
+
+    # -- provenance ---------------------------------------------------------------------
+    def _audit(self) -> None:
+        """``%mistral audit``: the cells holding AI-written code, where each came from."""
+        from ..engine.audit import audit, cells_of, read_notebook
+        from ..engine.instructions import kernel_notebook_path
+        from .cell_insert import live_notebook
+
+        namespace = self.shell.user_ns
+        history = namespace.get("In") or []
+        live = live_notebook(self.session)
+        cells, source = None, ""
+        if live is not None:
+            cells = cells_of(live)
+            name = str(live.get("path") or "").rsplit("/", 1)[-1]
+            source = f"the notebook {name} as it is open".replace("  ", " ")
+        else:
+            path = kernel_notebook_path(namespace)
+            if path is not None and path.suffix == ".ipynb" and path.is_file():
+                cells, source = read_notebook(path)
+        report = audit(cells, self.session.answers.all(), history, source=source)
+        show_markdown(self.shell, audit_markdown(report))
+
+    def _replay(self, rest: list[str]) -> None:
+        """``%mistral replay N``: the exact request behind In[N]'s answer, again: from the
+        response cache when it has it (free, identical), else sent to the model."""
+        from dataclasses import replace
+
+        count = parse_cell_number(rest)
+        if count is None:
+            raise UsageError(
+                "Which answer? `%mistral replay 7` sends the request behind In[7]'s answer again."
+            )
+        answer = self.session.answers.for_cell(count)
+        if answer is None:
+            show_problem(
+                f"No answer of this kernel came from In[{count}]. Replay re-sends requests "
+                "this kernel made (it keeps the last few in memory); a notebook keeps only "
+                "their SHA-256 (body_sha256 in the answer's metadata), never the request."
+            )
+            return None
+        prepared = replace(answer.prepared, tool_events=[], tool_note="", sent_sha256="")
+        original = answer.provenance
+        completion = self._cached(prepared) if not prepared.toolbox else None
+        cached = completion is not None
+        display = StreamingDisplay(notebook=in_notebook(self.shell))
+        if completion is not None:
+            footer = "from the response cache, no cost"
+        else:
+            if not self._cleared(prepared, _NO_OPTIONS, False):
+                return None
+            completion = self._stream_answer(prepared, display, confirmed=True)
+            if completion is None:
+                return None
+            footer = self.session.footer(prepared, completion)
+        record = self.session.record(
+            prepared,
+            completion,
+            remember=False,
+            cached=cached,
+            execution_count=self.shell.execution_count,
+        )
+        record["replay_of"] = count
+        same_body = record["body_sha256"] == original.get("body_sha256")
+        same_reply = record["reply_sha256"] == original.get("reply_sha256")
+        notes = [
+            f"replay of In[{count}]",
+            "the same request" if same_body else "the request differs (the server changed)",
+            "the same reply" if same_reply else "a different reply",
+        ]
+        display.finish(
+            completion.content, f"{' · '.join(notes)} · {footer}", metadata={METADATA_KEY: record}
+        )
         return None
 
     def _tools(self) -> None:
@@ -546,6 +717,52 @@ def model_groups(catalog: Any) -> list[tuple[str, list[str]]]:
         primary = min(named or [c.id for c in cards])
         groups.append((primary, [primary, *sorted(names - {primary})]))
     return sorted(groups)
+
+
+# What the explain/fix subcommands pass where the magic passes its options.
+_NO_OPTIONS = argparse.Namespace(out=None)
+#: Where the session keeps the newest request waiting for a confirmation (scripts, tests).
+PENDING_CONFIRMATION = "pending_confirmation"
+
+
+def budget_hint() -> str:
+    return (
+        "(`%config Mistral.session_budget = …` sets the budget; `%mistral usage` shows the "
+        "spending.)"
+    )
+
+
+def audit_markdown(report: Any) -> str:
+    """The audit as a Markdown table (plain columns in a terminal); every value escaped."""
+    from .markdown_safe import literal_inline
+
+    rows = report.rows
+    where = f" Read from {literal_inline(report.source)}." if report.source else ""
+    if not rows:
+        lines = [f"No cell holds code inserted by Mistral.{where}"]
+    else:
+        edited = f" ({report.edited} edited since insertion)" if report.edited else ""
+        plural = "s" if len(rows) != 1 else ""
+        lines = [
+            f"**AI-written code:** {len(rows)} cell{plural}{edited}.{where}",
+            "",
+            "| cell | code | from | model | when | question |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in rows:
+            record = row.provenance
+            face = str(record.get("face", ""))
+            asked = record.get("asked_in")
+            source = f"{face} · In[{asked}]" if asked is not None else face
+            question = str(record.get("question", ""))
+            if len(question) > 80:
+                question = question[:79] + "…"
+            status = f"**{row.status}**" if row.status != "as inserted" else row.status
+            cells = [row.where, status, literal_inline(source)]
+            cells += [_cell_code(record.get("model", "")), row.when, literal_inline(question)]
+            lines.append("| " + " | ".join(cells) + " |")  # each cell's pipes are escaped
+    lines.extend(f"\n{literal_inline(note)}" for note in report.notes)
+    return "\n".join(lines)
 
 
 def _cell_code(value: object) -> str:

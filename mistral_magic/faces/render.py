@@ -162,15 +162,16 @@ class StreamingDisplay:
         """Whether any text has been shown."""
         return self._seen > 0
 
-    def finish(self, text: str, footer: str = "") -> None:
-        """The whole reply, then ``footer`` under it."""
+    def finish(self, text: str, footer: str = "", metadata: dict[str, Any] | None = None) -> None:
+        """The whole reply, then ``footer`` under it; ``metadata`` goes with the last output
+        (the reply's provenance: saved with the notebook)."""
         if not self.notebook:
             self._print_new(text)
         else:
             self._publish(self._take(text))
-        self.finish_here(footer)
+        self.finish_here(footer, metadata)
 
-    def finish_here(self, footer: str) -> None:
+    def finish_here(self, footer: str, metadata: dict[str, Any] | None = None) -> None:
         """End with the text shown so far (an interrupted or failed reply), then ``footer``.
         The faces keep no copy of the growing text: the engine can then append to it in
         place instead of copying it for every piece."""
@@ -184,8 +185,8 @@ class StreamingDisplay:
             from .markdown_safe import literal_inline
 
             last += f"\n\n---\n*{literal_inline(footer)}*"
-        if last.strip() or self._handle is not None:
-            self._show(last)
+        if last.strip() or self._handle is not None or metadata:
+            self._show(last, metadata)
         self._handle = None
 
     def _take(self, text: str) -> list[str]:
@@ -207,17 +208,18 @@ class StreamingDisplay:
             self.at_line_start = text.endswith("\n")
         self._seen = len(text)
 
-    def _show(self, markdown: str) -> None:
+    def _show(self, markdown: str, metadata: dict[str, Any] | None = None) -> None:
         from IPython.display import Markdown, display
 
         from .markdown_safe import neutralize
 
         self.renders += 1
         shown = Markdown(neutralize(markdown))
+        extra = {"metadata": metadata} if metadata else {}
         if self._handle is None:
-            self._handle = display(shown, display_id=True)
+            self._handle = display(shown, display_id=True, **extra)
         else:
-            self._handle.update(shown)
+            self._handle.update(shown, **extra)
 
 
 #: ANSI "faint" and "reset": a reasoning model's thinking is dimmed in a terminal.

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from .cell_insert import INSERTED, CellInserter
+from ..engine.provenance import FACE_PANEL, METADATA_KEY, for_cell
+from .cell_insert import INSERTED, CellInserter, inserter_for
 from .markdown_html import code_block_html, markdown_to_html
 from .render import Prose, new_words, split_segments
 
@@ -46,9 +47,7 @@ class _Stopped(BaseException):
 def inserter_of(session: Session) -> CellInserter:
     """The session's cell inserter (one per shell: one comm, one queue), asking the front
     end for its comm target once."""
-    inserter = session.keep("inserter", lambda: CellInserter(session.shell))
-    inserter.ask_frontend()
-    return inserter
+    return inserter_for(session)
 
 
 def note_html(text: str, css: str = "mm-note") -> str:
@@ -101,6 +100,8 @@ class ReplyView(w.VBox):
         on_finish: Callable[[ReplyView], None] | None = None,
         on_insert: Callable[[str], None] | None = None,
         fix: bool = False,
+        face: str = FACE_PANEL,
+        execution_count: int | None = None,
     ) -> None:
         self.body = w.HTML(value=note_html("Waiting for Mistral…"))  # the block being written
         self.finished_view = w.VBox()  # the blocks already finished, while streaming
@@ -121,6 +122,10 @@ class ReplyView(w.VBox):
         self.on_finish = on_finish
         self.on_insert = on_insert
         self.fix = fix
+        self.face = face
+        self.execution_count = execution_count  # the cell that asked (the magic's), if any
+        #: The reply's provenance once it is done (an inserted cell's metadata carries it).
+        self.provenance: dict[str, Any] | None = None
         self._text: str | None = None  # the whole reply, once it is over
         self.footer = ""
         self.problem = ""
@@ -137,10 +142,17 @@ class ReplyView(w.VBox):
             self.notes_view.value = "".join(note_html(f"ℹ️ {line}") for line in lines)
             self.notes_view.layout.display = ""
 
-    def start(self, prepared: PreparedRequest, *, remember: bool = True) -> threading.Thread:
+    def start(
+        self, prepared: PreparedRequest, *, remember: bool = True, confirmed: bool = False
+    ) -> threading.Thread:
+        """Send ``prepared`` and stream the reply in a thread (``confirmed``: the user
+        confirmed it, see :meth:`Session.answer`)."""
         self.status = STREAMING
         thread = threading.Thread(
-            target=self._run, args=(prepared, remember), name="mistral-magic-reply", daemon=True
+            target=self._run,
+            args=(prepared, remember, confirmed),
+            name="mistral-magic-reply",
+            daemon=True,
         )
         thread.start()
         return thread
@@ -150,7 +162,7 @@ class ReplyView(w.VBox):
         """The reply: what has arrived so far while it streams."""
         return self._text if self._text is not None else "".join(self._pieces)
 
-    def _run(self, prepared: PreparedRequest, remember: bool) -> None:
+    def _run(self, prepared: PreparedRequest, remember: bool, confirmed: bool) -> None:
         from ..api.errors import MistralError
         from .hints import for_notebook
         from .markdown_stream import MarkdownBlocks
@@ -204,6 +216,7 @@ class ReplyView(w.VBox):
                 on_tool=self._on_tool,
                 confirm=no_confirmation,
                 on_thinking=on_thinking,
+                confirmed=confirmed,
             )
         except _Stopped:
             return
@@ -217,7 +230,13 @@ class ReplyView(w.VBox):
         else:
             if self._stop.is_set():
                 return
-            self.session.record(prepared, completion, remember=remember)
+            self.provenance = self.session.record(
+                prepared,
+                completion,
+                remember=remember,
+                face=self.face,
+                execution_count=self.execution_count,
+            )
             footer = self.session.footer(prepared, completion)
             self._finish(DONE, completion.content, footer)
 
@@ -291,7 +310,11 @@ class ReplyView(w.VBox):
         note = w.HTML()
 
         def insert(_: Any) -> None:
-            how = self.inserter.insert(code)
+            metadata = None
+            if self.provenance is not None:
+                metadata = {METADATA_KEY: for_cell(self.provenance, code)}
+                self.session.answers.inserted(self.provenance, code)
+            how = self.inserter.insert(code, metadata)
             note.value = note_html(
                 "Inserted as a new cell (not run)." if how == INSERTED else QUEUED_NOTE
             )
