@@ -20,7 +20,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from ..engine.failures import REMEMBERED_ERRORS
 from ..engine.prompts import EXPLAIN, FIX
 from ..engine.provenance import FACE_MAGIC, METADATA_KEY, for_cell
-from ..engine.usage import estimate_cost, format_cost
+from ..engine.usage import format_cost
 from ..session import ALL_SOURCES, Session
 from .cell_insert import tag_next_input
 from .hints import for_notebook
@@ -389,17 +389,24 @@ class MistralMagics(Magics):
     def _dry_run_report(self, prepared: PreparedRequest) -> str:
         """The request exactly as it would be POSTed, its size and its cost."""
         from ..api.urls import display_url
+        from ..engine.guard import SEND
         from .markdown_safe import fence_for, literal_inline
 
         count = "exact" if prepared.exact_count else "estimated"
-        max_out = prepared.params.get("max_tokens") or 0
-        cost = estimate_cost(prepared.model, prepared.prompt_tokens, max_out, self.settings.price)
+        check = self.session.check_cost(prepared)
+        price = check.price.describe() if check.price is not None else "no price in the table"
         body = json.dumps(prepared.readable_body(), indent=2, ensure_ascii=False)
         lines = [
             f"**Dry run** — nothing was sent. Model `{prepared.model}`, "
             f"**{prepared.prompt_tokens_text} prompt tokens** ({count}), "
-            f"estimated cost at most {format_cost(cost)} (with a full {max_out:,}-token reply).",
+            f"estimated cost at most {format_cost(check.worst_case)} (with a full "
+            f"{check.reply_tokens:,}-token reply; {literal_inline(price)}).",
         ]
+        if check.verdict != SEND:
+            lines.append(literal_inline(check.reason))
+        if prepared.instructions:
+            sources = ", ".join(literal_inline(s) for s in prepared.instructions)
+            lines.append(f"Instructions sent (in the system message): {sources}.")
         if prepared.packed is not None:
             labels = ", ".join(literal_inline(i.label) for i in prepared.packed.included) or "none"
             lines.append(f"Context sent: {labels}.")
