@@ -122,6 +122,8 @@ class ScriptedAssistant:
         on_tool: Any = None,
         confirm: Any = None,
         on_thinking: Any = None,
+        *,
+        confirmed: bool = False,
     ) -> Any:
         text = ""
         for chunk in self.chunks:
@@ -133,8 +135,9 @@ class ScriptedAssistant:
             raise self.error
         return SimpleNamespace(content=text)
 
-    def record(self, prepared: Any, completion: Any, remember: bool) -> None:
+    def record(self, prepared: Any, completion: Any, remember: bool, **about: Any) -> dict:
         self.recorded.append(completion.content)
+        return {}  # the reply's provenance (the session's; none here)
 
     def footer(self, prepared: Any, completion: Any) -> str:
         return "model · 1 → 2 tokens"
