@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from traitlets import (
@@ -338,14 +339,15 @@ class Mistral(Configurable):
                 )
         return proposal["value"]
 
-    def price(self, model: str) -> tuple[float, float] | None:
+    def price(self, model: str, also: Sequence[str] = ()) -> tuple[float, float] | None:
         """USD per 1M tokens (input, output) of ``model``, or None when it has no price."""
-        found = self.price_info(model)
+        found = self.price_info(model, also)
         return None if found is None else found.rates
 
-    def price_info(self, model: str) -> Price | None:
-        """The price of ``model`` with its date and source (``Mistral.prices`` first)."""
-        return PriceTable.default().lookup(model, self.prices)
+    def price_info(self, model: str, also: Sequence[str] = ()) -> Price | None:
+        """The price of ``model`` with its date and source (``Mistral.prices`` first); ``also``
+        the model's other names from its card (see :meth:`PriceTable.lookup`)."""
+        return PriceTable.default().lookup(model, self.prices, also)
 
     @classmethod
     def class_get_trait_help(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,18 +95,29 @@ class PriceTable:
     def ids(self) -> list[str]:
         return sorted(self._by_id)
 
-    def lookup(self, model: str, overrides: Mapping[str, Any] | None = None) -> Price | None:
+    def lookup(
+        self,
+        model: str,
+        overrides: Mapping[str, Any] | None = None,
+        also: Sequence[str] = (),
+    ) -> Price | None:
         """The price of ``model``: the override if there is one, else the file's, else
-        None (unknown)."""
+        None (unknown). ``also``: the model's other names, as the server's model card gives
+        them (the dated model behind an alias, the aliases of a dated model), tried in turn
+        when ``model`` itself has no price: a ``*-latest`` name the file does not list is
+        priced as the model it stands for."""
+        for name in (model, *(n for n in also if n and n.lower() != model.lower())):
+            found = self._one(name, overrides)
+            if found is not None:
+                return found if found.model == model else replace(found, model=model)
+        return None
+
+    def _one(self, model: str, overrides: Mapping[str, Any] | None) -> Price | None:
         if overrides:
-            entry = overrides.get(model, overrides.get(model.lower()))
-            rates = _rates(entry)
+            rates = _rates(overrides.get(model, overrides.get(model.lower())))
             if rates is not None:
                 return Price(model, rates[0], rates[1], overridden=True)
-        found = self._by_id.get(model.lower())
-        if found is None:
-            return None
-        return found if found.model == model else Price(**{**found.__dict__, "model": model})
+        return self._by_id.get(model.lower())
 
 
 def _rates(entry: Any) -> tuple[float, float] | None:

@@ -59,9 +59,14 @@ class Session:
         # A kernel's own clients; a server user's session shares the server's one client.
         self.clients = clients if clients is not None else Clients(settings)
         self.conversation = Conversation()
-        self.ledger = UsageLedger(settings.price)
+        #: A model's other names (from its card), by the name its replies came under.
+        self.price_names: dict[str, tuple[str, ...]] = {}
+        def price(model: str) -> tuple[float, float] | None:
+            return self.settings.price(model, self.price_names.get(model, ()))
+
+        self.ledger = UsageLedger(price)
         #: Inline completions (ghost text) apart: many small requests, counted on their own.
-        self.inline_usage = UsageLedger(settings.price)
+        self.inline_usage = UsageLedger(price)
         #: This session's recent answers: their provenance, and the requests replay re-sends.
         self.answers = AnswerLog()
         #: Held while a reply's outcome is recorded (usage and conversation together), so
@@ -382,13 +387,20 @@ class Session:
                 on_tool=on_tool,
                 on_notice=on_notice,
                 on_thinking=on_thinking,
-                guard=round_guard(self.settings, prepared.model, check.spent),
+                guard=round_guard(
+                    self.settings,
+                    prepared.model,
+                    check.spent,
+                    window=prepared.window,
+                    also=prepared.other_names,
+                ),
             )
 
     def footer(self, prepared: PreparedRequest, completion: Completion) -> str:
         from .engine.answer import footer
 
-        return footer(prepared, completion, self.settings.price)
+        names = (prepared.model, *prepared.other_names)
+        return footer(prepared, completion, lambda model: self.settings.price(model, names))
 
     def record(
         self,
@@ -408,7 +420,11 @@ class Session:
         ``code`` is what the face offers as a new cell, ``execution_count`` the cell that
         asked."""
         model = completion.model or prepared.model
+        names = tuple(n for n in (prepared.model, *prepared.other_names) if n != model)
         with self.lock:
+            # The ledger prices what it counted under the name the server answered with:
+            # the card's other names price it when that name is not in the table.
+            self.price_names[model] = names
             if not cached:
                 self.ledger.record(model, completion.usage)
             if remember and completion.content:
@@ -421,7 +437,7 @@ class Session:
             prepared,
             completion,
             face=face,
-            price=self.settings.price_info(model),
+            price=self.settings.price_info(model, names),
             sent_sha256="" if cached else prepared.sent_sha256,
             cached=cached,
             code=code,

@@ -41,6 +41,10 @@ MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
 #: Lines compared when deciding whether a cell is an edited copy of inserted code.
 SIMILAR_LINES = 400
 SIMILAR_RATIO = 0.5
+#: Code of at most this many lines is also compared by characters, and must then be this
+#: alike (a stricter bar: unrelated one-liners share many characters).
+SIMILAR_CHARS_LINES = 5
+SIMILAR_CHARS_RATIO = 0.75
 
 
 @dataclass(frozen=True)
@@ -155,11 +159,18 @@ def read_notebook(path: Path) -> tuple[list[Cell] | None, str]:
 
 
 def _similar(a: str, b: str) -> bool:
+    """Whether ``b`` may be ``a`` edited: by lines, or for short code (where one changed
+    character changes the only line) by characters."""
     left, right = a.splitlines()[:SIMILAR_LINES], b.splitlines()[:SIMILAR_LINES]
     if not left or not right:
         return False
     matcher = difflib.SequenceMatcher(None, left, right, autojunk=False)
-    return matcher.ratio() >= SIMILAR_RATIO
+    if matcher.ratio() >= SIMILAR_RATIO:
+        return True
+    if max(len(left), len(right)) > SIMILAR_CHARS_LINES:
+        return False
+    chars = difflib.SequenceMatcher(None, "\n".join(left), "\n".join(right), autojunk=False)
+    return chars.ratio() >= SIMILAR_CHARS_RATIO
 
 
 @dataclass(frozen=True)

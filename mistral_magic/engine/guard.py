@@ -135,6 +135,8 @@ def check_cost(
         prompt_tokens=prepared.prompt_tokens,
         exact=prepared.exact_count,
         max_tokens=prepared.params.get("max_tokens"),
+        window=prepared.window,
+        also=prepared.other_names,
         holds=holds(prepared),
         spent=spent,
         unpriced=unpriced,
@@ -148,17 +150,20 @@ def _verdict(
     prompt_tokens: int,
     exact: bool,
     max_tokens: int | None,
+    window: int,
+    also: Sequence[str],
     holds: tuple[str, ...],
     spent: float,
     unpriced: Sequence[str],
 ) -> CostCheck:
-    reply = max_tokens or max(0, CONTEXT_WINDOW - prompt_tokens)
+    # Without max_tokens a reply may fill the rest of the model's window: that is the worst.
+    reply = max_tokens or max(0, window - prompt_tokens)
     check = CostCheck(
         model=model,
         prompt_tokens=prompt_tokens,
         exact=exact,
         reply_tokens=reply,
-        price=settings.price_info(model),
+        price=settings.price_info(model, also),
         holds=holds,
         spent=spent,
         unpriced=tuple(unpriced),
@@ -215,7 +220,14 @@ def _with(check: CostCheck, verdict: Verdict, reason: str) -> CostCheck:
 RoundGuard = Callable[[list[dict[str, Any]], dict[str, Any], Sequence["Completion"]], None]
 
 
-def round_guard(settings: Mistral, model: str, spent: float) -> RoundGuard | None:
+def round_guard(
+    settings: Mistral,
+    model: str,
+    spent: float,
+    *,
+    window: int = CONTEXT_WINDOW,
+    also: Sequence[str] = (),
+) -> RoundGuard | None:
     """The check before each further request of a tool loop: the budget must still hold the
     rounds so far (by the server's usage) and the worst case of the next one. None without a
     budget."""
@@ -230,7 +242,7 @@ def round_guard(settings: Mistral, model: str, spent: float) -> RoundGuard | Non
         used = 0.0
         for completion in done:
             usage = completion.usage
-            price = settings.price_info(completion.model or model)
+            price = settings.price_info(completion.model or model, (model, *also))
             if usage is not None and price is not None:
                 used += price.cost(usage.prompt_tokens, usage.completion_tokens)
         prompt_tokens = count_request_tokens(messages, model, params.get("tools"))
@@ -238,8 +250,8 @@ def round_guard(settings: Mistral, model: str, spent: float) -> RoundGuard | Non
             model=model,
             prompt_tokens=prompt_tokens,
             exact=is_exact(model),
-            reply_tokens=params.get("max_tokens") or max(0, CONTEXT_WINDOW - prompt_tokens),
-            price=settings.price_info(model),
+            reply_tokens=params.get("max_tokens") or max(0, window - prompt_tokens),
+            price=settings.price_info(model, also),
             spent=spent + used,
         )
         budget = settings.session_budget

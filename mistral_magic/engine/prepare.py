@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..api.models import Capabilities, ModelCatalog
+from ..api.models import ASSUMED_WINDOW, Capabilities, ModelCatalog
 from ..api.request import Dialect, build_chat_body, build_fim_body
 from ..context.budget import (
     Packed,
@@ -158,6 +158,22 @@ class PreparedRequest:
         from ..context.tokenizers import record_prompt_tokens
 
         record_prompt_tokens(self.counted_as, self.prompt_tokens, usage.prompt_tokens)
+
+    @property
+    def other_names(self) -> tuple[str, ...]:
+        """The model's other names, as its card gives them (the dated model behind an
+        alias, the card's id, its aliases): a price is looked up under them when the name
+        asked for has none."""
+        caps = self.capabilities
+        if caps is None:
+            return ()
+        names = (caps.canonical, caps.card_id or "", *caps.aliases)
+        return tuple(dict.fromkeys(n for n in names if n and n != self.model))
+
+    @property
+    def window(self) -> int:
+        """The model's context window (its card's, or the conservative default)."""
+        return self.capabilities.window if self.capabilities is not None else ASSUMED_WINDOW
 
     @property
     def counted_as(self) -> str:
@@ -435,7 +451,7 @@ def prepare(
     # Tokens are counted as the model behind the name (an alias's card names it): its
     # tokenizer, when mistral-common ships it.
     counted = caps.canonical or model
-    asked = _asked(question, kind, error_count, redactor)
+    put = _asked(question, kind, error_count, redactor)
     if kind != ASK:
         question = error_question(kind, error_count)
     expanded: list[str] = []
@@ -514,7 +530,7 @@ def prepare(
         described=list(described),
         image_tokens=image_tokens,
         notes=notes,
-        asked=asked,
+        asked=put,
         instructions=[i.source for i in instructions] if system is not None else [],
     )
 

@@ -580,12 +580,14 @@ class MistralMagics(Magics):
         completion = self._cached(prepared) if not prepared.toolbox else None
         cached = completion is not None
         display = StreamingDisplay(notebook=in_notebook(self.shell))
+        thinking = ThinkingDisplay(notebook=display.notebook, text_display=display)
         if completion is not None:
             footer = "from the response cache, no cost"
         else:
             if not self._cleared(prepared, _NO_OPTIONS, False):
                 return None
-            completion = self._stream_answer(prepared, display, confirmed=True)
+            self._tell(prepared)
+            completion = self._stream_answer(prepared, display, thinking, confirmed=True)
             if completion is None:
                 return None
             footer = self.session.footer(prepared, completion)
@@ -607,6 +609,7 @@ class MistralMagics(Magics):
         display.finish(
             completion.content, f"{' · '.join(notes)} · {footer}", metadata={METADATA_KEY: record}
         )
+        thinking.finish()
         return None
 
     def _tools(self) -> None:
