@@ -145,3 +145,34 @@ def test_thinking_is_dimmed_in_a_terminal_and_apart_from_the_answer():
     after = shown.rsplit("\x1b[0m", 1)[1]
     assert after.startswith("\n\nThe answer is 144.")  # a blank line, then the answer
     assert "stored: 'The answer is 144.'" in shown
+
+
+def test_confirm_above_asks_on_the_terminal_and_no_sends_nothing():
+    """Mistral.confirm_above in terminal IPython: an ``input()`` question; "n" sends
+    nothing, "y" sends the request (counted by the stub)."""
+    command = [sys.executable, "-m", "IPython", "--quick", "--no-banner", "--colors=nocolor"]
+    with StubServer() as stub:
+        stub.queue(Reply(text="Sent after a yes."))
+        code = (
+            "%load_ext mistral_magic\n"
+            "%config Mistral.confirm_above = 0.0\n"
+            "%mistral --no-context --max-tokens 100 first question\n"
+            "print('=== after no')\n"
+            "%mistral --no-context --max-tokens 100 second question\n"
+        )
+        done = subprocess.run(
+            [*command, "-c", code],
+            cwd=ROOT,
+            env={**os.environ, **stub_env(stub), "TERM": "dumb"},
+            input="n\ny\n",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        bodies = [r.body for r in stub.chat_requests]
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    first, second = done.stdout.split("=== after no")
+    assert "Mistral.confirm_above" in first and "Send it? [y/N]" in first
+    assert "Not sent." in first + done.stderr
+    assert "Sent after a yes." in second
+    assert [b["messages"][-1]["content"] for b in bodies] == ["second question"]

@@ -182,6 +182,18 @@ def test_a_request_past_the_session_budget_is_refused_and_not_sent(stub, kernel,
     assert len(stub.chat_requests) == 1
 
 
+def test_apply_obeys_the_session_budget(stub, kernel, fresh):
+    ok(kernel, "%config Mistral.session_budget = 0.0001")
+    run = kernel.execute(
+        "import mistral_magic\n"
+        "mistral_magic.apply(['a', 'b', 'c'], 'Say {}', max_tokens=500, progress=False)",
+        timeout=60,
+    )
+    assert run.status == "error" and run.reply["ename"] == "CostRefused"
+    assert "Mistral.session_budget" in run.reply["evalue"]
+    assert stub.chat_requests == []
+
+
 def _confirmation_buttons(kernel: Kernel) -> tuple[str, str]:
     run = ok(
         kernel,

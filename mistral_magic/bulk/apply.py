@@ -142,6 +142,7 @@ def apply_rows(
             found = run.estimate(pending)
             if progress:
                 print(found.describe())
+            preflight.check_budget(found, settings.session_budget, _spent())
             threshold, ask = settings.confirm_cost_above, confirm
             if isinstance(confirm, (int, float)) and not isinstance(confirm, bool):
                 threshold, ask = float(confirm), None
@@ -154,6 +155,14 @@ def apply_rows(
         return run.finish(errors=errors, started=started, note=note, unfinished=unfinished)
     finally:
         run.close()
+
+
+def _spent() -> float:
+    """What the running shell's session has spent (USD), 0 without a session."""
+    from ..session import current_session
+
+    session = current_session()
+    return session.ledger.spent()[0] if session is not None else 0.0
 
 
 def _execute(run: BulkRun, pending: list[PlannedRequest], *, batch: bool) -> Stopped | None:

@@ -126,6 +126,34 @@ def estimate(
     )
 
 
+def check_budget(found: Estimate, budget: float | None, spent: float) -> None:
+    """``Mistral.session_budget`` before a run, as for every other request: a run whose
+    ceiling (every reply at max_tokens) would take the session past its budget does not
+    start (:class:`~mistral_magic.engine.guard.CostRefused`), and nothing is sent."""
+    from ..engine.guard import CostRefused
+
+    if budget is None or not found.requests:
+        return
+    ceiling = found.ceiling
+    if ceiling is None:
+        why = (
+            f"{found.model} has no price (it is not in the prices table)"
+            if found.cost is None
+            else "without max_tokens its replies have no ceiling"
+        )
+        raise CostRefused(
+            f"Not started: {why}, so Mistral.session_budget (${budget:g}) cannot be kept. "
+            "Give the model a price in Mistral.prices, or pass max_tokens."
+        )
+    if spent + ceiling > budget:
+        raise CostRefused(
+            f"Not started: {found.requests:,} requests could cost up to "
+            f"{format_cost(ceiling)}, which would take the session past its budget "
+            f"(Mistral.session_budget, ${budget:g}; {format_cost(spent)} spent so far). "
+            "Lower max_tokens, send fewer rows, or raise the budget."
+        )
+
+
 def confirm(
     found: Estimate,
     *,
