@@ -354,6 +354,33 @@ def test_insert_below_creates_a_cell_and_does_not_run_it(
     expect(answer.locator(".mm-Code-outcome")).to_have_text("Inserted as cell 3 (not run).")
 
 
+def test_insert_puts_the_replys_provenance_in_the_new_cells_metadata(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    import hashlib
+
+    _open(page, lab, api, "provenance.ipynb", NOTEBOOK)
+    _open_sidebar(page)
+    answer = _ask_for_code(page, lab_stub)
+    expect(answer).to_have_attribute("data-provenance", "ready")
+    cells = _cells(page)
+    before = cells.count()
+    cells.nth(1).locator(".jp-InputPrompt").click()
+    answer.get_by_role("button", name="Insert below").click()
+    expect(cells).to_have_count(before + 1)
+    tag = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.content.model.sharedModel"
+        ".cells[2].getMetadata('mistral')"
+    )
+    posted = lab_stub.chat_requests[-1]
+    assert tag["body_sha256"] == hashlib.sha256(posted.raw).hexdigest()
+    assert tag["code_sha256"] == hashlib.sha256(CODE.encode()).hexdigest()
+    assert tag["face"] == "sidebar" and tag["model"] == "mistral-large-2407"
+    assert tag["question"] == "What share of the total does each region have?"
+    assert tag["usage"]["completion_tokens"] > 0 and tag["inserted"]
+    assert "test-key" not in json.dumps(tag)
+
+
 def test_insert_into_another_notebook_says_where_and_offers_here(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:

@@ -203,14 +203,15 @@ async def test_server_config_file_sets_the_model(
 async def test_chat_streams_context_deltas_usage_done(lab_stub: StubServer, jp_fetch: Any) -> None:
     lab_stub.queue(Reply(chunks=["Divide by ", "`len(x)`", " instead."]))
     events = await _chat(jp_fetch)
-    assert _names(events) == ["context", "delta", "delta", "delta", "usage", "done"], events
+    names = ["context", "delta", "delta", "delta", "usage", "provenance", "done"]
+    assert _names(events) == names, events
     notices = [data["message"] for name, data in events if _info(name, data)]
     assert notices == [
         "mistral-large-2407 was deprecated on 2024-11-30; the server names "
         "mistral-large-latest as its replacement."
     ]
     assert [name for name, _ in events][:2] == ["context", "notice"]  # before the answer
-    context, usage = events[0][1], events[-2][1]
+    context, usage = events[0][1], next(data for name, data in events if name == "usage")
     assert context["model"] == "mistral-large-2407"
     assert "".join(d["text"] for n, d in events if n == "delta") == "Divide by `len(x)` instead."
     assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0

@@ -115,6 +115,12 @@ export async function streamChat(
         case 'usage':
           handlers.usage?.(data);
           break;
+        case 'confirm':
+          handlers.confirm?.(data);
+          break;
+        case 'provenance':
+          handlers.provenance?.(data);
+          break;
         case 'error':
           handlers.error?.(data);
           break;

@@ -18,6 +18,7 @@ import {
 } from './kernel';
 import { ICodeActions, IInsertOutcome, MessageView } from './message';
 import {
+  CellMetadata,
   insertBelow,
   MAX_SELECTION_CHARS,
   notebookJSON,
@@ -28,6 +29,7 @@ import { AgentTask } from './agent';
 import { KernelToolCache, registerRunner, relayToolCall } from './tools';
 import {
   IAgentProgress,
+  ICostCheck,
   IChatRequest,
   IChip,
   IHistoryEntry,
@@ -347,6 +349,7 @@ export class ChatSidebar extends Panel {
     }
     let task: AgentTask | null = null;
     let bar: AgentBar | null = null;
+    let currentId = requestId; // a confirmed question goes again under a new id
     if (agentMode && panel) {
       this.autoApprove.checked = false; // "run without asking" is for one task only
       task = new AgentTask(panel, requestId, {
@@ -358,7 +361,7 @@ export class ChatSidebar extends Panel {
       answer.node.appendChild(bar.node);
       // the notebook closed or its kernel restarted mid-task: the task stops
       const end = () => {
-        if (this.requestId === requestId) {
+        if (this.requestId === currentId) {
           this.stop();
         }
       };
@@ -367,67 +370,108 @@ export class ChatSidebar extends Panel {
     }
     this.scrollToEnd(true);
 
-    const controller = new AbortController();
-    this.controller = controller;
-    this.requestId = requestId;
-    this.setBusy(true);
-    let failed = false;
-    try {
-      await streamChat(
-        body,
-        {
-          context: data => {
-            const sent = data.chips
-              .filter(c => c.state !== 'omitted')
-              .map(c => (c.note ? `${c.label} (${c.note})` : c.label));
-            question.setChips(missing ? [...sent, missing.label] : sent);
-            if (task) {
-              task.model = data.model;
-            }
-            this.renderChips(data.chips, variables);
-            if (data.note) {
-              answer.setNote(data.note);
-            }
-          },
-          delta: text => answer.append(text),
-          thinking: text => answer.appendThinking(text),
-          notice: data => answer.setNote(data.message),
-          usage: usage => answer.setUsage(usage),
-          error: data => {
-            failed = true;
-            answer.setError(data.message);
-          },
-          // run where the notebook is (tools.ts), shown as a line until its result comes
-          toolCall: call => {
-            answer.showTool({ ...call, status: 'running', result: '' });
-            void relayToolCall(call, panel);
-          },
-          toolResult: result => answer.showTool(result),
-          agent: progress => bar?.progress(progress)
-        },
-        controller.signal
-      );
-    } catch (error) {
-      if ((error as Error).name === 'AbortError') {
-        answer.setNote('Stopped.');
-      } else if (!failed) {
-        answer.setError(String((error as Error).message ?? error));
-      }
-    } finally {
-      answer.streaming = false;
+    // The cost guard may want a confirmation first (nothing was sent then): the answer
+    // asks, and Send asks again, confirmed, into the same answer (an agent task goes on
+    // under the new request's id: its tool calls are looked up by it).
+    const finishTask = () => {
       if (task) {
         task.stop();
         task.ended();
         task.mark();
-        this.agentTasks.delete(requestId);
+        this.agentTasks.delete(currentId);
         bar?.finished();
       }
-      if (this.controller === controller) {
-        this.controller = null;
-        this.requestId = '';
-        this.setBusy(false);
+    };
+    const run = async (request: IChatRequest): Promise<void> => {
+      const controller = new AbortController();
+      this.controller = controller;
+      this.requestId = request.request_id ?? '';
+      this.setBusy(true);
+      let failed = false;
+      let check: ICostCheck | null = null;
+      try {
+        await streamChat(
+          request,
+          {
+            context: data => {
+              const sent = data.chips
+                .filter(c => c.state !== 'omitted')
+                .map(c => (c.note ? `${c.label} (${c.note})` : c.label));
+              question.setChips(missing ? [...sent, missing.label] : sent);
+              if (task) {
+                task.model = data.model;
+              }
+              this.renderChips(data.chips, variables);
+              if (data.note) {
+                answer.setNote(data.note);
+              }
+            },
+            delta: text => answer.append(text),
+            thinking: text => answer.appendThinking(text),
+            notice: data => answer.setNote(data.message),
+            usage: usage => answer.setUsage(usage),
+            provenance: record => answer.setProvenance(record),
+            confirm: data => {
+              check = data;
+            },
+            error: data => {
+              failed = true;
+              answer.setError(data.message);
+            },
+            // run where the notebook is (tools.ts), shown as a line until its result comes
+            toolCall: call => {
+              answer.showTool({ ...call, status: 'running', result: '' });
+              void relayToolCall(call, panel);
+            },
+            toolResult: result => answer.showTool(result),
+            agent: progress => bar?.progress(progress)
+          },
+          controller.signal
+        );
+      } catch (error) {
+        if ((error as Error).name === 'AbortError') {
+          answer.setNote('Stopped.');
+        } else if (!failed) {
+          answer.setError(String((error as Error).message ?? error));
+        }
+      } finally {
+        answer.streaming = false;
+        if (this.controller === controller) {
+          this.controller = null;
+          this.requestId = '';
+          this.setBusy(false);
+        }
       }
-    }
+      const asked: ICostCheck | null = check;
+      if (!asked) {
+        finishTask();
+        return;
+      }
+      answer.setNote('Not sent yet: this question needs your confirmation.');
+      answer.askToConfirm(
+        asked,
+        () => {
+          if (chat !== this.chatEpoch || task?.stopped) {
+            finishTask();
+            return;
+          }
+          answer.setNote('');
+          answer.streaming = true;
+          const next = UUID.uuid4().replace(/-/g, '');
+          if (task) {
+            this.agentTasks.delete(currentId);
+            this.agentTasks.set(next, task);
+          }
+          currentId = next;
+          void run({ ...request, confirmed: true, request_id: next });
+        },
+        () => {
+          answer.setNote('Not sent.');
+          finishTask();
+        }
+      );
+    };
+    await run(body);
   }
 
   /** Stop the running answer: abort the stream and tell the server to cancel upstream. */
@@ -790,23 +834,33 @@ export class ChatSidebar extends Panel {
           : 'Open a notebook to insert the code into.'
       );
     };
-    const inserted = (into: NotebookPanel, code: string): IInsertOutcome => {
-      const index = insertBelow(into, code);
+    const inserted = (
+      into: NotebookPanel,
+      code: string,
+      metadata?: CellMetadata
+    ): IInsertOutcome => {
+      const index = insertBelow(into, code, metadata);
       return this.outcome(into, `Inserted as cell ${index + 1}`, {
         label: 'Insert here',
-        run: other => inserted(other, code)
+        run: other => inserted(other, code, metadata)
       });
     };
-    const replaced = (into: NotebookPanel, code: string): IInsertOutcome => {
-      const index = replaceActive(into, code);
+    const replaced = (
+      into: NotebookPanel,
+      code: string,
+      metadata?: CellMetadata
+    ): IInsertOutcome => {
+      const index = replaceActive(into, code, metadata);
       return this.outcome(into, `Replaced cell ${index + 1}`, {
         label: 'Replace here',
-        run: other => replaced(other, code)
+        run: other => replaced(other, code, metadata)
       });
     };
     return {
-      insertBelow: (code: string) => inserted(target(), code),
-      replaceActive: (code: string) => replaced(target(), code)
+      insertBelow: (code: string, metadata?: CellMetadata) =>
+        inserted(target(), code, metadata),
+      replaceActive: (code: string, metadata?: CellMetadata) =>
+        replaced(target(), code, metadata)
     };
   }
 
@@ -867,6 +921,7 @@ export class ChatSidebar extends Panel {
         if (entry.usage) {
           view.setUsage(entry.usage);
         }
+        view.setProvenance(entry.provenance);
         if (entry.error) {
           view.setError(entry.error);
         } else if (entry.stopped) {

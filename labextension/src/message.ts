@@ -9,7 +9,9 @@ import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { escapeRawHTML } from './markdown';
-import { IToolResult, IUsage } from './types';
+import { CellMetadata } from './notebook';
+import { cellMetadata, codeHashes } from './provenance';
+import { ICostCheck, IToolResult, IUsage } from './types';
 
 /** Where inserted code went, told under the code block; `here` offers the notebook in view
  * when the code went elsewhere. */
@@ -18,9 +20,10 @@ export interface IInsertOutcome {
   here?: { label: string; run: () => IInsertOutcome };
 }
 
+/** `metadata`: the reply's provenance for the cell (`{"mistral": ...}`), or none. */
 export interface ICodeActions {
-  insertBelow(code: string): IInsertOutcome;
-  replaceActive(code: string): IInsertOutcome;
+  insertBelow(code: string, metadata?: CellMetadata): IInsertOutcome;
+  replaceActive(code: string, metadata?: CellMetadata): IInsertOutcome;
 }
 
 export class MessageView extends Widget {
@@ -142,6 +145,52 @@ export class MessageView extends Widget {
     return this.tools;
   }
 
+  /** The reply's provenance (the server's `provenance` event, or the history entry's):
+   * the cells its code goes into carry it. `data-provenance` tells when it is ready. */
+  setProvenance(record: Record<string, unknown> | undefined): void {
+    this.provenance = record;
+    void this.hashed.then(() => {
+      if (this.provenance) {
+        this.node.dataset.provenance = 'ready';
+      }
+    });
+  }
+
+  /** Nothing was sent: the cost guard wants a confirmation. Its reason and what the
+   * request holds and may cost (as text: they quote model ids and labels), then Send or
+   * Cancel (each once). */
+  askToConfirm(
+    check: ICostCheck,
+    onSend: () => void,
+    onCancel: () => void
+  ): void {
+    const box = document.createElement('div');
+    box.className = 'mm-Confirm';
+    const reason = document.createElement('div');
+    reason.className = 'mm-Confirm-reason';
+    reason.textContent = check.reason;
+    const summary = document.createElement('div');
+    summary.className = 'mm-Confirm-summary';
+    summary.textContent = check.summary;
+    const decide = (send: boolean) => {
+      box.remove();
+      (send ? onSend : onCancel)();
+    };
+    const send = button('Send', 'Send this question', () => decide(true));
+    send.classList.add('mm-Confirm-send');
+    const cancel = button('Cancel', 'Send nothing', () => decide(false));
+    cancel.classList.add('mm-Confirm-cancel');
+    const actions = document.createElement('div');
+    actions.className = 'mm-Confirm-actions';
+    actions.append(send, cancel);
+    box.append(reason, summary, actions);
+    this.node.insertBefore(box, this.footer);
+  }
+
+  private metadataFor(code: string): CellMetadata {
+    return cellMetadata(this.provenance, code, this.hashes);
+  }
+
   setUsage(usage: IUsage): void {
     const parts = [usage.model];
     if (
@@ -228,18 +277,32 @@ export class MessageView extends Widget {
       const bar = document.createElement('div');
       bar.className = 'mm-Code-actions';
       const code = () => (pre.textContent ?? '').replace(/\n$/, '');
+      // Hashed now (WebCrypto is asynchronous, a click is not): the cell's provenance
+      // holds the hash of the code as inserted.
+      const source = code();
+      this.hashed = this.hashed
+        .then(() => codeHashes([source]))
+        .then(found =>
+          found.forEach((hash, key) => this.hashes.set(key, hash))
+        );
       if (this.actions) {
         const actions = this.actions;
         bar.append(
           button(
             'Insert below',
             'Insert as a new cell below the active cell (not run)',
-            () => this.act(wrapper, () => actions.insertBelow(code()))
+            () =>
+              this.act(wrapper, () =>
+                actions.insertBelow(code(), this.metadataFor(code()))
+              )
           ),
           button(
             'Replace cell',
             'Replace the active cell’s source (not run)',
-            () => this.act(wrapper, () => actions.replaceActive(code()))
+            () =>
+              this.act(wrapper, () =>
+                actions.replaceActive(code(), this.metadataFor(code()))
+              )
           )
         );
       }
@@ -290,6 +353,9 @@ export class MessageView extends Widget {
 
   private body: HTMLDivElement;
   private footer: HTMLDivElement;
+  private provenance: Record<string, unknown> | undefined;
+  private readonly hashes = new Map<string, string>();
+  private hashed: Promise<void> = Promise.resolve();
   private thinking: ThinkingView | null = null;
   private tools: HTMLDivElement | null = null;
   private toolLines = new Map<string, HTMLDetailsElement>();

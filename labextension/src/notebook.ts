@@ -151,8 +151,16 @@ export function hasError(panel: NotebookPanel, index: number): boolean {
   return !!json?.outputs?.some((o: any) => o.output_type === 'error');
 }
 
-/** A new code cell below the notebook's active cell holding `code`; it is not run. */
-export function insertBelow(panel: NotebookPanel, code: string): number {
+/** Metadata for a cell (`{"mistral": provenance}`), put on it key by key. */
+export type CellMetadata = Record<string, unknown>;
+
+/** A new code cell below the notebook's active cell holding `code`, with `metadata` (the
+ * provenance of the reply it came from); it is not run. */
+export function insertBelow(
+  panel: NotebookPanel,
+  code: string,
+  metadata: CellMetadata = {}
+): number {
   const notebook = panel.content;
   const model = notebook.model;
   if (!model) {
@@ -162,19 +170,56 @@ export function insertBelow(panel: NotebookPanel, code: string): number {
   model.sharedModel.insertCell(index, {
     cell_type: 'code',
     source: code,
-    metadata: {}
+    metadata: metadata as any
   });
   notebook.activeCellIndex = index;
   notebook.mode = 'command';
   return index;
 }
 
-/** The active cell's source becomes `code`; it is not run. Returns the cell's index. */
-export function replaceActive(panel: NotebookPanel, code: string): number {
+/** The active cell's source becomes `code`, with `metadata`; it is not run. Returns the
+ * cell's index. */
+export function replaceActive(
+  panel: NotebookPanel,
+  code: string,
+  metadata: CellMetadata = {}
+): number {
   const cell = panel.content.activeCell;
   if (!cell) {
     throw new Error('The notebook has no active cell.');
   }
   cell.model.sharedModel.setSource(code);
+  for (const [key, value] of Object.entries(metadata)) {
+    cell.model.setMetadata(key, value);
+  }
   return panel.content.activeCellIndex;
+}
+
+/** The notebook as the kernel's `%mistral audit` reads it: every cell's type, execution
+ * count, source and `metadata.mistral`, and its outputs' `metadata.mistral` (the provenance
+ * of answers shown there); no output data. */
+export function auditJSON(panel: NotebookPanel): { cells: any[] } {
+  const model = panel.content.model;
+  if (!model) {
+    return { cells: [] };
+  }
+  const cells = model.sharedModel.cells.map(cell => {
+    const json: any = cell.toJSON();
+    const slim: any = {
+      cell_type: json.cell_type,
+      source: textOf(json.source),
+      metadata: json.metadata?.mistral ? { mistral: json.metadata.mistral } : {}
+    };
+    if (json.cell_type === 'code') {
+      slim.execution_count = json.execution_count ?? null;
+      slim.outputs = (json.outputs || [])
+        .filter((o: any) => o.metadata?.mistral)
+        .map((o: any) => ({
+          output_type: o.output_type,
+          metadata: { mistral: o.metadata.mistral }
+        }));
+    }
+    return slim;
+  });
+  return { cells };
 }

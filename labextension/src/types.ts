@@ -40,6 +40,8 @@ export interface IHistoryEntry {
   thinking?: string;
   /** The tool calls of the answer, as they were shown. */
   tools?: IToolResult[];
+  /** The reply's provenance: what an Insert puts in the new cell's `metadata.mistral`. */
+  provenance?: Record<string, unknown>;
 }
 
 /** A `tool_call` event: a call for the browser to run (mistral_magic/server/relay.py). */
@@ -65,6 +67,13 @@ export interface IToolResult {
   result: string;
   seconds?: number;
   round?: number;
+}
+
+/** What the cost guard says before a costly question (`Mistral.confirm_above`). */
+export interface ICostCheck {
+  reason: string;
+  summary: string;
+  worst_case_text: string;
 }
 
 export interface IVariableItem {
@@ -95,6 +104,8 @@ export interface IChatRequest {
   context_budget?: number | null;
   /** The tools of the notebook's kernel (wire `tools` entries); absent: no tools. */
   tools?: any[];
+  /** the user confirmed this question's cost after a `confirm` event */
+  confirmed?: boolean;
   /** `agent`: Mistral carries out the task on the notebook (issue #14). */
   mode?: 'ask' | 'agent';
 }
@@ -129,6 +140,9 @@ export interface IStreamHandlers {
   toolResult?: (result: IToolResult) => void;
   agent?: (progress: IAgentProgress) => void;
   usage?: (usage: IUsage) => void;
+  /** Above `Mistral.confirm_above`: nothing was sent; ask, then send again confirmed. */
+  confirm?: (check: ICostCheck) => void;
+  provenance?: (record: Record<string, unknown>) => void;
   error?: (data: { message: string; type: string; partial: boolean }) => void;
   done?: (data: { finish_reason: string | null }) => void;
 }

@@ -50,7 +50,7 @@ def setup_handlers(serverapp: Any) -> MistralService:
     web_app = serverapp.web_app
     settings = Mistral(parent=serverapp)
     limits = MistralServer(parent=serverapp)
-    service = MistralService(settings, limits)
+    service = MistralService(settings, limits, root_dir=getattr(serverapp, "root_dir", None))
     history_dir = Path(serverapp.data_dir) / "mistral_magic" / "history"
     web_app.settings["mistral_magic_service"] = service
     web_app.settings["mistral_magic_history"] = HistoryStore(history_dir)

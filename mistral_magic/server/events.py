@@ -4,14 +4,22 @@ Events, in order: ``context`` (what is being sent: chips, token counts, model), 
 ``thinking`` (``{"text"}``: a reasoning model's thinking, shown apart from the answer),
 ``delta`` (``{"text"}``), and with tools ``tool_call`` (a call for the browser to run and
 answer through ``POST tool_result``) and ``tool_result`` (a finished call, as the model reads
-it: the shapes are in :mod:`.relay`), then ``usage`` and ``done`` on success, or ``error``
-(``{"message", "type", "partial"}``) and ``done`` on failure. ``notice`` (``{"message",
-"kind"}``) may come at any point before ``done``: what the client is waiting for, e.g. "rate
-limited, retrying in 3 s" (``kind`` ``rate_limited``…), or, before the answer, what the user
-should know (``kind`` ``info``: a deprecated model, a figure sent as words; ``kind``
-``tools``: why the tool loop stopped early; ``kind`` ``agent``: the bound that ended an
-agent task). ``agent`` (Agent mode, after each model reply and each step): the task's
-running totals (:meth:`.agent.AgentTask.progress`). Every ``data:`` line is one JSON object.
+it: the shapes are in :mod:`.relay`), then ``usage``, ``provenance`` (the reply's record:
+model, parameters, usage, cost, context labels, the SHA-256 of the body as POSTed — with
+tools, of the loop's first request; an Insert puts it in the new cell's ``metadata.mistral``)
+and ``done`` on success, or ``error`` (``{"message", "type", "partial"}``) and ``done`` on
+failure. The cost guard may end the stream before anything is sent: ``error`` (type
+``CostRefused``, past ``Mistral.session_budget``) or ``confirm`` (above
+``Mistral.confirm_above``: what the request holds and may cost, :meth:`CostCheck.to_json`;
+the browser asks, then sends the question again with ``confirmed: true``), then ``done``;
+a tool loop's further round (an agent step among them) that would pass the budget ends it
+with ``error`` (``CostRefused``). ``notice`` (``{"message", "kind"}``) may come at any point
+before ``done``: what the client is waiting for, e.g. "rate limited, retrying in 3 s"
+(``kind`` ``rate_limited``…), or, before the answer, what the user should know (``kind``
+``info``: a deprecated model, a figure sent as words; ``kind`` ``tools``: why the tool loop
+stopped early; ``kind`` ``agent``: the bound that ended an agent task). ``agent`` (Agent
+mode, after each model reply and each step): the task's running totals
+(:meth:`.agent.AgentTask.progress`). Every ``data:`` line is one JSON object.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 
 EVENT_TYPES = (
     "context",
+    "confirm",
     "thinking",
     "delta",
     "tool_call",
@@ -28,6 +37,7 @@ EVENT_TYPES = (
     "agent",
     "notice",
     "usage",
+    "provenance",
     "error",
     "done",
 )

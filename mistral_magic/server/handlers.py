@@ -259,11 +259,13 @@ class ChatHandler(_Base):
     _text = ""  # the answer's text so far, over every round of a tool loop
     _thinking = ""  # a reasoning model's: shown apart, kept in the history entry, never
     # part of the text the conversation sends back
+    _spent = 0.0  # the user's spending when the cost guard cleared the question (USD)
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         self._started = time.perf_counter()
+        self._sent: list[str] = []  # SHA-256 of each body POSTed, request by request
         user = self.user_name
         # Taken before the history is read: a New chat from here on forgets this exchange.
         generation = self.history.generation(user)
@@ -290,6 +292,10 @@ class ChatHandler(_Base):
                 },
             )
         except asyncio.CancelledError:  # the browser left before anything was asked
+            return
+        if not await self._cleared(prepared, payload):
+            with contextlib.suppress(StreamClosedError):
+                self.finish(set_content_type="text/event-stream; charset=utf-8")
             return
         try:  # a deprecated model, a figure sent as words: before the answer
             for line in self.service.session(user).notices(prepared):
@@ -321,6 +327,31 @@ class ChatHandler(_Base):
             self.service.running.pop(registry_key, None)
         with contextlib.suppress(StreamClosedError):
             self.finish(set_content_type="text/event-stream; charset=utf-8")
+
+    async def _cleared(self, prepared: PreparedRequest, payload: ChatPayload) -> bool:
+        """The cost guard, as in every face, before anything is sent: past
+        ``Mistral.session_budget`` an ``error`` event (``CostRefused``); above
+        ``Mistral.confirm_above`` and not yet confirmed, a ``confirm`` event with what the
+        request holds and may cost (the browser asks, then sends the question again with
+        ``confirmed: true``). Either way the stream ends with ``done`` and nothing is sent."""
+        from mistral_magic.engine.guard import CONFIRM, REFUSE
+
+        check = self.service.session(self.user_name).check_cost(prepared)
+        try:
+            if check.verdict == REFUSE:
+                await self._send(
+                    "error", {"message": check.reason, "type": "CostRefused", "partial": False}
+                )
+                await self._send("done", {"finish_reason": "refused"})
+                return False
+            if check.verdict == CONFIRM and not payload.confirmed:
+                await self._send("confirm", check.to_json())
+                await self._send("done", {"finish_reason": "confirm"})
+                return False
+        except asyncio.CancelledError:  # the browser left
+            return False
+        self._spent = check.spent  # a tool loop's further rounds are kept to the budget too
+        return True
 
     def on_connection_close(self) -> None:
         self._closed = True
@@ -364,10 +395,15 @@ class ChatHandler(_Base):
                 stream = await self.service.stream(client, prepared, on_notice=self._notice)
                 completion = await self._relay_stream(stream)
             model = completion.model or prepared.model
-            self.service.record_usage(self.user_name, prepared, model, completion.usage)
-            usage = self.service.usage_json(model, completion.usage)
-            reply.update(text=self._text, model=model, usage=usage)
+            # The SHA-256 of the first body POSTed (with tools: the loop's first request, as
+            # in a kernel). The usage into the user's ledger, and the reply's provenance (the
+            # sidebar's Insert puts it into the new cell's metadata; the history entry keeps it).
+            prepared.sent_sha256 = self._sent[0] if self._sent else ""
+            record = self.service.record(self.user_name, prepared, completion)
+            usage = self.service.usage_json(model, completion.usage, prepared.other_names)
+            reply.update(text=self._text, model=model, usage=usage, provenance=record)
             await self._send("usage", usage)
+            await self._send("provenance", record)
             total = time.perf_counter() - self._started
             await self._send(
                 "done",
@@ -461,6 +497,8 @@ class ChatHandler(_Base):
         finally:
             # closes the upstream response; shielded so that nothing interrupts it
             await asyncio.shield(deltas.aclose())
+            if stream.request_sha256:
+                self._sent.append(stream.request_sha256)
         return stream.completion
 
     _new_round = False
@@ -478,7 +516,10 @@ class ChatHandler(_Base):
         """The tool loop of :mod:`mistral_magic.engine.tool_loop`, each call relayed to the
         browser (:mod:`.relay`), each finished call reported as a ``tool_result`` event.
         ``agent``: an Agent mode task, its steps, time and cost bounded (:mod:`.agent`;
-        a bound reached raises :class:`AgentBound`)."""
+        a bound reached raises :class:`AgentBound`). Every round after the first (an agent
+        step among them) is checked against ``Mistral.session_budget`` before it is sent
+        (a refusal raises :class:`CostRefused`, nothing sent)."""
+        from mistral_magic.engine.guard import round_guard
         from mistral_magic.engine.prepare import WireTarget
         from mistral_magic.engine.tool_loop import AsyncToolExecutor, arun_tool_loop
         from mistral_magic.tools.agent import AGENT_RUNNER, AGENT_TOOL_NAMES
@@ -507,12 +548,27 @@ class ChatHandler(_Base):
             # step bound ends the task first), the task's wall time for tool waits.
             limits = replace(limits, max_rounds=task.max_steps + 1, max_seconds=task.max_seconds)
 
+        # Each further round is checked against Mistral.session_budget before it is sent,
+        # as in a kernel (the first one was, by _cleared).
+        guard = round_guard(
+            self.service.settings,
+            prepared.model,
+            self._spent,
+            window=prepared.window,
+            also=prepared.other_names,
+        )
+        done: list[Completion] = []
+
         async def send(messages: list[dict[str, Any]], params: dict[str, Any], lead: str) -> Any:
             if task is not None and task.requests:
                 task.before_request()
+            if guard is not None and done:  # counts tokens: off the event loop
+                request = {"model": prepared.model, **params}
+                await self.service.off_loop(guard, messages, request, list(done))
             self._new_round = True
             stream = client.stream(messages, on_notice=self._notice, model=prepared.model, **params)
             completion = await self._relay_stream(stream)
+            done.append(completion)
             if task is not None:
                 task.add_usage(completion.model or prepared.model, completion.usage)
                 await self._send("agent", task.progress())

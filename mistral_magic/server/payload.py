@@ -62,6 +62,9 @@ class ChatPayload:
     tools: list[dict[str, Any]] = field(default_factory=list)
     #: ``agent``: Mistral carries out the task through the agent's notebook tools (#14).
     mode: Mode = "ask"
+    #: The user confirmed this question's cost (Mistral.confirm_above) after a ``confirm``
+    #: event; a question past Mistral.session_budget is refused all the same.
+    confirmed: bool = False
 
 
 def _optional_int(body: Mapping[str, Any], name: str, low: int, high: int) -> int | None:
@@ -184,4 +187,5 @@ def parse_payload(body: Any, *, require_prompt: bool = True) -> ChatPayload:
         remember=body.get("remember", True) is not False,
         tools=parse_tools(body.get("tools")),
         mode=mode,
+        confirmed=body.get("confirmed") is True,
     )

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -27,6 +28,8 @@ from mistral_magic.context.notebook import collect_notebook, variable_items
 from mistral_magic.context.redact import Redactor
 from mistral_magic.engine.clients import AsyncClients
 from mistral_magic.engine.conversation import Conversation
+from mistral_magic.engine.instructions import CHIP_ID as INSTRUCTIONS_CHIP
+from mistral_magic.engine.instructions import Instructions, load_instructions
 from mistral_magic.engine.prepare import PreparedRequest, WireTarget, prepare
 from mistral_magic.engine.prompts import AGENT_PROMPT, SYSTEM_PROMPT
 from mistral_magic.engine.tool_loop import ToolLimits
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
     from mistral_magic.api.client import AsyncChatStream, AsyncMistralClient
     from mistral_magic.api.models import Capabilities, ModelCatalog
     from mistral_magic.api.retry import OnNotice
-    from mistral_magic.api.types import Usage
+    from mistral_magic.api.types import Completion, Usage
     from mistral_magic.context.figures import Figure
     from mistral_magic.tools.core import Toolbox
 
@@ -115,10 +118,18 @@ def _host(url: str) -> str:
 class MistralService:
     """Built once per server; shared by all handlers."""
 
-    def __init__(self, settings: Mistral, server: MistralServer | None = None) -> None:
+    def __init__(
+        self,
+        settings: Mistral,
+        server: MistralServer | None = None,
+        root_dir: str | None = None,
+    ) -> None:
         self.settings = settings
         self.server = server or MistralServer()
         self.pending = PendingCalls()  # tool calls relayed to a browser, awaiting results
+        #: The Jupyter server's root: notebook paths from the browser are relative to it, and
+        #: AGENTS.md is never looked for above it.
+        self.root_dir = Path(root_dir).expanduser() if root_dir else None
         self.clients = AsyncClients(settings)  # one client for the whole server process
         self.running: dict[tuple[str, str], asyncio.Task[Any]] = {}  # (user, request id)
         self._cancelled: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
@@ -261,9 +272,39 @@ class MistralService:
             toolbox=toolbox,
             notes=notes,
             system=AGENT_PROMPT if agent else SYSTEM_PROMPT,
+            instructions=self.instructions(payload),
         )
         _ = prepared.prompt_tokens  # counted here, off the event loop
-        return prepared, chips_for(chosen, prepared)
+        chips = chips_for(chosen, prepared)
+        if prepared.instructions:  # first: they lead the system message
+            sources = ", ".join(prepared.instructions)
+            label = f"instructions · {sources}"
+            chips.insert(
+                0,
+                Chip(
+                    INSTRUCTIONS_CHIP,
+                    label,
+                    "instructions",
+                    tuple(prepared.instructions),
+                    "included",
+                ),
+            )
+        return prepared, chips
+
+    def instructions(self, payload: ChatPayload) -> list[Instructions]:
+        """``Mistral.instructions`` and the AGENTS.md nearest to the notebook, up to the
+        server's root (blocking: reads a file); none when the user removed their chip for
+        this question."""
+        if INSTRUCTIONS_CHIP in payload.exclude:
+            return []
+        folder = self.root_dir
+        if folder is not None and payload.notebook_path:
+            # A path the browser sent: relative to the root, and never outside it
+            # (find_agents_file looks at nothing outside the root).
+            folder = (folder / payload.notebook_path.lstrip("/")).parent
+        return load_instructions(
+            self.settings, folder=folder, root=self.root_dir, redactor=self.redactor()
+        )
 
     def toolbox(
         self, payload: ChatPayload, model: str, capabilities: Capabilities | None
@@ -335,19 +376,28 @@ class MistralService:
         messages, params = prepared.send_arguments()
         return client.stream(messages, on_notice=on_notice, **params)
 
-    def record_usage(
-        self, user: str, prepared: PreparedRequest, model: str, usage: Usage | None
-    ) -> None:
-        """Count a reply's usage for ``user``; the server's prompt token count for
-        ``prepared`` also corrects our estimates for its model (as in a kernel)."""
-        self.session(user).ledger.record(model, usage)
-        prepared.calibrate(usage)
+    def record(
+        self, user: str, prepared: PreparedRequest, completion: Completion
+    ) -> dict[str, Any]:
+        """Count the usage in ``user``'s ledger (what their ``Mistral.session_budget`` is
+        kept against), let the server's prompt token count for ``prepared`` correct our
+        estimates for its model (as in a kernel: ``Session.record``), and return the reply's
+        provenance."""
+        from mistral_magic.engine.provenance import FACE_SIDEBAR
 
-    def usage_json(self, model: str, usage: Usage | None) -> dict[str, Any]:
+        # The sidebar's conversation is its history (remember=False: not the session's).
+        return self.session(user).record(prepared, completion, remember=False, face=FACE_SIDEBAR)
+
+    def usage_json(
+        self, model: str, usage: Usage | None, also: Sequence[str] = ()
+    ) -> dict[str, Any]:
         if usage is None:
             return {"model": model, "cost": None, "cost_text": "usage not reported"}
         cost = estimate_cost(
-            model, usage.prompt_tokens, usage.completion_tokens, self.settings.price
+            model,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            lambda name: self.settings.price(name, also),
         )
         return {
             "model": model,
