@@ -9,6 +9,7 @@ logs a console error, or shows the API key, fails its test. Screenshots go to ``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -357,8 +358,6 @@ def test_insert_below_creates_a_cell_and_does_not_run_it(
 def test_insert_puts_the_replys_provenance_in_the_new_cells_metadata(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    import hashlib
-
     _open(page, lab, api, "provenance.ipynb", NOTEBOOK)
     _open_sidebar(page)
     answer = _ask_for_code(page, lab_stub)
@@ -379,6 +378,42 @@ def test_insert_puts_the_replys_provenance_in_the_new_cells_metadata(
     assert tag["question"] == "What share of the total does each region have?"
     assert tag["usage"]["completion_tokens"] > 0 and tag["inserted"]
     assert "test-key" not in json.dumps(tag)
+
+
+def test_the_magics_code_cell_carries_provenance_and_the_audit_reads_the_open_notebook(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    notebook = _notebook(
+        _code_cell("%load_ext mistral_magic", "load"),
+        _code_cell("%%mistral --no-context\nShare of each region?", "ask"),
+        _code_cell("%mistral audit", "audit"),
+    )
+    _open(page, lab, api, "audit.ipynb", notebook)
+    page.wait_for_function("() => window.jupyterapp !== undefined")
+    _run_cell(page, 0)
+    expect(_cells(page).nth(0).locator(".jp-InputPrompt")).to_have_text("[1]:")
+    lab_stub.queue(Reply(chunks=FIRST_REPLY))
+    _run_cell(page, 1, "It divides by the total.")
+    cells = _cells(page)
+    expect(cells).to_have_count(4)  # the code offered as a new cell below the question
+    expect(cells.nth(2).locator(".jp-InputArea-editor")).to_contain_text("sales['share']")
+    page.wait_for_function(
+        "() => !!window.jupyterapp.shell.currentWidget.content.model.sharedModel"
+        ".cells[2].getMetadata('mistral')"
+    )
+    tag = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.content.model.sharedModel"
+        ".cells[2].getMetadata('mistral')"
+    )
+    posted = lab_stub.chat_requests[-1]
+    assert tag["body_sha256"] == hashlib.sha256(posted.raw).hexdigest()
+    assert tag["face"] == "magic" and tag["question"] == "Share of each region?"
+    _run_cell(page, 3, "AI-written code")
+    report = cells.nth(3).locator(".jp-OutputArea")
+    expect(report).to_contain_text("audit.ipynb as it is open")
+    expect(report).to_contain_text("cell 3")
+    expect(report).to_contain_text("as inserted")
+    assert len(lab_stub.chat_requests) == 1  # the audit sends nothing
 
 
 def test_insert_into_another_notebook_says_where_and_offers_here(

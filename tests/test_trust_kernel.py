@@ -142,7 +142,9 @@ def test_audit_lists_two_answers_and_marks_the_edited_code(stub, kernel, fresh):
 
 
 def _asked_in(run: Any) -> int:
-    return provenance_of(run)["asked_in"]
+    asked_in = provenance_of(run)["asked_in"]
+    assert asked_in == run.reply["execution_count"]  # the In[n] the user sees
+    return asked_in
 
 
 def test_replay_from_the_cache_sends_nothing(stub, kernel, fresh):

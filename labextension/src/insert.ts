@@ -128,15 +128,27 @@ function tagNextCell(
     return;
   }
   const cells = model.cells;
+  const tag = (cell: any) => {
+    for (const [key, value] of Object.entries(metadata)) {
+      cell.setMetadata(key, value);
+    }
+  };
+  // The execute reply may have added the cell before this message got here (they travel
+  // on different channels): then it is already in the notebook, untagged.
+  for (let i = cells.length - 1; i >= 0; i--) {
+    const cell = cells.get(i);
+    if (cell.sharedModel.getSource() === code && !cell.getMetadata('mistral')) {
+      tag(cell);
+      return;
+    }
+  }
   const added = (_: unknown, change: { type: string; newValues: any[] }) => {
     if (change.type !== 'add') {
       return;
     }
     for (const cell of change.newValues) {
       if (cell.sharedModel.getSource() === code) {
-        for (const [key, value] of Object.entries(metadata)) {
-          cell.setMetadata(key, value);
-        }
+        tag(cell);
         stop();
         return;
       }

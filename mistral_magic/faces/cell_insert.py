@@ -102,7 +102,7 @@ class CellInserter:
         elif data.get("action") == "notebook" and isinstance(data.get("cells"), list):
             self._ready = True
             self.notebook = data
-            self.notebook_at = getattr(self.shell, "execution_count", None)
+            self.notebook_at = cell_number(self.shell)  # the last cell that ran
 
     def _on_close(self, msg: dict[str, Any], comm: Any = None) -> None:
         if comm is not None and comm is not self._comm:
@@ -184,9 +184,21 @@ def live_notebook(session: Session) -> dict[str, Any] | None:
     inserter = session.kept(INSERTER)
     if inserter is None or inserter.notebook is None:
         return None
-    if inserter.notebook_at != getattr(session.shell, "execution_count", None):
+    now = cell_number(session.shell)
+    if inserter.notebook_at is None or now != inserter.notebook_at + 1:
         return None  # sent before an earlier cell: it may be stale
     return inserter.notebook
+
+
+def cell_number(shell: Any) -> int | None:
+    """The number n of the cell running now (``In[n]``), or between cells of the last one
+    that ran. Not ``shell.execution_count``: IPython 9 counts it up as a cell starts, IPython
+    8 as it ends; ``In`` (the inputs, the running cell's included) agrees in both."""
+    history = (getattr(shell, "user_ns", None) or {}).get("In")
+    if isinstance(history, list) and history:
+        return len(history) - 1
+    count = getattr(shell, "execution_count", None)
+    return count if isinstance(count, int) else None
 
 
 def queued_cell(codes: list[str]) -> str:

@@ -22,7 +22,7 @@ from ..engine.prompts import EXPLAIN, FIX
 from ..engine.provenance import FACE_MAGIC, METADATA_KEY, for_cell
 from ..engine.usage import format_cost
 from ..session import ALL_SOURCES, Session
-from .cell_insert import tag_next_input
+from .cell_insert import cell_number, tag_next_input
 from .hints import for_notebook
 from .render import (
     StreamingDisplay,
@@ -240,11 +240,11 @@ class MistralMagics(Magics):
             remember=remember,
             cached=cached,
             code=code,
-            execution_count=self.shell.execution_count,
+            execution_count=cell_number(self.shell),
         )
         if code:
             self.shell.set_next_input(code, replace=False)
-            tag_next_input(self.session, code, for_cell(record, code))
+            tag_next_input(self.session, code, {METADATA_KEY: for_cell(record, code)})
             footer += " · code added as a new cell below (not run)"
         display.finish(completion.content, footer, metadata={METADATA_KEY: record})
         thinking.finish()
@@ -283,7 +283,7 @@ class MistralMagics(Magics):
         from .widgets import ReplyView, display_with_fallback, inserter_of
 
         box = w.VBox()
-        count = self.shell.execution_count
+        count = cell_number(self.shell)
         out = args.out
 
         def finished(reply: ReplyView) -> None:
@@ -462,11 +462,11 @@ class MistralMagics(Magics):
             completion,
             remember=True,
             code=code,
-            execution_count=self.shell.execution_count,
+            execution_count=cell_number(self.shell),
         )
         if code:
             self.shell.set_next_input(code, replace=False)
-            tag_next_input(self.session, code, for_cell(record, code))
+            tag_next_input(self.session, code, {METADATA_KEY: for_cell(record, code)})
             footer += " · corrected code added as a new cell below (not run)"
         display.finish(completion.content, footer, metadata={METADATA_KEY: record})
         thinking.finish()
@@ -596,7 +596,7 @@ class MistralMagics(Magics):
             completion,
             remember=False,
             cached=cached,
-            execution_count=self.shell.execution_count,
+            execution_count=cell_number(self.shell),
         )
         record["replay_of"] = count
         same_body = record["body_sha256"] == original.get("body_sha256")
