@@ -211,7 +211,15 @@ def test_insert_goes_through_the_labextension_comm_when_it_answers(stub, kernel,
         click_widget(kernel, button)
     finally:
         kernel.client.get_iopub_msg = original
-    assert sent == [{"action": "insert_cell", "code": 'sales.groupby("region").size()'}]
+    [message] = sent
+    assert message["action"] == "insert_cell"
+    assert message["code"] == 'sales.groupby("region").size()'
+    # the new cell's metadata: the reply's provenance, with the hash of the code inserted
+    from mistral_magic.engine.provenance import code_hash
+
+    tag = message["metadata"]["mistral"]
+    assert tag["face"] == "chat panel" and tag["question"] == "Rows per region?"
+    assert tag["code_sha256"] == code_hash(message["code"])
     assert kernel.execute("pass").next_input is None  # nothing queued
     kernel.execute("panel.inserter._ready = False")  # back to the queue for other tests
 
