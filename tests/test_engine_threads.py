@@ -84,18 +84,13 @@ def test_usage_and_turns_from_many_threads_are_all_counted(session):
     from types import SimpleNamespace
 
     from mistral_magic.api.types import Usage
-    from mistral_magic.engine.prepare import PreparedRequest, WireTarget
+    from mistral_magic.engine.prepare import WireTarget, prepare
 
-    prepared = PreparedRequest(
-        prompt="q",
-        model="mistral-large-2407",
-        messages=[{"role": "user", "content": "q"}],
-        params={},
-        body={},
-        target=WireTarget("", "mistral"),
-    )
+    # a real request: recording keeps its provenance (the body's hash, labels, parameters)
+    target = WireTarget("http://127.0.0.1:1/v1", "mistral")
+    prepared = prepare("q", model="mistral-large-2407", target=target, settings=session.settings)
     done = SimpleNamespace(
-        model="mistral-large-2407", content="a", usage=Usage(1, 2, 3), finish_reason="stop"
+        id="r1", model="mistral-large-2407", content="a", usage=Usage(1, 2, 3), finish_reason="stop"
     )
     start = threading.Barrier(8)
 
