@@ -86,7 +86,7 @@ def test_terminal_display_prints_only_new_text():
 def test_notebook_display_is_throttled(monkeypatch):
     shown: list[str] = []
     display = StreamingDisplay(notebook=True, max_fps=15)
-    monkeypatch.setattr(display, "_show", lambda md: shown.append(md))
+    monkeypatch.setattr(display, "_show", lambda md, *_: shown.append(md))
     text = ""
     for i in range(500):  # a 500-token reply at full speed: one block
         text += f"t{i} "
@@ -100,7 +100,7 @@ def test_a_long_reply_is_sent_block_by_block_each_once(monkeypatch):
     """Every output holds one block: what was finished is not sent again."""
     shown: list[str] = []
     display = StreamingDisplay(notebook=True, max_fps=1e9)  # no throttle: the worst case
-    monkeypatch.setattr(display, "_show", lambda md: shown.append(md))
+    monkeypatch.setattr(display, "_show", lambda md, *_: shown.append(md))
     paragraphs = [f"Paragraph {i}: " + "word " * 60 for i in range(200)]  # ~64 kB
     text = ""
     for paragraph in paragraphs:
@@ -141,7 +141,7 @@ def test_a_line_without_end_is_cut_at_spaces_in_linear_time():
 def test_json_streams_inside_a_code_block(monkeypatch):
     shown: list[str] = []
     display = StreamingDisplay(notebook=True, code_language="json")
-    monkeypatch.setattr(display, "_show", lambda md: shown.append(md))
+    monkeypatch.setattr(display, "_show", lambda md, *_: shown.append(md))
     display.update('{"a": ')
     display.finish('{"a": 1}', "footer")
     assert shown[0] == '```json\n{"a":' + " " + CURSOR
