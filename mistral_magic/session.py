@@ -61,6 +61,7 @@ class Session:
         self.conversation = Conversation()
         #: A model's other names (from its card), by the name its replies came under.
         self.price_names: dict[str, tuple[str, ...]] = {}
+
         def price(model: str) -> tuple[float, float] | None:
             return self.settings.price(model, self.price_names.get(model, ()))
 
