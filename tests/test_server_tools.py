@@ -120,7 +120,7 @@ async def test_a_call_is_relayed_and_its_result_reaches_the_model(
     events = await chat.events()
     names = [n for n, d in events if not (n == "notice" and d.get("kind") == "info")]
     names = [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n]  # deltas as one
-    assert names == ["context", "tool_call", "tool_result", "delta", "usage", "done"]
+    assert names == ["context", "tool_call", "tool_result", "delta", "usage", "provenance", "done"]
     done = dict(events)["tool_result"]
     assert done["status"] == "ok" and done["call_id"] == call["call_id"]
     assert key not in json.dumps(events)  # redacted by the server too

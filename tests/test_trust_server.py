@@ -123,3 +123,62 @@ async def test_agents_md_beside_the_notebook_reaches_the_system_message(
     (jp_root_dir.parent / "AGENTS.md").write_text("outside the root", encoding="utf-8")
     await _chat(jp_fetch, notebook_path="../analysis.ipynb", remember=False)
     assert "outside the root" not in lab_stub.chat_requests[2].body["messages"][0]["content"]
+
+
+async def test_with_tools_the_provenance_names_the_loops_first_request(
+    lab_stub: StubServer,
+    jp_fetch: Any,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    from tests.stub import ToolCallSpec
+    from tests.test_server_tools import _body, _Chat, _result
+
+    lab_stub.queue(
+        Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": "sales"})]),
+        Reply("sales has 3 rows."),
+    )
+    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _body("req-trust-tools"))
+    call = await chat.event("tool_call")
+    await _result(
+        jp_fetch, request_id="req-trust-tools", call_id=call["call_id"], status="ok", result="3"
+    )
+    events = await chat.events()
+    record = _event(events, "provenance")
+    first, second = lab_stub.chat_requests
+    assert record["body_sha256"] == hashlib.sha256(first.raw).hexdigest()
+    assert record["body_sha256"] != hashlib.sha256(second.raw).hexdigest()
+    assert record["face"] == "sidebar"
+    assert _event(events, "done")["finish_reason"] == "stop"
+
+
+async def test_a_tool_round_past_the_session_budget_is_not_sent(
+    lab_stub: StubServer,
+    jp_fetch: Any,
+    settings: Any,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    from tests.stub import ToolCallSpec
+    from tests.test_server_tools import _body, _Chat, _result
+
+    # the first request's worst case (2,048 reply tokens) fits; what it used does not leave
+    # room for a second one
+    settings.session_budget = 0.05
+    heavy = {"prompt_tokens": 100_000, "completion_tokens": 10, "total_tokens": 100_010}
+    lab_stub.queue(
+        Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": "sales"})], usage=heavy),
+        Reply("never sent"),
+    )
+    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _body("req-budget-tools"))
+    call = await chat.event("tool_call")
+    await _result(
+        jp_fetch, request_id="req-budget-tools", call_id=call["call_id"], status="ok", result="3"
+    )
+    events = await chat.events()
+    error = _event(events, "error")
+    assert error["type"] == "CostRefused" and "request 2 of the tool loop" in error["message"]
+    assert _event(events, "done")["finish_reason"] == "error"
+    assert len(lab_stub.chat_requests) == 1
