@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .api.client import MistralClient
     from .api.models import Capabilities
     from .api.retry import OnNotice
-    from .api.types import Completion
+    from .api.types import Completion, Usage
     from .context.figures import Figure, FigureLog
     from .context.items import ContextItem
     from .context.redact import Redactor
@@ -334,8 +334,24 @@ class Session:
         (``Mistral.session_budget``) or want it confirmed first (``Mistral.confirm_above``)."""
         from .engine.guard import check_cost
 
-        spent, unpriced = self.ledger.spent()
+        spent, unpriced = self.spent()
         return check_cost(prepared, self.settings, spent=spent, unpriced=unpriced)
+
+    def check_budget(self, prepared: PreparedRequest) -> CostCheck:
+        """``Mistral.session_budget`` alone, for a request that cannot be confirmed (inline
+        completion's ghost text): refused past it, else sent."""
+        from .engine.guard import check_cost
+
+        spent, unpriced = self.spent()
+        return check_cost(prepared, self.settings, spent=spent, unpriced=unpriced, ask=False)
+
+    def spent(self) -> tuple[float, list[str]]:
+        """USD this session spent — questions, tool rounds, agent steps, ``apply`` and inline
+        completions alike: all count toward ``Mistral.session_budget`` — and the models it
+        used that have no price."""
+        spent, unpriced = self.ledger.spent()
+        inline, inline_unpriced = self.inline_usage.spent()
+        return spent + inline, list(dict.fromkeys([*unpriced, *inline_unpriced]))
 
     def answer(
         self,
@@ -421,13 +437,10 @@ class Session:
         ``code`` is what the face offers as a new cell, ``execution_count`` the cell that
         asked."""
         model = completion.model or prepared.model
-        names = tuple(n for n in (prepared.model, *prepared.other_names) if n != model)
+        names = self._price_names(prepared, model)
         with self.lock:
-            # The ledger prices what it counted under the name the server answered with:
-            # the card's other names price it when that name is not in the table.
-            self.price_names[model] = names
             if not cached:
-                self.ledger.record(model, completion.usage)
+                self._count(prepared, model, completion.usage)
             if remember and completion.content:
                 self.conversation.add(prepared.prompt, completion.content)
         # the server's count corrects our estimates for this model (tokenizers has its lock);
@@ -446,6 +459,23 @@ class Session:
         )
         self.answers.add(Answer(record, prepared, execution_count, [code] if code else []))
         return record
+
+    def record_usage(self, prepared: PreparedRequest, model: str, usage: Usage | None) -> None:
+        """Count usage that makes no answer (a tool loop or an agent task ended early: its
+        rounds were paid all the same)."""
+        with self.lock:
+            self._count(prepared, model, usage)
+        prepared.calibrate(usage)
+
+    @staticmethod
+    def _price_names(prepared: PreparedRequest, model: str) -> tuple[str, ...]:
+        return tuple(n for n in (prepared.model, *prepared.other_names) if n != model)
+
+    def _count(self, prepared: PreparedRequest, model: str, usage: Usage | None) -> None:
+        # The ledger prices what it counted under the name the server answered with: the
+        # card's other names price it when that name is not in the table. (Under self.lock.)
+        self.price_names[model] = self._price_names(prepared, model)
+        self.ledger.record(model, usage)
 
     def open_cache(self) -> ResponseCache:
         """The response cache at ``Mistral.cache_dir`` (raises ``CacheError``)."""

@@ -163,6 +163,46 @@ async def test_the_cost_bound_ends_the_task_before_the_next_request(
     assert len(lab_stub.chat_requests) == 1
 
 
+async def test_an_agent_step_past_the_session_budget_is_refused_and_its_rounds_counted(
+    lab_stub: StubServer,
+    jp_serverapp: Any,
+    jp_fetch: Any,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    """Mistral.session_budget binds Agent mode as every face: the first request is checked
+    before it is sent, each further step's request too; a refused step sends nothing, says
+    why, and what the task used is the user's spending (a later question is refused)."""
+    settings = jp_serverapp.web_app.settings["mistral_magic_service"].settings
+    settings.session_budget = 0.05
+    # the first request's worst case fits; what it used ($0.20) leaves no room for a second
+    heavy = {"prompt_tokens": 100_000, "completion_tokens": 10, "total_tokens": 100_010}
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("list_cells", {})], usage=heavy),
+        Reply("never sent"),
+    )
+    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-budget"))
+    call = await chat.event("tool_call")
+    await _result(
+        jp_fetch, request_id="task-budget", call_id=call["call_id"], status="ok", result="2 cells"
+    )
+    events = await chat.events()
+    error = next(d for n, d in events if n == "error")
+    assert error["type"] == "CostRefused"
+    assert "Stopped before request 2 of the agent task" in error["message"]
+    assert "Mistral.session_budget" in error["message"]
+    assert [d for n, d in events if n == "done"] == [{"finish_reason": "error"}]
+    assert [d for n, d in events if n == "usage"][-1]["prompt_tokens"] == 100_000
+    assert len(lab_stub.chat_requests) == 1
+
+    again = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-after"))
+    later = await again.events()
+    refusal = next(d for n, d in later if n == "error")
+    assert refusal["type"] == "CostRefused" and "has spent $0.20" in refusal["message"]
+    assert len(lab_stub.chat_requests) == 1
+
+
 async def test_arguments_that_do_not_fit_an_agent_tool_are_refused_before_the_browser(
     lab_stub: StubServer,
     http_server_client: Any,

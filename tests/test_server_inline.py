@@ -308,3 +308,40 @@ async def test_a_new_request_for_the_same_editor_cancels_the_running_one(
         left = await asyncio.to_thread(lab_stub.fim_requests[0].client_left.wait, 10)
         assert left
         await first.aclose()
+
+
+async def test_inline_completions_count_toward_the_session_budget_and_stop_at_it(
+    lab_stub, jp_fetch, jp_serverapp
+):
+    """Ghost text is paid like any request: its usage is in the user's spending, and past
+    ``Mistral.session_budget`` nothing is sent (for a completion or a sidebar question)."""
+    settings = jp_serverapp.web_app.settings["mistral_magic_service"].settings
+    settings.session_budget = 0.25
+    # one completion the server says read 1M tokens: $0.30 at Codestral's price
+    heavy = {"prompt_tokens": 1_000_000, "completion_tokens": 4, "total_tokens": 1_000_004}
+    lab_stub.queue(Reply(chunks=["'amount'"], usage=heavy))
+    first = await _complete(jp_fetch)
+    assert _text(first) == "'amount'" and len(lab_stub.fim_requests) == 1
+
+    refused = await _complete(jp_fetch)
+    assert [n for n, _ in refused] == ["error", "done"]
+    error, done = refused[0][1], refused[1][1]
+    assert error["type"] == "CostRefused" and "Mistral.session_budget" in error["message"]
+    assert "$0.30" in error["message"] and done["finish_reason"] == "refused"
+    assert len(lab_stub.fim_requests) == 1  # nothing sent
+
+    question = {"prompt": "What is sales?", "notebook": {"cells": []}}
+    response = await jp_fetch("mistral-magic", "chat", method="POST", body=json.dumps(question))
+    events = decode_events(response.body)
+    assert [n for n, _ in events] == ["context", "error", "done"]
+    assert events[1][1]["type"] == "CostRefused" and lab_stub.chat_requests == []
+
+
+async def test_a_completion_whose_worst_case_passes_the_budget_is_not_sent(
+    lab_stub, jp_fetch, jp_serverapp
+):
+    settings = jp_serverapp.web_app.settings["mistral_magic_service"].settings
+    settings.session_budget = 1e-9
+    events = await _complete(jp_fetch)
+    assert [n for n, _ in events] == ["error", "done"]
+    assert events[0][1]["type"] == "CostRefused" and lab_stub.fim_requests == []

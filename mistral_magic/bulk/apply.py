@@ -162,7 +162,7 @@ def _spent() -> float:
     from ..session import current_session
 
     session = current_session()
-    return session.ledger.spent()[0] if session is not None else 0.0
+    return session.spent()[0] if session is not None else 0.0
 
 
 def _execute(run: BulkRun, pending: list[PlannedRequest], *, batch: bool) -> Stopped | None:

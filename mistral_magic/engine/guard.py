@@ -8,11 +8,12 @@ estimated) and its worst case — the prompt at the model's input price plus a r
   unknown) is sent only once the user confirmed it: each face asks its own way (a button, an
   ``input()`` prompt, a dialog in the sidebar) and shows :meth:`CostCheck.summary`.
 
-Every face checks with :func:`check_cost` before it sends (``Session.check_cost`` in a
-kernel, ``MistralService.check_cost`` in the server), and ``Session.answer`` refuses a
-request the check did not let through, so no face can forget it. With tools, each further
-round of the tool loop is checked against the budget again before it is sent
-(:func:`round_guard`).
+Every face checks with :func:`check_cost` before it sends: ``Session.check_cost`` — in a
+kernel, and in the server through the user's session (``MistralService.session(user)``,
+before the sidebar's ``ChatHandler`` sends, and before inline completion). ``Session.answer``
+refuses a request the check did not let through, so no kernel face can forget it. With tools,
+each further round of the tool loop (an agent step among them) is checked against the budget
+again before it is sent (:func:`round_guard`).
 """
 
 from __future__ import annotations
@@ -127,8 +128,11 @@ def check_cost(
     *,
     spent: float = 0.0,
     unpriced: Sequence[str] = (),
+    ask: bool = True,
 ) -> CostCheck:
-    """The cost of ``prepared`` before it is sent, and whether to send, ask or refuse."""
+    """The cost of ``prepared`` before it is sent, and whether to send, ask or refuse
+    (``ask=False``: a request nobody can confirm, inline completion's, is only kept to the
+    budget)."""
     return _verdict(
         settings,
         model=prepared.model,
@@ -140,6 +144,7 @@ def check_cost(
         holds=holds(prepared),
         spent=spent,
         unpriced=unpriced,
+        ask=ask,
     )
 
 
@@ -155,6 +160,7 @@ def _verdict(
     holds: tuple[str, ...],
     spent: float,
     unpriced: Sequence[str],
+    ask: bool = True,
 ) -> CostCheck:
     # Without max_tokens a reply may fill the rest of the model's window: that is the worst.
     reply = max_tokens or max(0, window - prompt_tokens)
@@ -168,7 +174,7 @@ def _verdict(
         spent=spent,
         unpriced=tuple(unpriced),
         budget=settings.session_budget,
-        confirm_above=settings.confirm_above,
+        confirm_above=settings.confirm_above if ask else None,
     )
     worst = check.worst_case
     budget = check.budget
@@ -227,10 +233,11 @@ def round_guard(
     *,
     window: int = CONTEXT_WINDOW,
     also: Sequence[str] = (),
+    loop: str = "the tool loop",
 ) -> RoundGuard | None:
     """The check before each further request of a tool loop: the budget must still hold the
     rounds so far (by the server's usage) and the worst case of the next one. None without a
-    budget."""
+    budget. ``loop`` names the loop in the refusal ("the agent task": each agent step)."""
     if settings.session_budget is None:
         return None
 
@@ -257,6 +264,6 @@ def round_guard(
         budget = settings.session_budget
         refusal = _over_budget(check, check.worst_case, budget) if budget is not None else ""
         if refusal:
-            raise CostRefused(f"Stopped before request {len(done) + 1} of the tool loop: {refusal}")
+            raise CostRefused(f"Stopped before request {len(done) + 1} of {loop}: {refusal}")
 
     return guard

@@ -134,8 +134,13 @@ class PreparedRequest:
         tokenizer ships with mistral-common, else estimated: see :attr:`exact_count`;
         images always by the estimate of :func:`~mistral_magic.context.figures.image_tokens`)."""
         if self._prompt_tokens is None:
+            # A fill-in-the-middle request has no messages: its prompt and suffix are what
+            # the model reads (counted as one message: a few tokens over, never under).
+            messages = self.messages
+            if self.fim is not None:
+                messages = [{"role": "user", "content": "".join(self.fim)}]
             self._prompt_tokens = self.image_tokens + count_request_tokens(
-                self.messages, self.counted_as, self.params.get("tools")
+                messages, self.counted_as, self.params.get("tools")
             )
         return self._prompt_tokens
 

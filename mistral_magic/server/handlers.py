@@ -55,7 +55,7 @@ from mistral_magic.server.settings import MistralServer
 
 if TYPE_CHECKING:
     from mistral_magic.api.client import AsyncChatStream, AsyncMistralClient
-    from mistral_magic.api.types import Completion
+    from mistral_magic.api.types import Completion, Usage
     from mistral_magic.engine.prepare import PreparedRequest
     from mistral_magic.engine.tool_loop import ToolEvent
 
@@ -266,6 +266,7 @@ class ChatHandler(_Base):
     async def post(self) -> None:
         self._started = time.perf_counter()
         self._sent: list[str] = []  # SHA-256 of each body POSTed, request by request
+        self._rounds: list[Completion] = []  # the model's replies so far (a tool loop's)
         user = self.user_name
         # Taken before the history is read: a New chat from here on forgets this exchange.
         generation = self.history.generation(user)
@@ -400,6 +401,7 @@ class ChatHandler(_Base):
             # sidebar's Insert puts it into the new cell's metadata; the history entry keeps it).
             prepared.sent_sha256 = self._sent[0] if self._sent else ""
             record = self.service.record(self.user_name, prepared, completion)
+            self._counted = True
             usage = self.service.usage_json(model, completion.usage, prepared.other_names)
             reply.update(text=self._text, model=model, usage=usage, provenance=record)
             await self._send("usage", usage)
@@ -423,11 +425,13 @@ class ChatHandler(_Base):
             reply.update(text=self._text, stopped=True)
             await self._send("notice", {"message": str(exc), "kind": "agent"})
             await self._send("agent", task.progress())
-            usage = task.usage()
-            self.service.record_usage(self.user_name, prepared, prepared.model, usage)
+            usage = self._count_rounds(prepared)
             await self._send("usage", self.service.usage_json(prepared.model, usage))
             await self._send("done", {"finish_reason": "bound"})
         except MistralError as exc:
+            # A tool loop's round or an agent step refused by Mistral.session_budget
+            # (CostRefused), or a failed request: the rounds before it were paid.
+            usage = self._count_rounds(prepared)
             message = for_server(exc, from_settings_editor=bool(payload.model))
             reply.update(text=self._text, error=message)
             self.log.info("mistral-magic: %s", type(exc).__name__)
@@ -435,9 +439,16 @@ class ChatHandler(_Base):
                 "error",
                 {"message": message, "type": type(exc).__name__, "partial": bool(self._text)},
             )
+            if self._agent is not None:
+                await self._send("agent", self._agent.progress())
+            if usage is not None:
+                await self._send(
+                    "usage", self.service.usage_json(prepared.model, usage, prepared.other_names)
+                )
             await self._send("done", {"finish_reason": "error"})
         except asyncio.CancelledError:
             reply.update(text=self._text, stopped=True)
+            self._count_rounds(prepared)  # stopped: what was answered so far was paid
             raise
         except Exception as exc:  # a bug here: tell the user in one paragraph, log the rest
             redacted = self.service.redactor().redact(f"{type(exc).__name__}: {exc}")
@@ -467,6 +478,27 @@ class ChatHandler(_Base):
                         reply,
                     )
                 )
+
+    def _count_rounds(self, prepared: PreparedRequest) -> Usage | None:
+        """Count the replies so far into the user's ledger when the answer ended without
+        being recorded (a bound, a refusal, an error, a stop mid-loop), once; their usage."""
+        from mistral_magic.api.types import Usage
+
+        if self._counted or not self._rounds:
+            return None
+        self._counted = True
+        usages = [c.usage for c in self._rounds if c.usage is not None]
+        if not usages:
+            usage = None
+        else:
+            usage = Usage(
+                sum(u.prompt_tokens for u in usages),
+                sum(u.completion_tokens for u in usages),
+                sum(u.total_tokens for u in usages),
+            )
+        model = self._rounds[-1].model or prepared.model
+        self.service.record_usage(self.user_name, prepared, model, usage)
+        return usage
 
     def _notice(self, notice: Any) -> Any:
         return self._send("notice", {"message": notice.message, "kind": notice.kind})
@@ -502,6 +534,7 @@ class ChatHandler(_Base):
         return stream.completion
 
     _new_round = False
+    _counted = False  # the answer's usage is in the user's ledger
     _agent: AgentTask | None = None  # Agent mode's task: its bounds and running totals
 
     async def _answer_with_tools(
@@ -556,8 +589,9 @@ class ChatHandler(_Base):
             self._spent,
             window=prepared.window,
             also=prepared.other_names,
+            loop="the agent task" if agent else "the tool loop",
         )
-        done: list[Completion] = []
+        done = self._rounds
 
         async def send(messages: list[dict[str, Any]], params: dict[str, Any], lead: str) -> Any:
             if task is not None and task.requests:

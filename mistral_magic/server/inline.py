@@ -4,9 +4,10 @@
 ``off``, the model, the reason) and this user's inline usage. ``POST complete`` takes the
 code around the cursor (:mod:`.inline_payload`) and streams the insertion back as
 server-sent events, like ``chat``: ``delta`` (text to insert, in order), ``usage`` (this
-request's and, under ``session``, the user's totals), ``error``, ``done`` (with
-``server_ms``, this handler's own time, and ``upstream_ms``, the wait for the model
-server's first text).
+request's and, under ``session``, the user's totals), ``error`` (type ``CostRefused`` before
+anything is sent past ``Mistral.session_budget``: inline completions count toward it),
+``done`` (with ``server_ms``, this handler's own time, and ``upstream_ms``, the wait for the
+model server's first text).
 
 One request per editor: a new one for the same ``editor`` cancels the one running. The
 browser aborts its fetch when the user types on; the server sees the connection close, and
@@ -125,6 +126,11 @@ class CompleteHandler(_Base):
         first_text_ms: float | None = None
         try:
             prepared: PreparedRequest = await self.inline.prepare(context, route)
+            refusal = await self.service.off_loop(self.inline.refusal, self.user_name, prepared)
+            if refusal:  # past Mistral.session_budget: nothing is sent
+                await self._send("error", {"message": refusal, "type": "CostRefused"})
+                await self._send("done", {"finish_reason": "refused"})
+                return
             cut = (
                 InsertionCut(context.line_prefix, context.suffix_head)
                 if route.mode == "chat"

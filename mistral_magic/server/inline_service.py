@@ -63,6 +63,18 @@ class InlineCompletions:
             redactor=redactor,
         )
 
+    def refusal(self, user: str, prepared: PreparedRequest) -> str:
+        """Why ``prepared`` may not be sent, '' when it may: inline completions count toward
+        ``Mistral.session_budget`` like every request, and past it nothing is sent. Ghost text
+        has nowhere to ask, so ``Mistral.confirm_above`` is not asked here. Blocking (counts
+        the prompt's tokens), and only with a budget set."""
+        from mistral_magic.engine.guard import REFUSE
+
+        if self.settings.session_budget is None:
+            return ""
+        check = self.service.session(user).check_budget(prepared)
+        return check.reason if check.verdict == REFUSE else ""
+
     def replace(self, user: str, editor: str, task: asyncio.Task[Any]) -> None:
         """Run ``task`` as the editor's one request: the one it replaces is cancelled."""
         key = (user, editor)

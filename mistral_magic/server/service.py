@@ -388,6 +388,14 @@ class MistralService:
         # The sidebar's conversation is its history (remember=False: not the session's).
         return self.session(user).record(prepared, completion, remember=False, face=FACE_SIDEBAR)
 
+    def record_usage(
+        self, user: str, prepared: PreparedRequest, model: str, usage: Usage | None
+    ) -> None:
+        """Count usage that made no answer into ``user``'s ledger (the rounds of a tool loop
+        or an agent task that ended early: they were paid, and count toward
+        ``Mistral.session_budget``)."""
+        self.session(user).record_usage(prepared, model, usage)
+
     def usage_json(
         self, model: str, usage: Usage | None, also: Sequence[str] = ()
     ) -> dict[str, Any]:
