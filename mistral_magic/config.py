@@ -199,15 +199,12 @@ class Mistral(Configurable):
         "~/.cache/mistral-magic)."
     ).tag(config=True)
     cache_max_mb = Float(512.0, help="Largest size of the response cache, in MB.").tag(config=True)
-    confirm_cost_above = Float(
-        1.0, allow_none=True, help="apply(): ask before a job estimated above this many USD."
-    ).tag(config=True)
     confirm_above = Float(
         None,
         allow_none=True,
         help="Ask before sending a request whose worst case (its prompt, and a reply of "
         "max_tokens) costs more than this many USD; None (the default) never asks. apply() "
-        "asks by confirm_cost_above instead.",
+        "asks before a job estimated above it (above $1 while it is None).",
     ).tag(config=True)
     session_budget = Float(
         None,

@@ -66,8 +66,9 @@ def apply(
     Cached rows cost nothing, so re-running a finished (or interrupted) call is free and fast.
 
     Before starting it prints the number of requests, the exact prompt tokens and the
-    estimated cost, and asks for confirmation above ``Mistral.confirm_cost_above`` USD
-    (``confirm=False`` never asks, ``confirm=True`` always does, a number is this call's
+    estimated cost, and asks for confirmation above ``Mistral.confirm_above`` USD (above
+    :data:`~.preflight.APPLY_CONFIRM_ABOVE` while that is None: a job is many requests;
+    ``confirm=False`` never asks, ``confirm=True`` always does, a number is this call's
     threshold in USD). ``progress=False`` hides
     the progress bar and these lines. Ctrl-C returns the rows finished so far (the rest hold
     ApplyError(..., interrupted)) and says how to resume.
@@ -143,7 +144,7 @@ def apply_rows(
             if progress:
                 print(found.describe())
             preflight.check_budget(found, settings.session_budget, _spent())
-            threshold, ask = settings.confirm_cost_above, confirm
+            threshold, ask = preflight.confirm_threshold(settings.confirm_above), confirm
             if isinstance(confirm, (int, float)) and not isinstance(confirm, bool):
                 threshold, ask = float(confirm), None
             preflight.confirm(found, threshold=threshold, ask=ask)

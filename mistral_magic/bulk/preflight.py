@@ -1,5 +1,6 @@
 """Before a run: how many requests, the exact prompt tokens, the estimated cost; and a
-confirmation when the estimate is above ``Mistral.confirm_cost_above``.
+confirmation when the estimate is above ``Mistral.confirm_above`` (the setting every face
+asks by; :data:`APPLY_CONFIRM_ABOVE` while it is None).
 
 Prompt tokens are counted with Mistral's v3 tokenizer (exact for mistral-large-2407, close
 for other Mistral models). Reply lengths are unknown before the run, so the estimate assumes
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from .requests import PlannedRequest
 
 EXPECTED_REPLY_TOKENS = 200
+#: USD above which a job asks before it starts when ``Mistral.confirm_above`` is None (its
+#: default): one question is never asked about, but a job of thousands of rows may cost more
+#: than its author thinks.
+APPLY_CONFIRM_ABOVE = 1.0
 
 
 @dataclass
@@ -154,6 +159,12 @@ def check_budget(found: Estimate, budget: float | None, spent: float) -> None:
         )
 
 
+def confirm_threshold(confirm_above: float | None) -> float:
+    """The estimate above which a job asks first: ``Mistral.confirm_above``, the one setting
+    every face asks by, else :data:`APPLY_CONFIRM_ABOVE`."""
+    return APPLY_CONFIRM_ABOVE if confirm_above is None else confirm_above
+
+
 def confirm(
     found: Estimate,
     *,
@@ -183,5 +194,5 @@ def confirm(
     raise ApplyCancelled(
         f"Not started: the estimated cost is {format_cost(cost)}{why} and it was not "
         "confirmed. Answer y to start, pass confirm=False to skip the question, or raise the "
-        "threshold with %config Mistral.confirm_cost_above = 5.0 (None never asks)."
+        "threshold with %config Mistral.confirm_above = 5.0."
     )
