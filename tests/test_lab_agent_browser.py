@@ -10,6 +10,7 @@ is for something to appear), no console errors, the key never on the page.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from mistral_magic.engine.provenance import code_hash
 from tests.lab_server import LabServer, start_lab
 from tests.stub import Reply, StubServer, ToolCallSpec
 from tests.test_lab_browser import (  # noqa: F401  (fixtures)
@@ -137,6 +139,15 @@ def test_an_agent_task_inserts_runs_fixes_and_undo_restores_the_notebook(
     provenance = after["cells"][1]["metadata"]["mistral"]
     assert provenance["model"] == "mistral-large-2407" and provenance["step"] >= 3
     assert provenance["task"] and provenance["timestamp"].endswith("Z")
+    # the one provenance format (an Insert's): what %mistral audit reads, the code the
+    # agent wrote by its hash, and the task's reply's record once it was complete
+    assert (provenance["version"], provenance["face"]) == (1, "agent")
+    assert provenance["question"] == "Compute y as x divided by something"
+    assert provenance["code_sha256"] == code_hash("y = x / 2\ny")
+    assert (
+        provenance["body_sha256"] == hashlib.sha256(lab_stub.chat_requests[asked].raw).hexdigest()
+    )
+    assert provenance["usage"]["prompt_tokens"] > 0 and provenance["request_id"]
     assert "mistral" not in after["cells"][0]["metadata"]
     expect(answer.locator(".mm-AgentBar-status")).to_contain_text(f"of at most {MAX_STEPS}")
     page.screenshot(path=str(ARTIFACTS / "agent-done.png"))

@@ -90,3 +90,44 @@ def test_instructions_are_cut_with_a_note(tmp_path: Path):
     settings = Mistral(instructions_max_chars=10)
     [found] = load_instructions(settings, folder=tmp_path, root=tmp_path)
     assert found.cut and found.text.startswith("x" * 10) and "cut at 10 characters" in found.text
+
+
+def test_an_agent_tasks_cells_are_in_the_audit_in_the_one_provenance_format():
+    """The record the labextension's agent runner writes (provenance.ts: agentRecord) is the
+    same format as an Insert's: the audit lists the code it wrote, by its hash, and names the
+    step; a cell it only ran (no code hash) is not counted as the model's code."""
+    from mistral_magic.engine.audit import AS_INSERTED, EDITED, audit, cells_of
+    from mistral_magic.engine.provenance import code_hash
+    from mistral_magic.faces.magics import audit_markdown
+
+    def agent(step: int, code: str | None) -> dict:
+        record = {
+            "version": 1,
+            "face": "agent",
+            "kind": "agent",
+            "question": "Compute y",
+            "model": "mistral-large-2407",
+            "task": "abc123",
+            "step": step,
+            "timestamp": "2026-11-30T06:00:00.000Z",
+            "inserted": "2026-11-30T06:00:00.000Z",
+        }
+        if code is not None:
+            record["code_sha256"] = code_hash(code)
+        return record
+
+    def cell(source: str, record: dict) -> dict:
+        meta = {"mistral": record}
+        return {"cell_type": "code", "source": source, "metadata": meta, "outputs": []}
+
+    notebook = {
+        "cells": [
+            cell("x = 1", agent(2, None)),  # the user's, run by the task
+            cell("y = x / 2\ny", agent(3, "y = x / 2\ny")),
+            cell("z = 3  # changed by hand", agent(4, "z = 3")),
+        ]
+    }
+    report = audit(cells_of(notebook), [])
+    assert [(r.position, r.status) for r in report.rows] == [(2, AS_INSERTED), (3, EDITED)]
+    table = audit_markdown(report)
+    assert "agent · step 3" in table and "Compute y" in table

@@ -12,6 +12,7 @@ import { CodeCell } from '@jupyterlab/cells';
 import { INotebookModel, NotebookPanel } from '@jupyterlab/notebook';
 
 import { IToolOutcome } from './kernel';
+import { agentRecord, codeHash, completedAgentRecord } from './provenance';
 import { IToolCall } from './types';
 
 /** What the server reads of a cell's outputs: each text cut to this (it summarises further). */
@@ -30,14 +31,6 @@ interface ISaved {
   after: string | null;
 }
 
-/** The provenance a cell the agent created or changed carries (`metadata.mistral`). */
-export interface IProvenance {
-  model: string;
-  task: string;
-  step: number;
-  timestamp: string;
-}
-
 export interface IAgentView {
   /** Show a card (approval or note) with the answer. */
   attach(node: HTMLElement): void;
@@ -54,6 +47,8 @@ export class AgentTask {
   ) {}
 
   model = '';
+  /** The task as provenance records it (the server's redacted, short copy). */
+  question = '';
   steps = 0;
   /** Called once when the task's stream ends (set by the sidebar). */
   ended: () => void = () => undefined;
@@ -137,18 +132,23 @@ export class AgentTask {
     return lines.length ? lines.join('\n') : '(the notebook has no cells)';
   }
 
-  private insert(index: number, source: string, type: unknown): IToolOutcome {
-    const cells = this.shared.cells;
+  private async insert(
+    index: number,
+    source: string,
+    type: unknown
+  ): Promise<IToolOutcome> {
+    const cellType = type === 'markdown' ? 'markdown' : 'code';
+    const hash = await codeHash(source);
+    const cells = this.shared.cells; // as it is now, after the hash's await
     if (!(index >= 0 && index <= cells.length)) {
       return error(
         `index ${index} is outside 0 to ${cells.length} (the number of cells appends).`
       );
     }
-    const cellType = type === 'markdown' ? 'markdown' : 'code';
     const cell = this.shared.insertCell(index, {
       cell_type: cellType,
       source,
-      metadata: { mistral: this.provenance() }
+      metadata: { mistral: this.provenance(hash) }
     } as any);
     this.added.add(cell.id);
     this.mark();
@@ -170,10 +170,15 @@ export class AgentTask {
     if (now < 0) {
       return error('the cell was deleted while waiting for approval.');
     }
-    this.save(cell, now);
+    const hash = await codeHash(source);
+    const at = this.shared.cells.indexOf(cell);
+    if (at < 0) {
+      return error('the cell was deleted while waiting for approval.');
+    }
+    this.save(cell, at);
     cell.setSource(source);
-    this.stamp(cell);
-    return ok(`Cell ${now} now has the new source (not run).`);
+    this.stamp(cell, hash);
+    return ok(`Cell ${at} now has the new source (not run).`);
   }
 
   private async runCell(index: number, call: IToolCall): Promise<IToolOutcome> {
@@ -201,7 +206,11 @@ export class AgentTask {
       return error('the notebook has no running kernel; the cell was not run.');
     }
     this.save(cell, now);
-    this.stamp(cell);
+    if (cell.getMetadata('mistral') === undefined) {
+      // ran, not written, by the task: the badge, but no code hash (the audit does not
+      // count the user's code as the model's); a cell with provenance keeps its own
+      this.stamp(cell, '');
+    }
     let restarted = false;
     const watch = (_: unknown, status: string) => {
       if (status === 'restarting' || status === 'autorestarting') {
@@ -407,18 +416,37 @@ export class AgentTask {
 
   // -- marks -----------------------------------------------------------------------------
 
-  private provenance(): IProvenance {
-    return {
-      model: this.model,
-      task: this.task,
-      step: this.steps,
-      timestamp: new Date().toISOString()
-    };
+  /** The record a cell the task writes carries: the same as an Insert's (provenance.ts),
+   * `face: 'agent'`, with the task and its step. */
+  private provenance(codeSha256: string): Record<string, unknown> {
+    return agentRecord(
+      {
+        model: this.model,
+        question: this.question,
+        task: this.task,
+        step: this.steps
+      },
+      codeSha256
+    );
   }
 
-  private stamp(cell: ISharedCell): void {
-    cell.setMetadata('mistral', this.provenance() as any);
+  private stamp(cell: ISharedCell, codeSha256: string): void {
+    cell.setMetadata('mistral', this.provenance(codeSha256) as any);
     this.mark();
+  }
+
+  /** The task's reply is complete: its cells get the server's full record (usage, cost,
+   * request id, the body's hash) under what they had of their own. */
+  complete(reply: Record<string, unknown>): void {
+    if (this.panel.isDisposed) {
+      return;
+    }
+    for (const cell of this.shared.cells) {
+      const record = cell.getMetadata('mistral') as any;
+      if (record && typeof record === 'object' && record.task === this.task) {
+        cell.setMetadata('mistral', completedAgentRecord(record, reply) as any);
+      }
+    }
   }
 
   /** The badge on every cell that carries agent provenance. */

@@ -13,6 +13,7 @@ import { mistralIcon } from './icon';
 import {
   describeState,
   IKernelTools,
+  IDLE_WAIT_MS,
   IKernelVariables,
   kernelVariables
 } from './kernel';
@@ -400,6 +401,7 @@ export class ChatSidebar extends Panel {
               question.setChips(missing ? [...sent, missing.label] : sent);
               if (task) {
                 task.model = data.model;
+                task.question = data.question ?? '';
               }
               this.renderChips(data.chips, variables);
               if (data.note) {
@@ -410,7 +412,10 @@ export class ChatSidebar extends Panel {
             thinking: text => answer.appendThinking(text),
             notice: data => answer.setNote(data.message),
             usage: usage => answer.setUsage(usage),
-            provenance: record => answer.setProvenance(record),
+            provenance: record => {
+              answer.setProvenance(record);
+              task?.complete(record);
+            },
             confirm: data => {
               check = data;
             },
@@ -627,7 +632,7 @@ export class ChatSidebar extends Panel {
         ? 'the notebook has no running kernel'
         : 'no notebook is open',
       starting: 'the kernel is starting',
-      busy: 'the kernel is busy and has not listed its tools yet',
+      busy: `the kernel stayed busy (a cell running) for ${IDLE_WAIT_MS / 1000} s, so it did not list its tools`,
       'other-language': `tools run in Python kernels only (this one is ${found.language || 'another language'})`,
       'no-mistral-magic':
         'mistral_magic cannot be imported in this kernel (install mistral-magic in its environment)',

@@ -22,6 +22,12 @@ const SNIPPET = [
   ''
 ].join('\n');
 const TIMEOUT_MS = 5000;
+/** The bound on waiting for a busy or starting kernel to be idle before it is asked for its
+ * variables or tools. It is often busy only for a moment — running our own silent read for
+ * the chips, or a cell just run — and asking at once would send a question without its
+ * variables and tools; a cell that runs longer than this leaves the question without them
+ * (the chip or the note says so) rather than holding it back. */
+export const IDLE_WAIT_MS = 3000;
 
 /** Why a notebook's variables were not read ('ok': they were). */
 export type VariablesState =
@@ -62,8 +68,7 @@ export function describeState(
     case 'busy':
       return {
         label: 'kernel busy: variables not read',
-        title:
-          'The kernel is running a cell; its variables are read when it is idle again (values could change meanwhile).'
+        title: `The kernel was still running a cell after ${IDLE_WAIT_MS / 1000} s; its variables are read when it is idle again (values could change meanwhile).`
       };
     case 'other-language':
       return {
@@ -126,20 +131,28 @@ async function snapshot(panel: NotebookPanel): Promise<IKernelVariables> {
 
 type KernelConnection = Kernel.IKernelConnection;
 
-/** The panel's kernel when it can be asked now: running, idle, Python. */
+/** The panel's kernel when it can be asked: running, idle (waited for, at most
+ * `IDLE_WAIT_MS`), Python. */
 async function readyPythonKernel(panel: NotebookPanel): Promise<{
   state: VariablesState;
   kernel?: KernelConnection;
   language?: string;
 }> {
-  const kernel = runningKernel(panel);
+  let kernel = runningKernel(panel);
   if (!kernel) {
     return { state: 'no-kernel' };
+  }
+  if (!isReady(kernel)) {
+    await whenReady(kernel, IDLE_WAIT_MS);
+    kernel = runningKernel(panel); // it may have restarted or gone meanwhile
+    if (!kernel) {
+      return { state: 'no-kernel' };
+    }
   }
   if (kernel.status === 'busy') {
     return { state: 'busy' };
   }
-  if (kernel.status !== 'idle' || kernel.connectionStatus !== 'connected') {
+  if (!isReady(kernel)) {
     return { state: 'starting' };
   }
   const language = await kernelLanguage(kernel);
@@ -150,6 +163,32 @@ async function readyPythonKernel(panel: NotebookPanel): Promise<{
     return { state: 'other-language', language };
   }
   return { state: 'ok', kernel };
+}
+
+function isReady(kernel: KernelConnection): boolean {
+  return kernel.status === 'idle' && kernel.connectionStatus === 'connected';
+}
+
+/** Resolves when `kernel` is idle and connected, has ended, or `timeoutMs` passed. */
+function whenReady(kernel: KernelConnection, timeoutMs: number): Promise<void> {
+  return new Promise<void>(resolve => {
+    let timer = 0;
+    const check = () => {
+      if (isReady(kernel) || KERNEL_ENDED.has(kernel.status)) {
+        finish();
+      }
+    };
+    const finish = () => {
+      window.clearTimeout(timer);
+      kernel.statusChanged.disconnect(check);
+      kernel.connectionStatusChanged.disconnect(check);
+      resolve();
+    };
+    kernel.statusChanged.connect(check);
+    kernel.connectionStatusChanged.connect(check);
+    timer = window.setTimeout(finish, timeoutMs);
+    check(); // it may have become ready between the caller's look and now
+  });
 }
 
 async function kernelLanguage(

@@ -1,6 +1,8 @@
 /** A reply's provenance (made by the server: `mistral_magic/engine/provenance.py`) on the
  * cells its code goes into, as `metadata.mistral`, with the SHA-256 of the code as inserted
- * (the audit compares it with the cell's source to tell edited code). */
+ * (the audit compares it with the cell's source to tell edited code). An agent task's
+ * cells carry the same record (`face: 'agent'`, with the task and its step): see
+ * `agentRecord`. */
 
 import { CellMetadata } from './notebook';
 
@@ -9,6 +11,20 @@ import { CellMetadata } from './notebook';
 function normalized(code: string): string {
   return code.replace(/\r\n/g, '\n').replace(/\s+$/, '');
 }
+
+/** The record's version (`engine/provenance.py:VERSION`): what `%mistral audit` reads. */
+const VERSION = 1;
+/** Fields an agent task's cell keeps when the reply's full record arrives at the end. */
+const AGENT_FIELDS = [
+  'face',
+  'kind',
+  'question',
+  'task',
+  'step',
+  'timestamp',
+  'inserted',
+  'code_sha256'
+];
 
 async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest(
@@ -56,4 +72,57 @@ export function cellMetadata(
     delete tag.code_sha256;
   }
   return { mistral: tag };
+}
+
+/** The SHA-256 of `code` as the audit compares it ('' without WebCrypto). */
+export async function codeHash(code: string): Promise<string> {
+  return globalThis.crypto?.subtle ? sha256Hex(normalized(code)) : '';
+}
+
+/** What an agent task knows of its reply before it ends. */
+export interface IAgentOrigin {
+  model: string;
+  question: string;
+  task: string;
+  step: number;
+}
+
+/** The provenance of a cell an agent task wrote (`codeSha256`: the hash of the source it
+ * wrote; none for a cell it only ran, which the audit then does not count as its code). */
+export function agentRecord(
+  origin: IAgentOrigin,
+  codeSha256: string
+): Record<string, unknown> {
+  const now = new Date().toISOString();
+  const record: Record<string, unknown> = {
+    version: VERSION,
+    face: 'agent',
+    kind: 'agent',
+    question: origin.question,
+    model: origin.model,
+    task: origin.task,
+    step: origin.step,
+    timestamp: now,
+    inserted: now
+  };
+  if (codeSha256) {
+    record.code_sha256 = codeSha256;
+  }
+  return record;
+}
+
+/** An agent cell's record once the task's reply is complete: the server's record (usage,
+ * cost, request id, the body's hash...) under the fields the cell had of its own. */
+export function completedAgentRecord(
+  cell: Record<string, unknown>,
+  reply: Record<string, unknown>
+): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...reply };
+  delete merged.code_sha256; // only the code the task wrote is its code
+  for (const key of AGENT_FIELDS) {
+    if (key in cell) {
+      merged[key] = cell[key];
+    }
+  }
+  return merged;
 }

@@ -130,6 +130,8 @@ export interface IStreamHandlers {
     model: string;
     prompt_tokens: number;
     note: string;
+    /** the question as provenance records it (redacted, short) */
+    question?: string;
   }) => void;
   delta?: (text: string) => void;
   /** A reasoning model's thinking, apart from the answer's text. */

@@ -764,6 +764,8 @@ def audit_markdown(report: Any) -> str:
             face = str(record.get("face", ""))
             asked = record.get("asked_in")
             source = f"{face} · In[{asked}]" if asked is not None else face
+            if record.get("step") is not None:  # an agent task's cell: the step that wrote it
+                source += f" · step {record.get('step')}"
             question = str(record.get("question", ""))
             if len(question) > 80:
                 question = question[:79] + "…"

@@ -1,7 +1,8 @@
 """Server-sent-events framing for the chat stream (pure functions, no I/O).
 
-Events, in order: ``context`` (what is being sent: chips, token counts, model), any number of
-``thinking`` (``{"text"}``: a reasoning model's thinking, shown apart from the answer),
+Events, in order: ``context`` (what is being sent: chips, token counts, model, the question as
+provenance records it), any number of ``thinking`` (``{"text"}``: a reasoning model's
+thinking, shown apart from the answer),
 ``delta`` (``{"text"}``), and with tools ``tool_call`` (a call for the browser to run and
 answer through ``POST tool_result``) and ``tool_result`` (a finished call, as the model reads
 it: the shapes are in :mod:`.relay`), then ``usage``, ``provenance`` (the reply's record:

@@ -290,6 +290,9 @@ class ChatHandler(_Base):
                     "prompt_tokens": prepared.prompt_tokens,
                     "chips": chips_json(chips, payload),
                     "note": prepared.context_note,
+                    # the question as provenance records it (redacted, short): an agent
+                    # task's cells carry it from their first change
+                    "question": prepared.asked,
                 },
             )
         except asyncio.CancelledError:  # the browser left before anything was asked
