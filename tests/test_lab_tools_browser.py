@@ -21,6 +21,7 @@ from tests.test_lab_browser import (  # noqa: F401  (fixtures)
     NOTEBOOK,
     SIDEBAR,
     _ask,
+    _cells,
     _code_cell,
     _kernel,
     _last_answer,
@@ -109,6 +110,30 @@ def test_a_scripted_tool_call_runs_in_the_kernel_and_the_model_reads_it(
     expect(restored.nth(0).locator(".mm-Tool-signature")).to_have_text(
         'describe_variable(name="sales")'
     )
+
+
+def test_a_question_asked_while_a_cell_runs_waits_for_the_kernel_and_gets_its_tools(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    """A busy kernel (a cell running) is waited for, within kernel.ts's IDLE_WAIT_MS, before
+    it is asked for its variables and tools: the question is not sent without them."""
+    slow = _code_cell("import time\ntime.sleep(1)\nprint('slept')", "slow")
+    _open(page, lab, api, "busy.ipynb", _notebook(NOTEBOOK["cells"][1], slow))
+    _open_sidebar(page)
+    _run_cell(page, 0, "(3, 2)")
+    _run_cell(page, 1)  # not waited for: the kernel is busy with it
+    page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
+        " === 'busy'"
+    )
+    lab_stub.queue(Reply("sales has 3 rows."))
+    _ask(page, "How big is sales?")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("sales has 3 rows.")
+    _wait_done(page)
+    expect(answer).not_to_contain_text("without tools")
+    assert "describe_variable" in _tool_names(lab_stub.chat_requests[-1].body)
+    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("slept")
 
 
 def _settings_saved(response: Response) -> bool:
