@@ -117,6 +117,7 @@ def test_a_question_asked_while_a_cell_runs_waits_for_the_kernel_and_gets_its_to
 ) -> None:
     """A busy kernel (a cell running) is waited for, within kernel.ts's IDLE_WAIT_MS, before
     it is asked for its variables and tools: the question is not sent without them."""
+    # the kernel's workload (a cell that runs for a while), not a wait of the test
     slow = _code_cell("import time\ntime.sleep(1)\nprint('slept')", "slow")
     _open(page, lab, api, "busy.ipynb", _notebook(NOTEBOOK["cells"][1], slow))
     _open_sidebar(page)
