@@ -462,10 +462,10 @@ class Session:
 
     def record_usage(self, prepared: PreparedRequest, model: str, usage: Usage | None) -> None:
         """Count usage that makes no answer (a tool loop or an agent task ended early: its
-        rounds were paid all the same)."""
+        rounds were paid all the same). Not a calibration of our token counts: the usage
+        may be the sum of several requests."""
         with self.lock:
             self._count(prepared, model, usage)
-        prepared.calibrate(usage)
 
     @staticmethod
     def _price_names(prepared: PreparedRequest, model: str) -> tuple[str, ...]:
