@@ -449,12 +449,16 @@ export class AgentTask {
     }
   }
 
-  /** The badge on every cell that carries agent provenance. */
+  /** The badge on every cell that carries an agent's provenance (a cell an Insert made
+   * carries the same record with another `face`, and no badge). */
   mark(): void {
     for (const widget of this.panel.content.widgets) {
+      const record = widget.model.getMetadata('mistral') as any;
       widget.toggleClass(
         'mm-AgentCell',
-        widget.model.getMetadata('mistral') !== undefined
+        !!record &&
+          typeof record === 'object' &&
+          (record.face === 'agent' || 'task' in record)
       );
     }
   }
