@@ -21,7 +21,9 @@ import itertools
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,16 +117,34 @@ def run(tasks: int) -> None:
         print(f"  {name:<12} median {_ms(statistics.median(gaps[name]))}")
 
 
+def _held_until(started: threading.Event, replies: list[Reply]) -> Callable[[Any], Reply]:
+    """The stub's responder for one task: its replies in order, the first one held until
+    ``started`` (before the stub stamps the reply sent: the hold is in no measured gap)."""
+    pending = list(replies)
+
+    def respond(body: Any) -> Reply:
+        if len(pending) == len(replies) and not started.wait(60):
+            raise RuntimeError("the task did not start within 60 s")
+        return pending.pop(0)
+
+    return respond
+
+
 def _measure(page: Any, stub: StubServer, tasks: int) -> dict[str, list[float]]:
     gaps: dict[str, list[float]] = {name: [] for name in TOOLS}
     box = page.locator(f"{SIDEBAR} textarea.mm-Input-text")
     for task in range(tasks + 1):  # task 0 warms up
         before = len(stub.chat_requests)
-        stub.queue(*_task(task))
+        started = threading.Event()
+        stub.responder = _held_until(started, _task(task))
         box.fill(f"task {task}")
         box.press("Enter")
-        # "run without asking" is per task: switched on as the task starts
+        # "run without asking" is per task: switched on once the task has started (its line
+        # under the answer is there; the start switches it off), while the stub holds the
+        # first reply, so no card ever waits for it and no click is inside a measured step
+        page.locator(f"{SIDEBAR} .mm-AgentBar").nth(task).wait_for()
         page.locator(f"{SIDEBAR} .mm-AutoApprove-box").check()
+        started.set()
         page.locator(f"{SIDEBAR} .mm-Message-assistant").last.get_by_text(
             f"Task {task} done."
         ).wait_for()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,8 +27,10 @@ from tests.test_lab_browser import (  # noqa: F401  (fixtures)
     ARTIFACTS,
     SIDEBAR,
     _ask,
+    _cell_counts,
     _cells,
     _code_cell,
+    _kernel,
     _last_answer,
     _notebook,
     _open,
@@ -56,7 +59,11 @@ def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
     server = start_lab(
         lab_stub,
         tmp_path_factory.mktemp("lab-agent"),
-        args=(f"--MistralServer.agent_max_steps={MAX_STEPS}",),
+        args=(
+            f"--MistralServer.agent_max_steps={MAX_STEPS}",
+            # Notebook 7's pages too: its test reaches the app as window.jupyterapp
+            "--JupyterNotebookApp.expose_app_in_browser=True",
+        ),
     )
     try:
         yield server
@@ -211,7 +218,285 @@ def test_the_step_bound_ends_the_task_with_a_message(
     _agent_mode(page)
     _ask(page, "Look around forever")
     answer = _last_answer(page)
-    expect(answer.locator(".mm-Message-note")).to_contain_text("MistralServer.agent_max_steps")
+    expect(_note(page)).to_contain_text("MistralServer.agent_max_steps")
     _wait_done(page)
     assert len(lab_stub.chat_requests) - asked == MAX_STEPS + 1
     expect(answer.locator(".mm-Tool")).to_have_count(MAX_STEPS)
+
+
+# ------------------------------------------------- the kernel busy, restarted; notebook closed
+
+
+def _wait_for(flag: Path) -> str:
+    """A cell that runs until ``flag`` exists (at most 120 s): the test decides when it ends."""
+    return (
+        "import os, time\n"
+        "for _ in range(2400):\n"
+        f"    if os.path.exists({str(flag)!r}):\n"
+        "        break\n"
+        "    time.sleep(0.05)\n"
+        "print('user cell done')"
+    )
+
+
+def _note(page: Page) -> Any:
+    """The answer's latest note (the first answer of a module may also carry the stub's
+    deprecation note for its model, said once)."""
+    return _last_answer(page).locator(".mm-Message-note").last
+
+
+def test_a_busy_kernel_makes_the_approved_run_wait_with_a_note(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer, tmp_path: Path
+) -> None:
+    flag = tmp_path / "go"
+    notebook = _notebook(_code_cell(_wait_for(flag), "slow"), _code_cell("z = 3\nz", "z"))
+    _open(page, lab, api, "busy.ipynb", notebook)
+    _open_sidebar(page)
+    _run_cell(page, 0)  # the user's long cell: the kernel is busy until the flag exists
+    expect(page.locator(".jp-StatusBar-Widget:has-text('| Busy')").first).to_be_visible()
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+        Reply("Ran it: z is 3."),
+    )
+    asked = len(lab_stub.chat_requests)
+    _agent_mode(page)
+    _ask(page, "Run the cell computing z")
+    _card(page, 0).locator(".mm-Approval-approve").click()
+    answer = _last_answer(page)
+    wait = answer.locator(".mm-AgentBar-note")
+    expect(wait).to_contain_text("Waiting for the kernel")
+    # the approved cell waits: nothing ran, the model was not asked again
+    expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_have_text("[ ]:")
+    assert len(lab_stub.chat_requests) - asked == 1
+    flag.touch()
+    expect(_cells(page).nth(0).locator(".jp-OutputArea")).to_contain_text("user cell done")
+    expect(answer).to_contain_text("Ran it: z is 3.")
+    _wait_done(page)
+    expect(wait).to_be_hidden()
+    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("3")
+    assert "Cell 1 (In[2]) ran." in _tool_messages(lab_stub)[-1]
+
+
+@pytest.mark.console_errors_expected  # JupyterLab logs the shut-down kernel's closed socket
+def test_a_kernel_shut_down_while_the_run_waits_ends_it_with_a_clear_error(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer, tmp_path: Path
+) -> None:
+    flag = tmp_path / "never"  # the user's cell would run 120 s: the shutdown ends it
+    notebook = _notebook(_code_cell(_wait_for(flag), "slow"), _code_cell("z = 3\nz", "z"))
+    _open(page, lab, api, "gone.ipynb", notebook)
+    _open_sidebar(page)
+    _run_cell(page, 0)
+    expect(page.locator(".jp-StatusBar-Widget:has-text('| Busy')").first).to_be_visible()
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+        Reply("The kernel is gone; nothing ran."),
+    )
+    _agent_mode(page)
+    _ask(page, "Run the cell computing z")
+    _card(page, 0).locator(".mm-Approval-approve").click()
+    answer = _last_answer(page)
+    expect(answer.locator(".mm-AgentBar-note")).to_contain_text("Waiting for the kernel")
+    _kernel(page, "shutdown")
+    expect(answer).to_contain_text("The kernel is gone; nothing ran.")
+    _wait_done(page)
+    # the wait ended with the kernel (or the run it let through was cancelled with it)
+    assert "the notebook's kernel stopped" in _tool_messages(lab_stub)[-1]
+    expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_have_text("[ ]:")
+
+
+def test_a_kernel_restart_stops_the_task_with_a_message(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "restart.ipynb", START)
+    _open_sidebar(page)
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 0})]),
+        Reply("This reply is never asked for."),
+    )
+    asked = len(lab_stub.chat_requests)
+    _agent_mode(page)
+    _ask(page, "Run the first cell")
+    card = _card(page, 0)
+    expect(card.locator(".mm-Approval-approve")).to_be_visible()
+    _kernel(page, "restart")
+    expect(_note(page)).to_contain_text("kernel restarted")
+    expect(card).to_contain_text("Rejected: the task stopped.")
+    _wait_done(page)
+    assert len(lab_stub.chat_requests) - asked == 1
+    expect(_cells(page).nth(0).locator(".jp-InputPrompt")).not_to_contain_text("[1]")
+
+
+def test_closing_the_notebook_stops_the_task_and_writes_nowhere_else(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    other = _notebook(_code_cell("other = 1", "o1"))
+    api.put(
+        "api/contents/other.ipynb", json={"type": "notebook", "format": "json", "content": other}
+    )
+    _open(page, lab, api, "closed.ipynb", START)
+    _open_sidebar(page)
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('docmanager:open', {path: 'other.ipynb'})"
+    )
+    expect(page.locator(".jp-NotebookPanel:visible")).to_contain_text("other = 1")
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('docmanager:open', {path: 'closed.ipynb'})"
+    )
+    expect(page.locator(".jp-NotebookPanel:visible")).to_contain_text("x = 1")
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "added = 1"})]),
+        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+        Reply("This reply is never asked for."),
+    )
+    asked = len(lab_stub.chat_requests)
+    _agent_mode(page)
+    _ask(page, "Add a cell and run it")
+    expect(_card(page, 0).locator(".mm-Approval-approve")).to_be_visible()
+    # close the task's notebook, discarding its unsaved change (the inserted cell)
+    page.evaluate("() => { window.jupyterapp.commands.execute('application:close'); }")
+    page.get_by_role("button", name="Discard").click()
+    expect(_note(page)).to_contain_text("notebook of this task was closed")
+    _wait_done(page)
+    assert len(lab_stub.chat_requests) - asked == 2
+    assert _cell_counts(page) == {"other.ipynb": 1}
+    expect(page.locator(".jp-NotebookPanel:visible")).not_to_contain_text("added = 1")
+    for name, content in (("closed.ipynb", START), ("other.ipynb", other)):
+        saved = api.get(f"api/contents/{name}").json()["content"]
+        assert [c["source"] for c in saved["cells"]] == [c["source"] for c in content["cells"]]
+
+
+# ------------------------------------------------------------ Stop, and interrupting a run
+
+
+@pytest.mark.parametrize("interrupt", [False, True], ids=["left-running", "interrupted"])
+def test_stop_ends_the_task_and_interrupts_the_cell_only_when_asked(
+    page: Page,
+    lab: LabServer,
+    api: httpx.Client,
+    lab_stub: StubServer,
+    tmp_path: Path,
+    interrupt: bool,
+) -> None:
+    flag = tmp_path / "go"
+    _open(page, lab, api, "stop.ipynb", _notebook(_code_cell(_wait_for(flag), "slow")))
+    _open_sidebar(page)
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 0})]),
+        Reply("This reply is never asked for."),
+    )
+    asked = len(lab_stub.chat_requests)
+    _agent_mode(page)
+    _ask(page, "Run the slow cell")
+    _card(page, 0).locator(".mm-Approval-approve").click()
+    prompt = _cells(page).nth(0).locator(".jp-InputPrompt")
+    expect(prompt).to_contain_text("[*]")
+    answer = _last_answer(page)
+    offer = answer.locator(".mm-Interrupt")
+    expect(offer).to_be_hidden()  # offered only once the task has stopped
+    page.locator(f"{SIDEBAR} .mm-Stop").click()
+    expect(_note(page)).to_have_text("Stopped.")
+    _wait_done(page)  # the task ended at once, the cell still runs
+    expect(offer).to_have_text("Interrupt the running cell")
+    expect(prompt).to_contain_text("[*]")
+    output = _cells(page).nth(0).locator(".jp-OutputArea")
+    if interrupt:
+        offer.click()
+        expect(output).to_contain_text("KeyboardInterrupt")
+    else:
+        flag.touch()
+        expect(output).to_contain_text("user cell done")
+        expect(output).not_to_contain_text("KeyboardInterrupt")
+    expect(prompt).to_contain_text("[1]")
+    expect(offer).to_be_hidden()
+    assert len(lab_stub.chat_requests) - asked == 1
+
+
+# ------------------------------------------------------------------------------ Notebook 7
+
+
+@pytest.mark.console_errors_expected  # Notebook 7.6 logs two errors of its own at start
+def test_the_scripted_task_runs_in_notebook_7(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    """The same labextension in Notebook 7: the sidebar opens in its right side panel."""
+    ours: list[str] = []
+    page.on("pageerror", lambda e: ours.append(str(e)) if "mistral" in (e.stack or "") else None)
+    name = "nb7-agent.ipynb"
+    response = api.put(
+        f"api/contents/{name}", json={"type": "notebook", "format": "json", "content": START}
+    )
+    assert response.status_code in (200, 201), response.text
+    page.goto(lab.url(f"notebooks/{name}"))
+    expect(_cells(page)).to_have_count(1)
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1)
+    page.wait_for_function("() => window.jupyterapp !== undefined")
+    page.evaluate(f"() => window.jupyterapp.shell.activateById('{SIDEBAR[1:]}')")
+    expect(page.locator(SIDEBAR)).to_be_visible()
+    expect(page.locator(f"{SIDEBAR} .mm-Model")).not_to_be_empty()
+    _run_first_cell(page, 1)
+    before = _notebook_json(page)
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "y = x / 0"})]),
+        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+        Reply(tool_calls=[ToolCallSpec("edit_cell", {"index": 1, "source": "y = x / 2\ny"})]),
+        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+        Reply("Done: `y` is 0.5."),
+    )
+    asked = len(lab_stub.chat_requests)
+    _agent_mode(page)
+    _ask(page, "Compute y as x divided by something")
+    answer = _last_answer(page)
+    expect(_cells(page)).to_have_count(2)
+    _card(page, 0).locator(".mm-Approval-approve").click()
+    expect(_card(page, 1).locator(".mm-Diff-del")).to_have_text("- y = x / 0\n")
+    _card(page, 1).locator(".mm-Approval-approve").click()
+    _card(page, 2).locator(".mm-Approval-approve").click()
+    expect(answer).to_contain_text("y is 0.5")
+    _wait_done(page)
+    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("0.5")
+    assert len(lab_stub.chat_requests) - asked == 5
+    assert "ZeroDivisionError" in _tool_messages(lab_stub)[1]
+    assert _notebook_json(page)["cells"][1]["metadata"]["mistral"]["task"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "agent-notebook7.png"))
+    answer.locator(".mm-Undo").click()
+    expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
+    assert _notebook_json(page) == before
+    assert ours == []
+
+
+# ------------------------------------------------------------------------- a page reload
+
+
+def test_the_task_and_its_undo_survive_a_page_reload(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, lab, api, "reload.ipynb", START)
+    _open_sidebar(page)
+    before = _notebook_json(page)["cells"]
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "y = 2"})]),
+        Reply(tool_calls=[ToolCallSpec("edit_cell", {"index": 0, "source": "x = 5\nx"})]),
+        Reply("Done: x is 5 and y is 2."),
+    )
+    _agent_mode(page)
+    _ask(page, "Set x to 5 and add y")
+    _card(page, 0).locator(".mm-Approval-approve").click()
+    expect(_last_answer(page)).to_contain_text("Done: x is 5")
+    _wait_done(page)
+    # saved: the reloaded page opens the notebook with the agent's changes in it
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+
+    page.reload()
+    expect(_cells(page)).to_have_count(2)
+    _open_sidebar(page)
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("Done: x is 5")  # the transcript, its tool lines
+    expect(answer.locator(".mm-Tool")).to_have_count(2)
+    expect(answer.locator(".mm-AgentBar-status")).to_contain_text(f"Step 2 of at most {MAX_STEPS}")
+    expect(_cells(page).nth(0)).to_have_class(lambda_class("mm-AgentCell"))  # badge kept
+    answer.locator(".mm-Undo").click()
+    expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
+    assert _notebook_json(page)["cells"] == before
+    expect(_cells(page).nth(0)).not_to_have_class(lambda_class("mm-AgentCell"))

@@ -114,6 +114,10 @@ async def test_an_agent_task_inserts_runs_and_reads_the_error_then_answers(
     assert totals["requests"] == 3 and totals["step"] == 2
     assert totals["cost_text"] and totals["max_steps"] == 25
     assert len(lab_stub.chat_requests) == 3
+    # the history keeps the task's totals under its request id (a page reload shows them)
+    response = await jp_fetch("mistral-magic", "history")
+    entry = json.loads(response.body)["entries"][-1]
+    assert entry["agent"]["request_id"] == "task-1" and entry["agent"]["step"] == 2
 
 
 async def test_the_step_bound_ends_the_task_with_a_message_and_no_further_request(

@@ -31,15 +31,38 @@ interface ISaved {
   after: string | null;
 }
 
+/** What a task's line under its answer (chat.ts's AgentBar) asks of the task: a running
+ * one, or one restored after a page reload. */
+export interface IAgentUndo {
+  readonly changed: boolean;
+  readonly stopped: boolean;
+  readonly executing: boolean;
+  /** Undo the task's changes; null when done, else why not (shown on the task). */
+  undo(): string | null;
+  interrupt(): void;
+}
+
+/** What Undo needs of a task after a page reload. */
+export interface ICheckpoint {
+  /** The notebook's path when the task ran. */
+  path: string;
+  saved: ISaved[];
+  added: string[];
+}
+
 export interface IAgentView {
   /** Show a card (approval or note) with the answer. */
   attach(node: HTMLElement): void;
   /** The "run without asking" switch of this task. */
   readonly autoApprove: HTMLInputElement;
+  /** A line on the task saying what it waits for (null: nothing). */
+  note(text: string | null): void;
+  /** The task stopped, or one of its cells started or ended running. */
+  changed(): void;
 }
 
 /** One agent task on one notebook: its approvals, its checkpoint, its undo. */
-export class AgentTask {
+export class AgentTask implements IAgentUndo {
   constructor(
     readonly panel: NotebookPanel,
     readonly task: string,
@@ -58,17 +81,42 @@ export class AgentTask {
   readonly saved = new Map<string, ISaved>();
   readonly added = new Set<string>();
 
+  /** A cell this task asked the kernel to run is running now, in a notebook still open
+   * (Stop leaves it running; `interrupt` is the user's choice). */
+  get executing(): boolean {
+    return this.running && !this.panel.isDisposed;
+  }
+  private running = false;
+
   get changed(): boolean {
-    return this.saved.size > 0 || this.added.size > 0;
+    return (
+      !this.panel.isDisposed && (this.saved.size > 0 || this.added.size > 0)
+    );
   }
 
-  /** Stop: every card still waiting is rejected. */
+  /** Stop: every card still waiting is rejected, every wait (for the kernel) ends. A cell
+   * already running keeps running. */
   stop(): void {
+    if (this.stopped) {
+      return;
+    }
     this.stopped = true;
-    for (const settle of this.waiting) {
-      settle('reject');
+    for (const end of this.waiting) {
+      end();
     }
     this.waiting.clear();
+    this.view.note(null);
+    this.view.changed();
+  }
+
+  /** Interrupt the kernel running this task's cell (only ever on the user's click). */
+  interrupt(): void {
+    const kernel = this.panel.isDisposed
+      ? null
+      : this.panel.sessionContext.session?.kernel;
+    if (this.running && kernel) {
+      void kernel.interrupt();
+    }
   }
 
   /** The `agent` runner. */
@@ -151,6 +199,7 @@ export class AgentTask {
       metadata: { mistral: this.provenance(hash) }
     } as any);
     this.added.add(cell.id);
+    this.persist();
     this.mark();
     return ok(`Inserted a ${cellType} cell at index ${index} (not run).`);
   }
@@ -205,7 +254,27 @@ export class AgentTask {
     if (!session.session?.kernel) {
       return error('the notebook has no running kernel; the cell was not run.');
     }
-    this.save(cell, now);
+    const idle = await this.kernelIdle(call.timeout_ms);
+    if (idle === 'stopped') {
+      return { status: 'declined', result: 'The user stopped the task.' };
+    }
+    if (idle === 'gone') {
+      return error(
+        `the notebook's kernel stopped while cell ${now} waited for it; the cell was not run.`
+      );
+    }
+    if (idle === 'timeout') {
+      return error(
+        `the kernel stayed busy with another cell for the task's time left (MistralServer.agent_max_seconds); cell ${now} was not run.`
+      );
+    }
+    // the wait may have moved the cell (the user edits the notebook meanwhile)
+    const at = this.shared.cells.indexOf(cell);
+    const target = this.panel.content.widgets[at];
+    if (at < 0 || !(target instanceof CodeCell)) {
+      return error('the cell was deleted while waiting for the kernel.');
+    }
+    this.save(cell, at);
     if (cell.getMetadata('mistral') === undefined) {
       // ran, not written, by the task: the badge, but no code hash (the audit does not
       // count the user's code as the model's); a cell with provenance keeps its own
@@ -219,22 +288,32 @@ export class AgentTask {
     };
     session.statusChanged.connect(watch);
     let status: 'ok' | 'error' = 'ok';
+    const execution = CodeCell.execute(target, session);
+    this.running = true;
+    this.view.changed();
+    // the flag follows the cell's own run, also after the task stopped waiting for it
+    void execution
+      .catch(() => undefined)
+      .then(() => {
+        this.running = false;
+        this.view.changed();
+      });
     try {
       // Bounded by the task's time left: a cell that keeps running is not interrupted
       // (the user decides that), the model hears it did not finish.
-      const reply = await within(
-        CodeCell.execute(widget, session),
-        call.timeout_ms
-      );
+      const reply = await within(execution, call.timeout_ms);
       if (reply === TIMED_OUT) {
         return error(
-          `cell ${now} did not finish within the task's time left; it may still be running.`
+          `cell ${at} did not finish within the task's time left; it may still be running.`
         );
       }
       status = reply?.content.status === 'ok' ? 'ok' : 'error';
     } catch (err) {
+      // a kernel shut down under the run cancels it: say that, not the cancelled future
       return error(
-        `running cell ${now} failed: ${String((err as Error).message ?? err)}`
+        this.kernelGone()
+          ? `the notebook's kernel stopped before cell ${at} finished.`
+          : `running cell ${at} failed: ${String((err as Error).message ?? err)}`
       );
     } finally {
       session.statusChanged.disconnect(watch);
@@ -243,7 +322,61 @@ export class AgentTask {
       this.stop();
       return error('the kernel restarted while the cell ran; the task stops.');
     }
-    return ok(JSON.stringify(this.report(now, status)));
+    return ok(JSON.stringify(this.report(at, status)));
+  }
+
+  /** Wait until the notebook's kernel is idle (a cell the user started, or a silent
+   * request, may hold it), at most `ms`, saying so on the task while it waits. */
+  private async kernelIdle(
+    ms: number
+  ): Promise<'idle' | 'timeout' | 'stopped' | 'gone'> {
+    const session = this.panel.sessionContext;
+    const state = () =>
+      this.kernelGone()
+        ? 'gone'
+        : session.session?.kernel?.status === 'idle'
+          ? 'idle'
+          : null;
+    const now = state();
+    if (now) {
+      return now;
+    }
+    this.view.note(
+      'Waiting for the kernel… (it is busy with another cell or starting; the approved cell runs as soon as it is idle)'
+    );
+    let timer = 0;
+    let watch: () => void = () => undefined;
+    let end: () => void = () => undefined;
+    try {
+      return await new Promise(resolve => {
+        end = () => resolve('stopped');
+        this.waiting.add(end);
+        watch = () => {
+          const reached = state();
+          if (reached) {
+            resolve(reached);
+          }
+        };
+        session.statusChanged.connect(watch);
+        session.kernelChanged.connect(watch);
+        timer = window.setTimeout(() => resolve('timeout'), Math.max(ms, 0));
+      });
+    } finally {
+      window.clearTimeout(timer);
+      this.waiting.delete(end);
+      if (!session.isDisposed) {
+        session.statusChanged.disconnect(watch);
+        session.kernelChanged.disconnect(watch);
+      }
+      this.view.note(null);
+    }
+  }
+
+  /** The notebook has no kernel any more (shut down, dead, or the notebook closed). */
+  private kernelGone(): boolean {
+    const session = this.panel.sessionContext;
+    const kernel = session.isDisposed ? null : session.session?.kernel;
+    return !kernel || kernel.isDisposed || kernel.status === 'dead';
   }
 
   private async remove(index: number, call: IToolCall): Promise<IToolOutcome> {
@@ -262,6 +395,7 @@ export class AgentTask {
     }
     if (this.added.has(cell.id)) {
       this.added.delete(cell.id);
+      this.persist();
     } else {
       this.save(cell, now);
     }
@@ -292,42 +426,33 @@ export class AgentTask {
     }
     const before = index > 0 ? this.shared.cells[index - 1].id : null;
     this.saved.set(cell.id, { json: cell.toJSON(), index, after: before });
+    this.persist();
+  }
+
+  /** Keep the checkpoint in the tab's storage, for an Undo after a page reload (rewritten
+   * whole at each change: at most MistralServer.agent_max_steps times a task). */
+  private persist(): void {
+    keepCheckpoint(
+      this.task,
+      this.changed
+        ? {
+            path: this.panel.context.path,
+            saved: [...this.saved.values()],
+            added: [...this.added]
+          }
+        : null
+    );
   }
 
   /** Put back every cell the task touched, exactly; remove the cells it added. Cells it
    * did not touch (the user's later edits included) stay as they are. */
-  undo(): void {
-    const shared = this.shared;
-    shared.transact(() => {
-      for (const id of this.added) {
-        const at = shared.cells.findIndex(c => c.id === id);
-        if (at >= 0) {
-          shared.deleteCell(at);
-        }
-      }
-      // Back in the order they were: each deleted one after the cell it followed.
-      const saved = [...this.saved.values()].sort((a, b) => a.index - b.index);
-      for (const entry of saved) {
-        const at = shared.cells.findIndex(c => c.id === entry.json.id);
-        if (at >= 0) {
-          shared.deleteCell(at);
-          shared.insertCell(at, entry.json);
-        } else {
-          const previous =
-            entry.after === null
-              ? -1
-              : shared.cells.findIndex(c => c.id === entry.after);
-          const to =
-            previous >= 0
-              ? previous + 1
-              : Math.min(entry.index, shared.cells.length);
-          shared.insertCell(to, entry.json);
-        }
-      }
-    });
+  undo(): string | null {
+    restoreCells(this.shared, this.saved.values(), this.added);
     this.added.clear();
     this.saved.clear();
+    keepCheckpoint(this.task, null);
     this.mark();
+    return null;
   }
 
   // -- approvals -------------------------------------------------------------------------
@@ -389,8 +514,7 @@ export class AgentTask {
       };
       // switching "run without asking" on while a card waits approves it too
       this.view.autoApprove.addEventListener('change', switched);
-      const stopped = (decision: Decision) =>
-        finish(decision, 'Rejected: the task stopped.');
+      const stopped = () => finish('reject', 'Rejected: the task stopped.');
       this.waiting.add(stopped);
       timer = window.setTimeout(
         () =>
@@ -449,25 +573,162 @@ export class AgentTask {
     }
   }
 
-  /** The badge on every cell that carries an agent's provenance (a cell an Insert made
-   * carries the same record with another `face`, and no badge). */
+  /** The badge on every cell that carries an agent's provenance. */
   mark(): void {
-    for (const widget of this.panel.content.widgets) {
-      const record = widget.model.getMetadata('mistral') as any;
-      widget.toggleClass(
-        'mm-AgentCell',
-        !!record &&
-          typeof record === 'object' &&
-          (record.face === 'agent' || 'task' in record)
-      );
-    }
+    markAgentCells(this.panel);
   }
 
   private get shared() {
     return this.panel.content.model!.sharedModel;
   }
 
-  private readonly waiting = new Set<(decision: Decision) => void>();
+  /** What ends each wait of the task (a card, the kernel) when it stops. */
+  private readonly waiting = new Set<() => void>();
+}
+
+/** The badge on every cell of `panel` that carries an agent's provenance. */
+export function markAgentCells(panel: NotebookPanel): void {
+  if (panel.isDisposed) {
+    return;
+  }
+  for (const widget of panel.content.widgets) {
+    const record = widget.model.getMetadata('mistral') as any;
+    // an Insert's cell carries the same record with another `face`, and no badge
+    widget.toggleClass(
+      'mm-AgentCell',
+      !!record &&
+        typeof record === 'object' &&
+        (record.face === 'agent' || 'task' in record)
+    );
+  }
+}
+
+/** Put back the cells of `saved` exactly (by id: replaced, or re-inserted after the cell they
+ * followed), and remove the cells whose ids are in `added`; one transaction. */
+function restoreCells(
+  shared: INotebookModel['sharedModel'],
+  saved: Iterable<ISaved>,
+  added: Iterable<string>
+): void {
+  shared.transact(() => {
+    for (const id of added) {
+      const at = shared.cells.findIndex(c => c.id === id);
+      if (at >= 0) {
+        shared.deleteCell(at);
+      }
+    }
+    // Back in the order they were: each deleted one after the cell it followed.
+    const ordered = [...saved].sort((a, b) => a.index - b.index);
+    for (const entry of ordered) {
+      const at = shared.cells.findIndex(c => c.id === entry.json.id);
+      if (at >= 0) {
+        shared.deleteCell(at);
+        shared.insertCell(at, entry.json);
+      } else {
+        const previous =
+          entry.after === null
+            ? -1
+            : shared.cells.findIndex(c => c.id === entry.after);
+        const to =
+          previous >= 0
+            ? previous + 1
+            : Math.min(entry.index, shared.cells.length);
+        shared.insertCell(to, entry.json);
+      }
+    }
+  });
+}
+
+/** Where a task's checkpoint waits for a page reload: the tab's sessionStorage (it goes
+ * with the tab, and never leaves the browser). */
+const CHECKPOINT_KEY = 'mistral-magic:agent-checkpoint:';
+
+export function storedCheckpoint(task: string): ICheckpoint | null {
+  try {
+    const raw = window.sessionStorage.getItem(CHECKPOINT_KEY + task);
+    const value = raw ? JSON.parse(raw) : null;
+    return value && Array.isArray(value.saved) && Array.isArray(value.added)
+      ? value
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The newest tasks whose checkpoints the tab keeps (older ones are dropped: a long session
+ * does not fill the tab's storage). */
+const CHECKPOINTS_KEPT = 20;
+const CHECKPOINT_ORDER = 'mistral-magic:agent-checkpoints';
+
+function keepCheckpoint(task: string, checkpoint: ICheckpoint | null): void {
+  const key = CHECKPOINT_KEY + task;
+  const storage = window.sessionStorage;
+  try {
+    let order: string[] = JSON.parse(storage.getItem(CHECKPOINT_ORDER) ?? '[]');
+    order = Array.isArray(order) ? order.filter(t => t !== task) : [];
+    if (checkpoint) {
+      order.push(task);
+      for (const old of order.splice(0, order.length - CHECKPOINTS_KEPT)) {
+        storage.removeItem(CHECKPOINT_KEY + old);
+      }
+    }
+    storage.setItem(CHECKPOINT_ORDER, JSON.stringify(order));
+    if (checkpoint) {
+      storage.setItem(key, JSON.stringify(checkpoint));
+    } else {
+      storage.removeItem(key);
+    }
+  } catch {
+    // too large for the tab's storage (big outputs): Undo stays, until a reload
+    try {
+      storage.removeItem(key);
+    } catch {
+      // storage unavailable
+    }
+  }
+}
+
+/** A task from before a page reload: its Undo, from the checkpoint the tab kept. */
+export class RestoredTask implements IAgentUndo {
+  constructor(
+    readonly task: string,
+    private readonly find: (path: string) => NotebookPanel | null
+  ) {
+    this.checkpoint = storedCheckpoint(task);
+  }
+
+  readonly stopped = true;
+  readonly executing = false;
+
+  get changed(): boolean {
+    return this.checkpoint !== null;
+  }
+
+  undo(): string | null {
+    const checkpoint = this.checkpoint;
+    if (!checkpoint) {
+      return null;
+    }
+    const panel = this.find(checkpoint.path);
+    if (!panel || panel.isDisposed || !panel.content.model) {
+      return `Open ${checkpoint.path} to undo this task’s changes.`;
+    }
+    restoreCells(
+      panel.content.model.sharedModel,
+      checkpoint.saved,
+      checkpoint.added
+    );
+    keepCheckpoint(this.task, null);
+    this.checkpoint = null;
+    markAgentCells(panel);
+    return null;
+  }
+
+  interrupt(): void {
+    // nothing of this task runs any more
+  }
+
+  private checkpoint: ICheckpoint | null;
 }
 
 function ok(result: string): IToolOutcome {

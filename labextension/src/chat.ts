@@ -26,7 +26,7 @@ import {
   replaceActive,
   selectedText
 } from './notebook';
-import { AgentTask } from './agent';
+import { AgentTask, IAgentUndo, markAgentCells, RestoredTask } from './agent';
 import { KernelToolCache, registerRunner, relayToolCall } from './tools';
 import {
   IAgentProgress,
@@ -355,19 +355,35 @@ export class ChatSidebar extends Panel {
       this.autoApprove.checked = false; // "run without asking" is for one task only
       task = new AgentTask(panel, requestId, {
         attach: node => answer.attach(node),
-        autoApprove: this.autoApprove
+        autoApprove: this.autoApprove,
+        note: text => bar?.note(text),
+        changed: () => bar?.refresh()
       });
       this.agentTasks.set(requestId, task);
       bar = new AgentBar(task);
       answer.node.appendChild(bar.node);
-      // the notebook closed or its kernel restarted mid-task: the task stops
-      const end = () => {
+      // the notebook closed or its kernel restarted mid-task: the task stops, saying why
+      const closed = () => {
         if (this.requestId === currentId) {
-          this.stop();
+          this.stop(CLOSED_NOTE);
         }
       };
-      panel.disposed.connect(end);
-      task.ended = () => panel.disposed.disconnect(end);
+      const restarted = (_: unknown, status: string) => {
+        if (
+          (status === 'restarting' || status === 'autorestarting') &&
+          this.requestId === currentId
+        ) {
+          this.stop(RESTARTED_NOTE);
+        }
+      };
+      panel.disposed.connect(closed);
+      panel.sessionContext.statusChanged.connect(restarted);
+      task.ended = () => {
+        panel.disposed.disconnect(closed);
+        if (!panel.sessionContext.isDisposed) {
+          panel.sessionContext.statusChanged.disconnect(restarted);
+        }
+      };
     }
     this.scrollToEnd(true);
 
@@ -435,12 +451,13 @@ export class ChatSidebar extends Panel {
         );
       } catch (error) {
         if ((error as Error).name === 'AbortError') {
-          answer.setNote('Stopped.');
+          answer.setNote(this.stopNotes.get(currentId) ?? 'Stopped.');
         } else if (!failed) {
           answer.setError(String((error as Error).message ?? error));
         }
       } finally {
         answer.streaming = false;
+        this.stopNotes.delete(currentId);
         if (this.controller === controller) {
           this.controller = null;
           this.requestId = '';
@@ -479,13 +496,18 @@ export class ChatSidebar extends Panel {
     await run(body);
   }
 
-  /** Stop the running answer: abort the stream and tell the server to cancel upstream. */
-  stop(): void {
+  /** Stop the running answer: abort the stream and tell the server to cancel upstream
+   * (`note`: why, shown on the answer instead of "Stopped."). A cell an agent task is
+   * running keeps running: its task then offers to interrupt it. */
+  stop(note?: string): void {
     for (const task of this.agentTasks.values()) {
       task.stop(); // cards waiting for a click are rejected
     }
     if (this.controller) {
       const requestId = this.requestId;
+      if (note && requestId) {
+        this.stopNotes.set(requestId, note);
+      }
       this.controller.abort();
       if (requestId) {
         void cancelChat(requestId);
@@ -698,6 +720,11 @@ export class ChatSidebar extends Panel {
   /** Chips follow the kernel: a restart, shutdown or new kernel drops what was read from the
    * old one; a kernel that was busy or starting is read again once idle. */
   private watchKernel(panel: NotebookPanel): void {
+    // cells an agent task made or changed keep their badge when the notebook reopens
+    void panel.context.ready.then(
+      () => markAgentCells(panel),
+      () => undefined
+    );
     const context = panel.sessionContext;
     const forget = () => {
       this.variableCache.delete(panel);
@@ -932,6 +959,19 @@ export class ChatSidebar extends Panel {
         } else if (entry.stopped) {
           view.setNote('Stopped.');
         }
+        if (entry.agent?.request_id) {
+          // an agent task from before the reload: its totals, and its Undo while the tab
+          // keeps its checkpoint (found by path when clicked: notebooks reopen later)
+          const bar = new AgentBar(
+            new RestoredTask(
+              entry.agent.request_id,
+              path => this.tracker.find(p => p.context.path === path) ?? null
+            )
+          );
+          bar.progress(entry.agent);
+          bar.finished();
+          view.node.appendChild(bar.node);
+        }
         this.addMessage(view);
       }
     }
@@ -999,6 +1039,7 @@ export class ChatSidebar extends Panel {
   private readonly modeSelect: HTMLSelectElement;
   private readonly autoApprove: HTMLInputElement;
   private readonly agentTasks = new Map<string, AgentTask>();
+  private readonly stopNotes = new Map<string, string>();
   private readonly toolsToggle: HTMLLabelElement;
   private config: IServerConfig | null = null;
   private controller: AbortController | null = null;
@@ -1032,12 +1073,16 @@ export class ChatSidebar extends Panel {
 
 const ASK_PLACEHOLDER =
   'Ask Mistral about this notebook… (Enter to send, Shift+Enter for a new line)';
+const CLOSED_NOTE =
+  'Stopped: the notebook of this task was closed. Nothing was written to any other notebook.';
+const RESTARTED_NOTE =
+  'Stopped: the notebook’s kernel restarted, so the variables the task relied on are gone. Its changes so far can still be undone.';
 const AGENT_PLACEHOLDER =
   'Give Mistral a task on this notebook, e.g. "load sales.csv and plot revenue per month"';
 
 /** An agent task's line under its answer: steps, tokens, cost; then "Undo agent changes". */
 class AgentBar {
-  constructor(private readonly task: AgentTask) {
+  constructor(private readonly task: IAgentUndo) {
     this.node = document.createElement('div');
     this.node.className = 'mm-AgentBar';
     this.status = document.createElement('span');
@@ -1051,11 +1096,48 @@ class AgentBar {
       'Put back every cell this task changed (sources, outputs, metadata) and remove the cells it added';
     this.undo.hidden = true;
     this.undo.addEventListener('click', () => {
-      this.task.undo();
+      const why = this.task.undo();
+      if (why) {
+        this.note(why);
+        return;
+      }
+      this.note(null);
       this.undo.disabled = true;
       this.undo.textContent = 'Agent changes undone';
     });
-    this.node.append(this.status, this.undo);
+    // Stop leaves a running cell alone; interrupting it is a separate, explicit choice.
+    this.interrupt = document.createElement('button');
+    this.interrupt.type = 'button';
+    this.interrupt.className = 'jp-Button mm-Interrupt';
+    this.interrupt.textContent = 'Interrupt the running cell';
+    this.interrupt.title =
+      'The task stopped, but the cell it ran is still running in the kernel: interrupt it';
+    this.interrupt.hidden = true;
+    this.interrupt.addEventListener('click', () => {
+      this.task.interrupt();
+      this.interrupt.disabled = true;
+      this.interrupt.textContent = 'Interrupt sent';
+    });
+    this.waitNote = document.createElement('div');
+    this.waitNote.className = 'mm-AgentBar-note';
+    this.waitNote.hidden = true;
+    this.node.append(this.status, this.interrupt, this.undo, this.waitNote);
+  }
+
+  /** What the task waits for (the kernel), or nothing. */
+  note(text: string | null): void {
+    this.waitNote.textContent = text ?? '';
+    this.waitNote.hidden = !text;
+  }
+
+  /** The task stopped, or its cell started or ended running. */
+  refresh(): void {
+    const offer = this.task.stopped && this.task.executing;
+    if (offer && this.interrupt.hidden) {
+      this.interrupt.disabled = false;
+      this.interrupt.textContent = 'Interrupt the running cell';
+    }
+    this.interrupt.hidden = !offer;
   }
 
   progress(p: IAgentProgress): void {
@@ -1068,10 +1150,13 @@ class AgentBar {
 
   finished(): void {
     this.undo.hidden = !this.task.changed;
+    this.refresh();
     this.node.classList.add('mm-mod-finished');
   }
 
   readonly node: HTMLDivElement;
+  private readonly interrupt: HTMLButtonElement;
+  private readonly waitNote: HTMLDivElement;
   private readonly status: HTMLSpanElement;
   private readonly undo: HTMLButtonElement;
 }

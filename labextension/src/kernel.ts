@@ -230,6 +230,9 @@ async function silentRun(
   } catch {
     return { state: 'no-kernel', reason: 'the kernel is gone' };
   }
+  // A restart or shutdown cancels the future, maybe after we stopped waiting for it (the
+  // race below): handled here, so that no unhandled rejection reaches the console.
+  future.done.catch(() => undefined);
   future.onIOPub = (msg: KernelMessage.IIOPubMessage) => {
     if (KernelMessage.isStreamMsg(msg) && msg.content.name === 'stdout') {
       output += msg.content.text;

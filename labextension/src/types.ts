@@ -42,6 +42,8 @@ export interface IHistoryEntry {
   tools?: IToolResult[];
   /** The reply's provenance: what an Insert puts in the new cell's `metadata.mistral`. */
   provenance?: Record<string, unknown>;
+  /** An agent task's last totals, under its request id. */
+  agent?: IAgentProgress & { request_id: string };
 }
 
 /** A `tool_call` event: a call for the browser to run (mistral_magic/server/relay.py). */

@@ -472,6 +472,10 @@ class ChatHandler(_Base):
                 reply["thinking"] = self._thinking
             if calls:
                 reply["tools"] = calls
+            if self._agent is not None:
+                # after a page reload the sidebar finds the task's totals (and, in the
+                # tab's own storage, its Undo) by its request id
+                reply["agent"] = {"request_id": request_id, **self._agent.progress()}
             if generation is not None:
                 await asyncio.shield(
                     self.service.off_loop(
