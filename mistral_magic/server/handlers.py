@@ -249,11 +249,32 @@ class ToolResultHandler(_Base):
         self.finish(json.dumps({"accepted": accepted}))
 
 
-class ChatHandler(_Base):
-    """``POST chat``: ask, and stream the answer back as server-sent events."""
+class EventStream(_Base):
+    """A route that answers with server-sent events from one task (``_task``): the browser
+    leaving cancels the task (and so the upstream request), and a send after it left raises
+    ``CancelledError`` so the task unwinds where it is."""
 
     _task: asyncio.Task[Any] | None = None
     _closed = False
+
+    def on_connection_close(self) -> None:
+        self._closed = True
+        self.service.cancel(self._task)
+
+    async def _send(self, name: str, data: dict[str, Any]) -> None:
+        if self._closed:
+            raise asyncio.CancelledError()
+        self.write(encode_event(name, data))
+        try:
+            await self.flush()
+        except StreamClosedError:
+            self._closed = True
+            raise asyncio.CancelledError() from None
+
+
+class ChatHandler(EventStream):
+    """``POST chat``: ask, and stream the answer back as server-sent events."""
+
     _upstream_wait = 0.0  # seconds spent waiting for the model server (for `done` timings)
     _tool_wait = 0.0  # seconds spent waiting for relayed tool calls (idem)
     _text = ""  # the answer's text so far, over every round of a tool loop
@@ -356,20 +377,6 @@ class ChatHandler(_Base):
             return False
         self._spent = check.spent  # a tool loop's further rounds are kept to the budget too
         return True
-
-    def on_connection_close(self) -> None:
-        self._closed = True
-        self.service.cancel(self._task)
-
-    async def _send(self, name: str, data: dict[str, Any]) -> None:
-        if self._closed:
-            raise asyncio.CancelledError()
-        self.write(encode_event(name, data))
-        try:
-            await self.flush()
-        except StreamClosedError:
-            self._closed = True
-            raise asyncio.CancelledError() from None
 
     async def _relay(
         self,

@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 import time
-from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
@@ -30,8 +29,7 @@ from tornado.iostream import StreamClosedError
 
 from mistral_magic.engine.inline import InlineContext, InlineRoute, InsertionCut
 from mistral_magic.engine.prepare import PreparedRequest
-from mistral_magic.server.events import encode_event
-from mistral_magic.server.handlers import _Base
+from mistral_magic.server.handlers import EventStream
 from mistral_magic.server.inline_payload import parse_inline_payload
 from mistral_magic.server.inline_service import InlineCompletions
 from mistral_magic.server.payload import PayloadError
@@ -41,9 +39,8 @@ from mistral_magic.server.settings import MB
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
-class CompleteHandler(_Base):
-    _task: asyncio.Task[Any] | None = None
-    _closed = False
+class CompleteHandler(EventStream):
+    """``GET complete``: the route's status; ``POST complete``: one completion as events."""
 
     @property
     def inline(self) -> InlineCompletions:
@@ -96,20 +93,6 @@ class CompleteHandler(_Base):
             self.inline.done(user, editor, self._task)
         with contextlib.suppress(StreamClosedError):
             self.finish()
-
-    def on_connection_close(self) -> None:
-        self._closed = True
-        self.service.cancel(self._task)
-
-    async def _send(self, name: str, data: dict[str, Any]) -> None:
-        if self._closed:
-            raise asyncio.CancelledError()
-        self.write(encode_event(name, data))
-        try:
-            await self.flush()
-        except StreamClosedError:
-            self._closed = True
-            raise asyncio.CancelledError() from None
 
     async def _relay(self, context: InlineContext, route: InlineRoute) -> None:
         from mistral_magic.api.errors import MistralError
