@@ -30,28 +30,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.lab_server import CHROMIUM, CHROMIUM_ARGS, TOKEN, start_lab  # noqa: E402
+from tests.lab_server import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TOKEN,
+    code_cell,
+    python_notebook,
+    start_lab,
+)
 from tests.stub import Reply, StubServer, ToolCallSpec  # noqa: E402
 
 SIDEBAR = "#mistral-magic-sidebar"
-NOTEBOOK = {
-    "nbformat": 4,
-    "nbformat_minor": 5,
-    "metadata": {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    },
-    "cells": [
-        {
-            "cell_type": "code",
-            "id": "data",
-            "metadata": {},
-            "execution_count": None,
-            "outputs": [],
-            "source": "threshold = 0.5",
-        }
-    ],
-}
+NOTEBOOK = python_notebook(code_cell("threshold = 0.5", "data"))
 
 
 def _ms(seconds: float) -> str:

@@ -19,7 +19,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.lab_server import CHROMIUM, CHROMIUM_ARGS, TOKEN, start_lab  # noqa: E402
+from tests.lab_server import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TOKEN,
+    code_cell,
+    python_notebook,
+    start_lab,
+)
 from tests.stub import Reply, StubServer, ToolCallSpec  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -58,24 +65,7 @@ PLAN = (
     "2. Run it; if the dates are text, parse them first and run again."
 )
 
-NOTEBOOK = {
-    "nbformat": 4,
-    "nbformat_minor": 5,
-    "metadata": {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    },
-    "cells": [
-        {
-            "cell_type": "code",
-            "id": "data",
-            "metadata": {},
-            "execution_count": None,
-            "outputs": [],
-            "source": DATA,
-        }
-    ],
-}
+NOTEBOOK = python_notebook(code_cell(DATA, "data"))
 
 
 def _task() -> list[Reply]:

@@ -14,7 +14,6 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +28,8 @@ from tests.lab_server import (  # noqa: F401  (overrides)
     jp_server_cleanup,
     start_lab,
 )
+from tests.lab_server import code_cell as _code_cell  # (the browser modules import these two)
+from tests.lab_server import python_notebook as _notebook
 from tests.stub import Drop, Reply, StubServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,29 +40,6 @@ SIDEBAR = "#mistral-magic-sidebar"
 
 pytestmark = pytest.mark.timeout(300)
 expect.set_options(timeout=TIMEOUT_MS)
-
-
-def _code_cell(source: str, cell_id: str) -> dict[str, Any]:
-    return {
-        "cell_type": "code",
-        "id": cell_id,
-        "metadata": {},
-        "execution_count": None,
-        "outputs": [],
-        "source": source,
-    }
-
-
-def _notebook(*cells: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "nbformat": 4,
-        "nbformat_minor": 5,
-        "metadata": {
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"},
-        },
-        "cells": list(cells),
-    }
 
 
 NOTEBOOK = _notebook(
