@@ -26,7 +26,7 @@ def load(shell: Any) -> Session:
     assert session is not None
     if session.kept(MAGICS) is not None:
         return session
-    from .faces.magics import MistralMagics, keep_question_marks
+    from .faces.magics import MistralMagics, keep_question_marks, warm_imports
 
     magics = MistralMagics(shell, session, open_chat=lambda: open_chat(session))
     shell.register_magics(magics)
@@ -40,7 +40,7 @@ def load(shell: Any) -> Session:
     from .faces.cell_insert import inserter_for
 
     inserter_for(session)
-    session.warm_up()
+    session.warm_up(warm_imports)
     return session
 
 

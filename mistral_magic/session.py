@@ -124,10 +124,13 @@ class Session:
                         lines.append(line)
         return [*lines, *prepared.notes]
 
-    def warm_up(self) -> threading.Thread:
+    def warm_up(self, *also: Callable[[], object]) -> threading.Thread:
         """Pay the one-off costs in the background, so the first question does not: the
         httpx import and the connection pool, the server's dialect (``GET /models``, asked
-        once per base URL), the tokenizer."""
+        once per base URL), the modules a question goes through (``also``: what the faces
+        add of theirs), the tokenizer. In the order a question needs them: a question asked
+        while this runs waits only for what it needs next (Python's import lock), never
+        for work that comes later here."""
 
         def work() -> None:
             try:
@@ -135,6 +138,12 @@ class Session:
                     _ = client.http
                     client.resolve_dialect()  # GET /models, once per base URL
             except Exception:  # a warm-up that fails only means the first call is slower
+                pass
+            try:
+                _import_question_path()
+                for step in also:
+                    step()
+            except Exception:  # as above: only slower
                 pass
             try:
                 from .context.budget import warm_up
@@ -493,6 +502,13 @@ def _merged(extra: Collection[ContextItem], collected: list[ContextItem]) -> lis
 # One session per shell
 
 _SESSIONS: weakref.WeakKeyDictionary[Any, Session] = weakref.WeakKeyDictionary()
+def _import_question_path() -> None:
+    """Import what a kernel question goes through that ``%load_ext`` does not: the context
+    collectors (their redaction patterns are compiled on import), the answer and tool loop."""
+    from .context import kernel as _kernel  # noqa: F401
+    from .engine import answer as _answer  # noqa: F401
+
+
 _SESSIONS_LOCK = threading.Lock()
 
 

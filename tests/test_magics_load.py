@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from IPython import get_ipython  # globalipapp's own get_ipython returns None once started
 from IPython.testing.globalipapp import start_ipython
@@ -40,13 +42,34 @@ def test_load_ext_imports_nothing_heavy():
         "ip = start_ipython()\n"
         # the background warm-up loads the tokenizer on purpose; only the load itself counts
         "import mistral_magic.session as a\n"
-        "a.Session.warm_up = lambda self: None\n"
+        "a.Session.warm_up = lambda self, *also: None\n"
         "before = set(sys.modules)\n"
         "ip.run_line_magic('load_ext', 'mistral_magic')\n"
         "heavy = {'pandas', 'numpy', 'mistral_common', 'sentencepiece', 'ipywidgets'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in set(sys.modules) - before}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_warm_up_imports_what_the_first_question_goes_through():
+    """A question typed after %load_ext finds its modules imported by the background warm-up
+    (issue #12): the context collectors, the answer loop, the magic's display code."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from IPython.testing.globalipapp import start_ipython\n"
+        "ip = start_ipython()\n"
+        "ip.run_line_magic('load_ext', 'mistral_magic')\n"
+        "[t.join(60) for t in threading.enumerate() if t.name == 'mistral-magic-warm-up']\n"
+        "wanted = ['mistral_magic.context.kernel', 'mistral_magic.engine.answer',\n"
+        "          'mistral_magic.faces.markdown_stream', 'mistral_magic.faces.magic_line']\n"
+        "print([m for m in wanted if m not in sys.modules])\n"
+    )
+    env = {**os.environ, "MISTRAL_BASE_URL": "http://127.0.0.1:9/v1", "MISTRAL_API_KEY": "k"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 

@@ -665,6 +665,15 @@ MODELS_LEGEND = (
 )
 
 
+def warm_imports() -> None:
+    """Import what the magic's first question goes through and ``%load_ext`` does not (for
+    the session's background warm-up)."""
+    from ..tools import core as _tools  # noqa: F401
+    from . import magic_line as _line  # noqa: F401
+    from . import markdown_safe as _safe  # noqa: F401
+    from . import markdown_stream as _stream  # noqa: F401
+
+
 def models_table(catalog: Any, current: str, declared: Any = None) -> str:
     """One row per model (a card and the cards of its aliases): id, aliases, window, tools,
     vision, FIM, reasoning, deprecation. Every id and date the server sent is escaped."""
