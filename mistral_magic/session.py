@@ -498,15 +498,17 @@ def _merged(extra: Collection[ContextItem], collected: list[ContextItem]) -> lis
     return [*extra, *(item for item in collected if item.key not in keys)]
 
 
-# ------------------------------------------------------------------------------------------
-# One session per shell
-
-_SESSIONS: weakref.WeakKeyDictionary[Any, Session] = weakref.WeakKeyDictionary()
 def _import_question_path() -> None:
     """Import what a kernel question goes through that ``%load_ext`` does not: the context
     collectors (their redaction patterns are compiled on import), the answer and tool loop."""
     from .context import kernel as _kernel  # noqa: F401
     from .engine import answer as _answer  # noqa: F401
+
+
+# ------------------------------------------------------------------------------------------
+# One session per shell
+
+_SESSIONS: weakref.WeakKeyDictionary[Any, Session] = weakref.WeakKeyDictionary()
 
 
 _SESSIONS_LOCK = threading.Lock()
