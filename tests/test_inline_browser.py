@@ -32,6 +32,7 @@ from tests.lab_server import (  # noqa: F401  (overrides)
     start_lab,
 )
 from tests.stub import Reply, StubServer
+from tests.stub.models import CODESTRAL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -109,7 +110,7 @@ def setup(
     mode = request.param
     # codestral-latest's card says completion_fim: the server asks by FIM; a server that
     # lists no Codestral (by any name) gets the chat model's completions.
-    without = () if mode == "fim" else ("codestral-latest", "codestral-2508")
+    without = () if mode == "fim" else CODESTRAL_NAMES
     with StubServer(without=without) as stub:
         lab = start_lab(stub, tmp_path_factory.mktemp(f"inline-{mode}"), inline=True)
         headers = {"Authorization": f"token {TOKEN}"}

@@ -214,7 +214,10 @@ def test_models_table_says_what_each_model_can_do(stub, kernel, dialect):
             "yes",
             "no",
         ]
-        assert rows["codestral-2508"][0] == "codestral-latest"
+        assert (
+            rows["codestral-2508"][0]
+            == "codestral-latest, mistral-code-fim-latest, mistral-code-latest"
+        )
         assert rows["codestral-2508"][4] == "yes"  # FIM
         assert rows["mistral-large-2407"][6] == "2024-11-30 → mistral-large-latest"
         assert rows["mistral-large-2407"][7] == "**current**"

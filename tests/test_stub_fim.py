@@ -86,7 +86,13 @@ def test_the_model_list_says_which_models_have_fim(fim_stub):
     headers = {"Authorization": f"Bearer {fim_stub.api_key}"}
     cards = httpx.get(f"{fim_stub.base_url}/models", headers=headers).json()["data"]
     fim = {c["id"] for c in cards if c["capabilities"]["completion_fim"]}
-    assert fim == {"codestral-latest", "codestral-2508"}  # the line-up's Codestral, both names
+    # the line-up's Codestral, all four names (as La Plateforme lists them in 2026)
+    assert fim == {
+        "codestral-latest",
+        "codestral-2508",
+        "mistral-code-latest",
+        "mistral-code-fim-latest",
+    }
 
 
 def test_fim_takes_any_name_of_a_listed_codestral(fim_stub):
@@ -94,7 +100,8 @@ def test_fim_takes_any_name_of_a_listed_codestral(fim_stub):
     fim_stub.queue(Reply("1"))
     answered = post(fim_stub, {"model": "codestral-latest", "prompt": "x = "})  # an alias
     assert answered.status_code == 200, answered.text
-    fim_stub.models[:] = [m for m in fim_stub.models if not m.startswith("codestral")]
+    codestral = ("codestral", "mistral-code")  # every name of it
+    fim_stub.models[:] = [m for m in fim_stub.models if not m.startswith(codestral)]
     refused = post(fim_stub, {"model": "codestral-latest", "prompt": "x = "})
     assert (refused.status_code, refused.json()["type"]) == (400, "invalid_model")
 

@@ -47,7 +47,7 @@ def test_la_plateforme_cards_offer_the_line_up(stub_http, captures_dir):
     assert listed["magistral-medium-latest"]["capabilities"]["reasoning"]
     codestral = listed["codestral-latest"]
     assert codestral["capabilities"]["completion_fim"] and not codestral["capabilities"]["vision"]
-    assert codestral["aliases"] == ["codestral-2508"] and codestral["max_context_length"] == 256000
+    assert codestral["max_context_length"] == 256000
     assert not listed["mistral-large-2407"]["capabilities"]["vision"]
     # the same fields, in the same order, as the recorded 2026 list
     recorded = json.loads(
@@ -57,6 +57,22 @@ def test_la_plateforme_cards_offer_the_line_up(stub_http, captures_dir):
     )["data"][0]
     assert set(large) == set(recorded)
     assert set(large["capabilities"]) == set(recorded["capabilities"])
+
+
+def test_codestral_cards_are_the_recorded_ones(stub_http, captures_dir):
+    """Codestral's four names, each with its card listing the other three, as La Plateforme
+    lists them (the 2026 capture; its recorder wrote 0 for ``created``)."""
+    recorded = json.loads(
+        json.loads((captures_dir / "models-list-2026-capabilities.json").read_text())["response"][
+            "body"
+        ]
+    )["data"]
+    names = ("codestral-2508", "codestral-latest", "mistral-code-latest", "mistral-code-fim-latest")
+    listed = cards(stub_http)
+    for real in (card for card in recorded if card["id"] in names):
+        ours = listed[real["id"]]
+        assert {**ours, "created": 0} == real
+        assert list(ours) != [] and set(ours) == set(real)
 
 
 def test_vllm_cards_carry_the_window_and_nothing_else(stub, stub_http):

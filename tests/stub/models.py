@@ -28,6 +28,8 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "pixtral-12b-2409",
     "codestral-latest",
     "codestral-2508",
+    "mistral-code-latest",
+    "mistral-code-fim-latest",
     "open-mistral-7b",
 )
 
@@ -49,6 +51,13 @@ _CAPABILITY_KEYS = (
 )
 
 _TEXT = ("completion_chat", "function_calling")
+#: Every name of the line-up's Codestral (``without=CODESTRAL_NAMES``: a server without FIM).
+CODESTRAL_NAMES = (
+    "codestral-2508",
+    "codestral-latest",
+    "mistral-code-latest",
+    "mistral-code-fim-latest",
+)
 # One entry per model behind the ids (its own id first, then its aliases); facts from the
 # protocol notes §6 and §11 and the 2026 capture.
 _MODELS: tuple[dict[str, Any], ...] = (
@@ -98,10 +107,12 @@ _MODELS: tuple[dict[str, Any], ...] = (
         "root": "mistralai/Pixtral-12B-2409",
     },
     {
-        "ids": ("codestral-2508", "codestral-latest"),
+        # the 2026 capture's cards: four names, each with a card listing the other three
+        "ids": CODESTRAL_NAMES,
         "created": 1753920000,
         "context": 256000,
         "abilities": (*_TEXT, "completion_fim"),
+        "description": "Our cutting-edge language model for coding released August 2025.",
         "root": "mistralai/Codestral-25.08",
     },
     {
@@ -171,7 +182,7 @@ def mistral_card(model_id: str, windows: Windows = None) -> dict[str, Any]:
         "owned_by": "mistralai",
         "capabilities": capabilities,
         "name": names[0],
-        "description": f"Official {names[0]} Mistral AI model",
+        "description": entry.get("description", f"Official {names[0]} Mistral AI model"),
         "max_context_length": context_window(model_id, windows),
         "aliases": [name for name in names if name != model_id],
         "deprecation": entry.get("deprecation"),
