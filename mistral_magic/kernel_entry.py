@@ -9,6 +9,9 @@ stdout line that starts with :data:`MARKER`, followed by JSON:
 * ``{"op": "definitions"}`` -> ``{"version": 1, "tools": [wire specs], "not_offered": [names]}``
 * ``{"op": "run", "name", "arguments" (object or JSON text), "max_chars"}`` ->
   ``{"version": 1, "status": "ok" | "error" | "declined", "result": text, "seconds"}``
+* ``{"op": "inline_usage", "usage": {requests, prompt_tokens, completion_tokens, cost}}``
+  (the server's count of the user's inline completions, sent with the scope read of inline
+  completion) -> ``{"version": 1, "status": "ok" | "declined" (no session here)}``
 
 The tools are this kernel's session's, as ``%%mistral --tools all`` sees them: the built-in
 read-only notebook tools and every ``@tool`` registered here, run by the same
@@ -66,11 +69,29 @@ def respond(request: str, shell: Any = None) -> str:
                 shell,
                 max_chars=decoded.get("max_chars"),
             )
+        elif decoded.get("op") == "inline_usage":
+            answer = inline_usage(decoded.get("usage"), shell)
         else:
             raise ValueError(f"unknown op {decoded.get('op')!r}")
     except Exception as exc:  # a broken request or namespace must not break the sidebar
         answer = {"status": "error", "result": f"Error: {type(exc).__name__}: {exc}"[:500]}
     return json.dumps({"version": VERSION, **answer}, ensure_ascii=False)
+
+
+def inline_usage(usage: Any, shell: Any) -> dict[str, Any]:
+    """Keep the Jupyter server's count of the user's inline completions, which the page
+    passes along with its scope read, for ``%mistral usage`` (a kernel without the extension
+    loaded keeps nothing: the next read after ``%load_ext`` brings it)."""
+    import time
+
+    from .engine.usage import INLINE_USAGE, InlineUsageReport
+    from .session import session_for
+
+    report = InlineUsageReport.from_wire(usage, time.time())
+    session = session_for(shell, create=False)
+    if session is not None:
+        session.remember(INLINE_USAGE, report)
+    return {"status": "ok" if session is not None else "declined", "result": ""}
 
 
 def definitions(shell: Any) -> dict[str, Any]:

@@ -248,6 +248,36 @@ def test_ghost_text_appears_after_typing_and_tab_inserts_it(page: Page, setup: S
     expect(page.locator(".mm-InlineStatus")).to_have_attribute("title", re.compile("this session"))
 
 
+def test_mistral_usage_in_the_kernel_counts_inline_completions(page: Page, setup: Setup) -> None:
+    """The kernel never sees inline completions; the page passes the server's count along
+    with its scope read after a run, and ``%mistral usage`` shows it (issue #13)."""
+    if setup.mode != "fim":
+        pytest.skip("the count is passed the same way for both paths")
+    cells = _open_lab(page, setup, "usage-in-kernel.ipynb")
+    _when_typed(setup, INSERTION)
+    _type_in(page, cells, 1, TYPED)
+    expect(cells.nth(1).locator(GHOST)).to_have_text(INSERTION)
+    page.keyboard.press("Tab")
+    expect(page.locator(".mm-InlineStatus")).to_have_attribute("title", re.compile("this session"))
+    source = _editor(cells, 0)
+    source.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("%load_ext mistral_magic\n%mistral usage")
+    prompt = cells.nth(0).locator(".jp-InputPrompt")
+    output = cells.nth(0).locator(".jp-OutputArea-output")
+    counted = re.compile(r"Inline completions \(ghost text.*\d+ requests?, \d+ completion tokens")
+    # The first run loads the extension; the count arrives with the read after it (when the
+    # kernel is idle again), so a later run shows it: each run waits for its own output.
+    for run in range(1, 6):
+        source.click()
+        page.keyboard.press("Control+Enter")
+        expect(prompt).to_have_text(re.compile(rf"\[{run}\]"))
+        if counted.search(output.last.inner_text()):
+            break
+    expect(output.last).to_contain_text(counted)
+    expect(output.last).to_contain_text("as of")
+
+
 def test_escape_dismisses_the_ghost_text(page: Page, setup: Setup) -> None:
     cells = _open_lab(page, setup, f"esc-{setup.mode}.ipynb")
     _when_typed(setup, INSERTION)

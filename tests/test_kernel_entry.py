@@ -118,3 +118,28 @@ def test_the_front_end_snippet_matches_this_module() -> None:
     assert MARKER in source
     for line in SNIPPET.strip("\n").splitlines():
         assert f"'{line}'" in source
+
+
+def test_inline_usage_from_the_page_shows_in_mistral_usage(shell: Any) -> None:
+    """Inline completions are the Jupyter server's; the page passes their count along with
+    its scope read, and ``%mistral usage`` shows it, with when it was passed (issue #13)."""
+    from mistral_magic.engine.usage import INLINE_USAGE
+    from mistral_magic.session import end_session, session_for
+
+    usage = {"requests": 3, "prompt_tokens": 1200, "completion_tokens": 45, "cost": 0.00042}
+    end_session(shell)
+    # without a loaded extension there is no session to keep it in: nothing is created
+    assert _ask(shell, op="inline_usage", usage=usage)["status"] == "declined"
+    assert session_for(shell, create=False) is None
+    shell.run_line_magic("load_ext", "mistral_magic")
+    try:
+        assert _ask(shell, op="inline_usage", usage=usage)["status"] == "ok"
+        shown = session_for(shell).kept(INLINE_USAGE).summary()
+        assert "3 requests, 45 completion tokens, 1,200 prompt tokens" in shown
+        assert "$0.0004" in shown and "as of" in shown
+        # what is not a count is refused, and the last good count stays
+        for bad in ({**usage, "requests": "3<img>"}, {**usage, "cost": -1}, ["x"]):
+            assert _ask(shell, op="inline_usage", usage=bad)["status"] == "error"
+        assert session_for(shell).kept(INLINE_USAGE).requests == 3
+    finally:
+        shell.run_line_magic("unload_ext", "mistral_magic")

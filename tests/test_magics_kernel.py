@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -10,6 +11,7 @@ import mistune
 import pytest
 
 from mistral_magic.faces.markdown_stream import HARD_BLOCK_CHARS
+from mistral_magic.kernel_entry import SNIPPET
 from tests.kernel import stub_kernel
 from tests.stub import CaptureReplay, Fault, Reply, StubServer, ToolCallSpec
 
@@ -197,6 +199,12 @@ def test_usage_config_and_models_subcommands(stub, kernel):
     assert "mistral-large-2407" in usage and "estimated cost" in usage
     # inline completions are the Jupyter server's: the note says where to see them
     assert "Inline completions" in usage and "Mistral sidebar" in usage
+    # ... until the page passes the server's count along (with its scope read): then here too
+    passed = {"requests": 2, "prompt_tokens": 900, "completion_tokens": 31, "cost": 0.0003}
+    request = base64.b64encode(json.dumps({"op": "inline_usage", "usage": passed}).encode())
+    kernel.execute(SNIPPET.replace("REQUEST", request.decode()))
+    usage = kernel.execute("%mistral usage").markdown[-1]
+    assert "2 requests, 31 completion tokens, 900 prompt tokens" in usage, usage
     config = kernel.execute("%mistral config").markdown[-1]
     assert "context_budget" in config and stub.api_key not in config
     models = kernel.execute("%mistral models").markdown[-1]

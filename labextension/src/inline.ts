@@ -60,7 +60,8 @@ export const inlineCompletion: JupyterFrontEndPlugin<void> = {
     ): Promise<IKernelScope | null> => {
       let watcher = watchers.get(panel);
       if (!watcher) {
-        watcher = new ScopeWatcher(panel);
+        // the server's count of inline completions goes to the kernel with each read
+        watcher = new ScopeWatcher(panel, () => provider.status?.usage ?? null);
         watchers.set(panel, watcher);
       }
       return watcher.current(waits.waitMs, waits.readMs);

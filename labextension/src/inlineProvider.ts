@@ -37,6 +37,8 @@ export interface IInlineUsage {
   requests: number;
   prompt_tokens: number;
   completion_tokens: number;
+  /** Estimated, in USD; null when a model's price is unknown. */
+  cost: number | null;
   cost_text: string;
 }
 

@@ -4,10 +4,16 @@
  * mistral_magic.context.snapshot.print_scope (kept in sync with SCOPE_SNIPPET there), once
  * the kernel is idle after each execution — never per keystroke. A kernel that is not
  * Python, or has no mistral_magic, simply gives no scope.
+ *
+ * The same silent execution passes the server's count of the user's inline completions to
+ * the kernel (mistral_magic.kernel_entry's `inline_usage`), for `%mistral usage`: the
+ * kernel never sees those requests itself.
  */
 
 import { NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
+
+import { toolCode } from './kernel';
 
 const MARKER = '__mistral_magic_scope__';
 const SNIPPET = [
@@ -27,9 +33,21 @@ export interface IKernelScope {
   frames: { [name: string]: string };
 }
 
+/** The server's count of the user's inline completions, as passed to the kernel. */
+export interface IUsageCount {
+  requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost: number | null;
+}
+
 /** One notebook's scope: read after each execution once the kernel is idle again. */
 export class ScopeWatcher {
-  constructor(private readonly panel: NotebookPanel) {
+  /** `usage`: the latest count of inline completions, passed to the kernel at each read. */
+  constructor(
+    private readonly panel: NotebookPanel,
+    private readonly usage: () => IUsageCount | null = () => null
+  ) {
     const context = panel.sessionContext;
     context.statusChanged.connect(this.onStatus, this);
     context.kernelChanged.connect(() => {
@@ -75,7 +93,7 @@ export class ScopeWatcher {
       return;
     }
     this.stale = false;
-    this.reading = read(kernel, this.readMs)
+    this.reading = read(kernel, this.readMs, this.usage())
       .then(scope => {
         this.scope = scope;
       })
@@ -94,7 +112,8 @@ export class ScopeWatcher {
 
 async function read(
   kernel: Kernel.IKernelConnection,
-  timeoutMs: number
+  timeoutMs: number,
+  usage: IUsageCount | null
 ): Promise<IKernelScope | null> {
   try {
     const info = await kernel.info;
@@ -102,9 +121,17 @@ async function read(
       return null;
     }
     let output = '';
+    let code = SNIPPET;
+    if (usage && usage.requests > 0) {
+      const { requests, prompt_tokens, completion_tokens, cost } = usage;
+      code += toolCode({
+        op: 'inline_usage',
+        usage: { requests, prompt_tokens, completion_tokens, cost }
+      });
+    }
     const future = kernel.requestExecute(
       {
-        code: SNIPPET,
+        code,
         silent: true,
         store_history: false,
         allow_stdin: false,

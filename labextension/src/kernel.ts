@@ -340,7 +340,8 @@ function base64(text: string): string {
   return btoa(binary);
 }
 
-function toolCode(request: Record<string, unknown>): string {
+/** The code that hands `request` to mistral_magic.kernel_entry (silent executions). */
+export function toolCode(request: Record<string, unknown>): string {
   return TOOL_SNIPPET.replace('REQUEST', base64(JSON.stringify(request)));
 }
 

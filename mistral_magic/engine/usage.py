@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..api.types import Usage
 
@@ -123,3 +124,59 @@ class UsageLedger:
             else:
                 total += cost
         return total, unknown
+
+
+#: Where a kernel session keeps :class:`InlineUsageReport` (``Session.remember``).
+INLINE_USAGE = "inline_usage"
+_MAX_COUNT = 10**12  # no honest count is larger: anything above is not a count
+
+
+@dataclass(frozen=True)
+class InlineUsageReport:
+    """The Jupyter server's count of this user's inline completions (they are asked by the
+    server, not the kernel), as the notebook page last passed it to the kernel: with the
+    kernel's scope read, once the kernel is idle after a run (``kernel_entry``)."""
+
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    received: float  # time.time() when the kernel got it
+
+    @classmethod
+    def from_wire(cls, data: Any, received: float) -> InlineUsageReport:
+        """From the page's JSON (the server's ``usage.session``); ``ValueError`` if it is
+        not one: counts are whole numbers, the cost a number or null."""
+        if not isinstance(data, dict):
+            raise ValueError("the inline usage is not a JSON object")
+        counts = []
+        for name in ("requests", "prompt_tokens", "completion_tokens"):
+            value = data.get(name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"the inline usage's {name} is not a whole number")
+            if not 0 <= value <= _MAX_COUNT:
+                raise ValueError(f"the inline usage's {name} is out of range")
+            counts.append(value)
+        cost = data.get("cost")
+        if cost is not None and (
+            isinstance(cost, bool)
+            or not isinstance(cost, (int, float))
+            or not 0 <= cost <= _MAX_COUNT
+        ):
+            raise ValueError("the inline usage's cost is not a number of dollars")
+        return cls(*counts, None if cost is None else float(cost), received)
+
+    def summary(self) -> str:
+        """One line for ``%mistral usage`` (plain text: numbers only, nothing quoted)."""
+        import time
+
+        plural = "" if self.requests == 1 else "s"
+        when = time.strftime("%H:%M:%S", time.localtime(self.received))
+        return (
+            f"Inline completions (ghost text, asked by the Jupyter server for you since it "
+            f"started): {self.requests:,} request{plural}, {self.completion_tokens:,} "
+            f"completion tokens, {self.prompt_tokens:,} prompt tokens, estimated cost "
+            f"{format_cost(self.cost)} — as of {when}, when the notebook page last passed "
+            "them to this kernel (after a run). The tooltip of the Mistral item of the "
+            "status bar, and the Mistral sidebar, show them live."
+        )

@@ -38,12 +38,14 @@ from .render import (
 if TYPE_CHECKING:
     from ..engine.prepare import PreparedRequest
 
-# The kernel never sees the Jupyter server's requests: say where their usage is.
+# The kernel never sees the Jupyter server's requests: the notebook page passes their count
+# along after a run (engine.usage.InlineUsageReport); until it has, say where it is.
 INLINE_USAGE_NOTE = (
     "Inline completions (ghost text in notebook cells) are asked by the Jupyter server, not "
-    "by this kernel, so they are not counted here: their requests, tokens and estimated cost "
-    "since the server started are in the Mistral sidebar (under its header) and in the "
-    "tooltip of the Mistral item of the status bar."
+    "by this kernel: their requests, tokens and estimated cost since the server started are "
+    "in the Mistral sidebar (under its header) and in the tooltip of the Mistral item of the "
+    "status bar; the JupyterLab / Notebook 7 page passes them to this kernel after a cell "
+    "runs, and from then on they are shown here too."
 )
 
 HELP = """\
@@ -528,9 +530,11 @@ class MistralMagics(Magics):
             self.session.start_over()
             show_markdown(self.shell, "Started a new conversation.")
         elif name == "usage":
-            show_markdown(
-                self.shell, self.session.ledger.summary_markdown() + "\n\n" + INLINE_USAGE_NOTE
-            )
+            from ..engine.usage import INLINE_USAGE
+
+            inline = self.session.kept(INLINE_USAGE)
+            note = inline.summary() if inline is not None else INLINE_USAGE_NOTE
+            show_markdown(self.shell, self.session.ledger.summary_markdown() + "\n\n" + note)
         elif name == "tools":
             self._tools()
         return None
