@@ -14,10 +14,11 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from mistral_magic.api.dialect import MEMORY
-from mistral_magic.engine.inline import CELL_SEPARATOR, CURSOR
+from mistral_magic.engine.inline import CELL_SEPARATOR, CURSOR, THINKING_ROOM
 from mistral_magic.engine.prompts import INLINE_SYSTEM
 from mistral_magic.server.events import decode_events
 from tests.stub import Fault, Reply, StubServer
+from tests.stub.models import CODESTRAL_NAMES
 
 SECRET = "sk-inline-secret-0123456789abcdef"
 SALES = "sales: pandas DataFrame, 3 rows × 2 columns; columns: region (object), amount (int64)"
@@ -165,8 +166,8 @@ async def test_fim_when_the_model_list_gives_codestral_completion_fim(lab_stub, 
 
 
 async def test_the_chat_model_completes_when_no_model_has_fim(lab_stub, jp_fetch):
-    # Codestral by every name: its dated card lists codestral-latest as an alias.
-    lab_stub.models[:] = [m for m in lab_stub.models if not m.startswith("codestral")]
+    # Codestral by every name: each of its cards lists codestral-latest as an alias.
+    lab_stub.models[:] = [m for m in lab_stub.models if m not in CODESTRAL_NAMES]
     status = await _status(jp_fetch)
     assert (status["mode"], status["model"]) == ("chat", "mistral-large-2407")
     lab_stub.queue(Reply(chunks=["```python\n", "total = sales['amount'", "]\n```\nDone."]))
@@ -178,6 +179,39 @@ async def test_the_chat_model_completes_when_no_model_has_fim(lab_stub, jp_fetch
     assert f"total = sales[{CURSOR}" in question and SALES in question
     assert (sent["max_tokens"], sent["temperature"], sent["stream"]) == (64, 0.0, True)
     assert lab_stub.fim_requests == []
+
+
+async def test_a_reasoning_chat_model_inserts_its_answer_never_its_thinking(
+    lab_stub, jp_fetch, monkeypatch
+):
+    """Magistral as the chat model: asked not to think, with room for one that thinks anyway;
+    the insertion is cut from the answer's text, never from thinking chunks (#13)."""
+    monkeypatch.setenv("MISTRAL_MODEL", "magistral-medium-latest")
+    lab_stub.models[:] = [m for m in lab_stub.models if m not in CODESTRAL_NAMES]
+    assert (await _status(jp_fetch))["model"] == "magistral-medium-latest"
+    thinking = "The frame has region; maybe total = sales['region'] is meant."
+    answer = ["```python\n", "total = sales['amount'", "]\n```"]
+    lab_stub.queue(Reply(chunks=answer, thinking=thinking))
+    events = await _complete(jp_fetch, suffix="")
+    assert _text(events) == "'amount']"
+    assert not [data for name, data in events if name == "error"]
+    sent = lab_stub.chat_requests[-1].body
+    assert sent["reasoning_effort"] == "none"
+    assert sent["max_tokens"] == 64 + THINKING_ROOM  # bounded, with room to think
+
+
+async def test_a_reasoning_model_that_only_thinks_gets_a_status(lab_stub, jp_fetch, monkeypatch):
+    monkeypatch.setenv("MISTRAL_MODEL", "magistral-medium-latest")
+    lab_stub.models[:] = [m for m in lab_stub.models if m not in CODESTRAL_NAMES]
+    # it thinks past the whole bound: no answer text at all
+    lab_stub.queue(Reply(text="total = sales['amount']", thinking="hmm " * 2000))
+    events = await _complete(jp_fetch, suffix="")
+    assert _text(events) == ""  # the thinking is never inserted
+    errors = [data for name, data in events if name == "error"]
+    assert len(errors) == 1 and errors[0]["type"] == "ThoughtOnly"
+    assert "magistral-medium-latest thought before its token bound" in errors[0]["message"]
+    assert "Codestral" in errors[0]["message"]
+    assert next(data for name, data in events if name == "done")["finish_reason"] == "length"
 
 
 async def test_a_vllm_server_gets_the_chat_path(lab_stub, jp_fetch, monkeypatch):

@@ -36,6 +36,8 @@ CELL_SEPARATOR = "\n\n# %%\n"
 # Room for the kernel's scope at the top of the code, in characters.
 SCOPE_CHARS = 1500
 NAMES_CHARS = 600
+#: More tokens for a chat model that reasons (asked not to): room to think, then answer.
+THINKING_ROOM = 512
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FENCES = ("```", "~~~")
 
@@ -321,4 +323,20 @@ def choose_route(settings: Mistral, codestral: Capabilities | None) -> InlineRou
         "chat",
         settings.model,
         f"the server's model list gives {model} no FIM: the chat model completes",
+    )
+
+
+def thought_only(
+    model: str, finish_reason: str | None, thinking: str, inserted: bool
+) -> str | None:
+    """The status for a reasoning model's completion that ends with thinking and no code (its
+    thinking is never inserted), else None."""
+    if inserted or not thinking:
+        return None
+    bound = " before its token bound" if finish_reason == "length" else ""
+    return (
+        f"{model} thought{bound} and wrote no code: a reasoning model is slow for ghost text. "
+        "Inline completion is quicker with Codestral (MISTRAL_CODESTRAL_API_KEY, or a server "
+        "whose codestral-latest card says completion_fim) or a chat model that does not "
+        "reason (MISTRAL_MODEL)."
     )

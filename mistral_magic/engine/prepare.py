@@ -590,13 +590,20 @@ def prepare_inline(
     target: WireTarget,
     settings: Mistral,
     redactor: Redactor | None = None,
+    capabilities: Capabilities | None = None,
 ) -> PreparedRequest:
     """The request for ghost text at the cursor (see :mod:`mistral_magic.engine.inline`):
     fill-in-the-middle when ``fim`` (Codestral), else a compact chat question to ``model``
     whose answer :class:`~mistral_magic.engine.inline.InsertionCut` cuts to the insertion.
     Short (``Mistral.inline_max_tokens``), streamed, redacted then clipped to the settings'
-    budgets; the temperature is 0 (the same code asks for the same completion)."""
-    from .inline import chat_question, fim_prompt
+    budgets; the temperature is 0 (the same code asks for the same completion).
+
+    A chat model whose card says it reasons (``capabilities``) is asked for the least
+    thinking there is (``reasoning_effort: "none"``) and gets :data:`~mistral_magic.engine.
+    inline.THINKING_ROOM` more tokens, for a model that thinks anyway: its thinking is never
+    inserted (only the answer's text is), and one that thinks past the bound gets a status
+    saying so (the server's relay)."""
+    from .inline import THINKING_ROOM, chat_question, fim_prompt
 
     budgets = {
         "prefix_chars": settings.inline_prefix_chars,
@@ -606,6 +613,9 @@ def prepare_inline(
     params = {"max_tokens": settings.inline_max_tokens, "temperature": 0.0}
     if not fim:
         question = chat_question(ctx, **budgets)
+        if capabilities is not None and capabilities.reasoning:
+            params["reasoning_effort"] = "none"
+            params["max_tokens"] = settings.inline_max_tokens + THINKING_ROOM
         return prepare(
             question,
             model=model,
@@ -614,6 +624,7 @@ def prepare_inline(
             defaults=False,
             system=INLINE_SYSTEM,
             stream=True,
+            capabilities=capabilities,
         )
     prompt, suffix = fim_prompt(ctx, **budgets)
     return PreparedRequest(

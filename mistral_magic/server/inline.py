@@ -27,7 +27,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from mistral_magic.engine.inline import InlineContext, InlineRoute, InsertionCut
+from mistral_magic.engine.inline import InlineContext, InlineRoute, InsertionCut, thought_only
 from mistral_magic.engine.prepare import PreparedRequest
 from mistral_magic.server.handlers import EventStream
 from mistral_magic.server.inline_payload import parse_inline_payload
@@ -136,7 +136,9 @@ class CompleteHandler(EventStream):
                     if first_text_ms is None:
                         first_text_ms = round(upstream * 1000, 3)
                     await self._send("delta", {"text": text})
+            inserted = first_text_ms is not None
             if cut is not None and (rest := cut.finish()):
+                inserted = True
                 await self._send("delta", {"text": rest})
             completion = stream.completion
             model = completion.model or prepared.model
@@ -144,6 +146,10 @@ class CompleteHandler(EventStream):
             usage = self.service.usage_json(model, completion.usage)
             usage["session"] = self.inline.usage_json(self.user_name)
             await self._send("usage", usage)
+            # only the answer's text is inserted: a model that only thought gets a status
+            status = thought_only(model, completion.finish_reason, completion.thinking, inserted)
+            if status is not None:
+                await self._send("error", {"message": status, "type": "ThoughtOnly"})
             total = time.perf_counter() - self._started
             await self._send(
                 "done",

@@ -50,9 +50,15 @@ class InlineCompletions:
     async def prepare(self, context: InlineContext, route: InlineRoute) -> PreparedRequest:
         client = self.pool(route).current()
         target = WireTarget(client.base_url, "mistral")
+        capabilities = None
         if route.mode == "chat":
             choice = await client.resolve_dialect()
             target = WireTarget(client.base_url, choice.dialect)
+            # the chat model's card (a reasoning model is asked not to think)
+            catalog = await self.service.catalog()
+            if catalog is not None:
+                declared = self.settings.model_capabilities
+                capabilities = catalog.capabilities(route.model, declared)
         redactor = self.service.redactor()
         return prepare_inline(
             context,
@@ -61,6 +67,7 @@ class InlineCompletions:
             target=target,
             settings=self.settings,
             redactor=redactor,
+            capabilities=capabilities,
         )
 
     def refusal(self, user: str, prepared: PreparedRequest) -> str:
