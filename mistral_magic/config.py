@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from traitlets import (
     Bool,
@@ -44,6 +45,20 @@ from .api.defaults import (
     DEFAULT_TIMEOUT,
 )
 from .prices import Price, PriceTable
+
+if TYPE_CHECKING:
+    from .api.model_cache import ModelListCache
+
+
+def default_cache_dir() -> Path:
+    """The user's cache folder: ``$MISTRAL_MAGIC_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/mistral-magic``, else ``~/.cache/mistral-magic``."""
+    chosen = os.environ.get("MISTRAL_MAGIC_CACHE_DIR")
+    if chosen:
+        return Path(chosen)
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "mistral-magic"
+
 
 #: The values of ``reasoning_effort`` (2026 API: none, minimal, low, medium, high, xhigh).
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
@@ -195,8 +210,15 @@ class Mistral(Configurable):
         "card.",
     ).tag(config=True)
     cache_dir = Unicode(
-        help="Folder of the response cache (default $XDG_CACHE_HOME/mistral-magic, else "
+        help="Folder of the response cache and of the kept GET /models answers (default "
+        "$MISTRAL_MAGIC_CACHE_DIR, else $XDG_CACHE_HOME/mistral-magic, else "
         "~/.cache/mistral-magic)."
+    ).tag(config=True)
+    models_cache_ttl = Float(
+        86400.0,
+        help="How long a server's GET /models answer (its dialect and model cards) is kept "
+        "on disk for later kernels, in seconds, per base URL (never the key; servers on this "
+        "machine are always asked); 0 = asked once per process.",
     ).tag(config=True)
     cache_max_mb = Float(512.0, help="Largest size of the response cache, in MB.").tag(config=True)
     confirm_above = Float(
@@ -232,8 +254,7 @@ class Mistral(Configurable):
 
     @default("cache_dir")
     def _cache_dir_default(self) -> str:
-        root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        return os.path.join(root, "mistral-magic")
+        return str(default_cache_dir())
 
     # Dynamic defaults (never cached: see FromEnvironment) keep traitlets from storing a
     # static initial value, which would count as "set".
@@ -379,7 +400,16 @@ class Mistral(Configurable):
             "max_retries": self.max_retries,
             "retry_total_time": self.retry_budget,
             "max_reply_chars": self.max_reply_chars,
+            "models_cache": self.models_cache(),
         }
+
+    def models_cache(self) -> ModelListCache | None:
+        """Where GET /models answers are kept between processes (None: not on disk)."""
+        from .api.model_cache import ModelListCache
+
+        if not self.models_cache_ttl > 0:
+            return None
+        return ModelListCache(os.path.join(self.cache_dir, "models"), self.models_cache_ttl)
 
     def codestral_options(self) -> dict[str, Any] | None:
         """Client options for Codestral's own server, used for inline completion by

@@ -67,6 +67,7 @@ from .errors import (
     error_in_body,
     fim_unavailable,
 )
+from .model_cache import ModelListCache, age_text
 from .models import ModelCatalog
 from .request import body_sha256, build_chat_body, build_fim_body, encode_body
 from .retry import OnNotice, RetryPolicy
@@ -133,6 +134,8 @@ class _ProbeOutcome:
     choice: DialectChoice
     catalog: ModelCatalog
     definitive: bool
+    #: The JSON of a 200 answer (what the disk keeps), None otherwise.
+    payload: Any = None
 
 
 class _Tries:
@@ -164,8 +167,11 @@ class _ClientCore:
         retry_total_time: float = DEFAULT_RETRY_BUDGET,
         max_reply_chars: int = DEFAULT_MAX_REPLY_CHARS,
         max_connections: int | None = None,
+        models_cache: ModelListCache | None = None,
     ) -> None:
         self._api_key_setting = api_key
+        #: Where GET /models answers are kept between processes (None: not on disk).
+        self.models_cache = models_cache
         self._base_url_setting = check_base_url(base_url) if base_url else None
         self._model_setting = model or None
         if isinstance(dialect, str):
@@ -264,7 +270,7 @@ class _ClientCore:
                 why = "GET /models did not answer JSON"
                 return _ProbeOutcome(fallback(why), ModelCatalog.missing(why), True)
             choice = from_model_list(payload) or fallback("GET /models listed no models")
-            return _ProbeOutcome(choice, ModelCatalog.from_payload(payload), True)
+            return _ProbeOutcome(choice, ModelCatalog.from_payload(payload), True, payload)
         why = f"GET /models answered HTTP {status}"
         definitive = status in (404, 405, 501)
         catalog = ModelCatalog.missing(why, settled=definitive)
@@ -277,6 +283,11 @@ class _ClientCore:
             choice, catalog = MEMORY.get(base_url), MEMORY.catalog(base_url)
             if choice is not None and catalog is not None:
                 return _ProbeOutcome(choice, catalog, True)
+            kept = self._from_disk(base_url)
+            if kept is not None:
+                MEMORY.put(base_url, kept.choice)
+                MEMORY.put_catalog(base_url, kept.catalog)
+                return kept
         failed = self._failed_probe
         if failed is not None:
             key, when, outcome = failed
@@ -284,10 +295,24 @@ class _ClientCore:
                 return outcome
         return None
 
+    def _from_disk(self, base_url: str) -> _ProbeOutcome | None:
+        """What an earlier process's ``GET /models`` said, if it is kept and fresh."""
+        if self.models_cache is None:
+            return None
+        kept = self.models_cache.load(base_url)
+        if kept is None:
+            return None
+        payload, age = kept
+        said = from_model_list(payload) or fallback("GET /models listed no models")
+        choice = DialectChoice(said.dialect, f"{said.reason}, kept {age_text(age)} ago")
+        return _ProbeOutcome(choice, ModelCatalog.from_payload(payload), True, payload)
+
     def _keep(self, base_url: str, outcome: _ProbeOutcome) -> _ProbeOutcome:
         if outcome.definitive:
             MEMORY.put(base_url, outcome.choice)
             MEMORY.put_catalog(base_url, outcome.catalog)
+            if self.models_cache is not None and outcome.payload is not None:
+                self.models_cache.save(base_url, outcome.payload)
             self._failed_probe = None
         else:
             self._failed_probe = ((base_url, self._api_key), time.monotonic(), outcome)

@@ -11,8 +11,9 @@
 * Concurrency: WAL journal and a busy timeout, so two kernels (or processes) can read and
   write at the same time.
 * Size: bounded by ``max_bytes``; the least recently used entries go first.
-* Location: ``Mistral.cache_dir`` (default ``$XDG_CACHE_HOME/mistral-magic``, else
-  ``~/.cache/mistral-magic``), created private to the user (mode 0700).
+* Location: ``Mistral.cache_dir`` (default ``$MISTRAL_MAGIC_CACHE_DIR``, else
+  ``$XDG_CACHE_HOME/mistral-magic``, else ``~/.cache/mistral-magic``), created private to
+  the user (mode 0700).
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import default_cache_dir as default_cache_dir  # the cache's own default
+
 if TYPE_CHECKING:
     from ..api.types import Completion
     from ..config import Mistral
+
 
 FILE_NAME = "responses.sqlite3"
 SCHEMA_VERSION = 1
@@ -72,11 +76,6 @@ def _while_busy(step: Callable[[], None]) -> None:
 
 class CacheError(Exception):
     """The cache cannot be used (unwritable folder, damaged file); one clear paragraph."""
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(root) / "mistral-magic"
 
 
 def canonical_json(value: Any) -> str:
