@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +96,8 @@ class ModelListCache:
             "saved": time.time(),
             "payload": payload,
         }
+        import tempfile  # here: it is only needed to write (and costs a few ms to import)
+
         folder = Path(self.folder)
         try:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
