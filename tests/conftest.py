@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +14,15 @@ import pytest
 
 from tests.stub import StubServer
 from tests.stub.captures import find_captures_dir
+
+# ------------------------------------------------------------------ the user's cache folder
+
+# Nothing of a test run is read from or written to the user's cache (~/.cache/mistral-magic:
+# the response cache, kept GET /models answers): the kernels and servers the tests start
+# inherit this. A test wanting a folder of its own sets MISTRAL_MAGIC_CACHE_DIR itself.
+_CACHE = tempfile.mkdtemp(prefix="mistral-magic-tests-")
+os.environ["MISTRAL_MAGIC_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 # ------------------------------------------------------------------ Mistral stub server
 

@@ -38,7 +38,7 @@ def echo(body: dict) -> Reply:
 @pytest.fixture
 def env(stub_env, tmp_path, monkeypatch):
     """The stub (echoing each prompt), a private cache folder, quiet settings."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MISTRAL_MAGIC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
     stub_env.responder = echo
     return stub_env

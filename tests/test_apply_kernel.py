@@ -22,7 +22,7 @@ def kernel(tmp_path_factory):
             stub,
             "import pandas as pd, mistral_magic\n"
             "df = pd.DataFrame({'text': ['good', 'bad']}, index=[5, 6])\n",
-            XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")),
+            MISTRAL_MAGIC_CACHE_DIR=str(tmp_path_factory.mktemp("cache")),
         ) as k:
             yield k, stub
 

@@ -37,7 +37,7 @@ def echo_or_fail(body: dict) -> Reply:
 
 @pytest.fixture
 def env(stub_env, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("MISTRAL_MAGIC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
     monkeypatch.setattr(batch_module, "POLL_FIRST_SECONDS", 0.02)
     monkeypatch.setattr(batch_module, "POLL_MAX_SECONDS", 0.05)

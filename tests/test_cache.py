@@ -67,6 +67,9 @@ def test_put_get_roundtrip_and_persistence(tmp_path):
 
 
 def test_settings_and_xdg_cache_home_choose_the_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MISTRAL_MAGIC_CACHE_DIR", str(tmp_path / "own"))
+    assert default_cache_dir() == tmp_path / "own"  # first
+    monkeypatch.delenv("MISTRAL_MAGIC_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "mistral-magic"
     assert Mistral().cache_dir == str(tmp_path / "xdg" / "mistral-magic")
