@@ -36,13 +36,23 @@ fit is cut to the remaining budget (at a line boundary, ending with ``[… trunc
 least :data:`MIN_TRUNCATED_TOKENS` remain and its kind is worth a partial view (named, error,
 dataframe, cell); otherwise it is omitted, and smaller later items may still fit. Item costs are
 the token counts of exactly what :func:`render_context` emits for the item.
+
+Bounds without a tokenizer
+--------------------------
+Loading a tokenizer costs ~25 ms of CPU (the first question after ``%load_ext`` would pay it,
+issue #12), and most questions fit their budget by far. No token of the bundled vocabularies
+covers less than one UTF-8 byte (SentencePiece falls back to bytes, Tekken is byte-level BPE),
+and SentencePiece adds at most one more (its leading-space piece): a text has at most its
+UTF-8 length + 1 tokens (:func:`tokens_at_most`; estimates the same times the model's
+calibration factor). When that bound fits, :func:`pack` includes everything without counting
+(what it would have done after counting), and :attr:`Packed.tokens` is counted when read.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -134,6 +144,31 @@ def count_tokens(text: str, model: str) -> int:
     tokenizer, exact = _counter(model)
     base = _raw_count(tokenizer, text) if tokenizer is not None else _estimate(text)
     return base if exact else tokenizers.calibrated(base, model)
+
+
+def tokens_at_most(text: str, model: str) -> int:
+    """An upper bound on :func:`count_tokens` that loads no tokenizer (module docstring:
+    *Bounds without a tokenizer*; the tests check it against every bundled tokenizer). Text
+    is measured as it is counted: lone surrogates as their ``\\udcNN`` escapes."""
+    return tokenizers.calibrated(len(text.encode("utf-8", "backslashreplace")) + 1, model)
+
+
+#: A message's special tokens ([INST] … [/INST], [SYSTEM_PROMPT] …, </s>), what joins its
+#: parts ("\n\n" before the question in v3) and the leading-space piece of each part fit in
+#: this many tokens beyond the UTF-8 length of its text (checked by the tests).
+_BOUND_TOKENS_PER_MESSAGE = 8
+
+
+def request_tokens_at_most(messages: Sequence[dict[str, Any]], model: str) -> int | None:
+    """An upper bound on :func:`count_request_tokens` for plain text messages without tools,
+    loading no tokenizer; None for anything else (images, tool calls)."""
+    total = 1  # <s>
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, str) or set(message) - {"role", "content"}:
+            return None
+        total += _BOUND_TOKENS_PER_MESSAGE + len(content.encode("utf-8", "backslashreplace"))
+    return tokenizers.calibrated(total, model)
 
 
 def _min_tokens(text: str, model: str) -> int:
@@ -346,9 +381,19 @@ def render_context(items: Sequence[ContextItem]) -> str:
 class Packed:
     included: list[ContextItem]
     omitted: list[ContextItem]
-    tokens: int  # tokens of render_context(included), counted per part
+    #: Tokens of render_context(included), counted per part; None until read when pack()
+    #: included everything by the bound (:attr:`tokens` counts then, with ``count``).
+    counted: int | None
     budget: int = 0
     truncated: list[str] = field(default_factory=list)  # keys of included items that were cut
+    count: Callable[[], int] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def tokens(self) -> int:
+        if self.counted is None:
+            assert self.count is not None
+            self.counted = self.count()
+        return self.counted
 
 
 def _item_cost(item: ContextItem, model: str) -> int:
@@ -383,6 +428,9 @@ def _cut_to_fit(
 
 def pack(items: Sequence[ContextItem], budget: int, *, model: str) -> Packed:
     """Greedy by priority: include what fits, cut a big item to fit, omit the rest."""
+    whole = pack_whole(items, budget, model=model)
+    if whole is not None:
+        return whole
     ordered = sorted(items, key=lambda item: item.priority)
     # the header of all candidates: what is included comes from the same origins or fewer,
     # whose header is no longer (tests check the token counts)
@@ -412,6 +460,27 @@ def pack(items: Sequence[ContextItem], budget: int, *, model: str) -> Packed:
         used += _item_cost(cut, model)
     tokens = used if included else 0
     return Packed(included, omitted, tokens, budget=budget, truncated=truncated)
+
+
+def pack_whole(items: Sequence[ContextItem], budget: int, *, model: str) -> Packed | None:
+    """What :func:`pack` returns when the bound of every item (:func:`tokens_at_most`) fits
+    ``budget``: all of them, in the same order, counted only when :attr:`Packed.tokens` is
+    read; None when the bound does not fit (then only counting can tell)."""
+    ordered = sorted(items, key=lambda item: item.priority)
+    if not ordered:
+        return None
+    bound = tokens_at_most(context_header(ordered) + "\n\n", model)
+    for item in ordered:
+        bound += tokens_at_most(render_item(item) + "\n\n", model)
+        if bound > budget:
+            return None
+    return Packed(ordered, [], None, budget=budget, count=lambda: _all_tokens(ordered, model))
+
+
+def _all_tokens(ordered: Sequence[ContextItem], model: str) -> int:
+    """What :func:`pack` counts when every item is included whole."""
+    header = count_tokens(context_header(ordered) + "\n\n", model)
+    return header + sum(_item_cost(item, model) for item in ordered)
 
 
 def _short_name(item: ContextItem) -> str:

@@ -30,6 +30,9 @@ from ..context.budget import (
     is_exact,
     omitted_note,
     pack,
+    pack_whole,
+    request_tokens_at_most,
+    tokens_at_most,
 )
 from ..context.budget import render_context as render_context_block
 from ..context.fit import printable
@@ -488,8 +491,18 @@ def prepare(
         reply_room = chosen.get("max_tokens") or 0
         bare = [*([{"role": "system", "content": system}] if system is not None else [])]
         asked_text = {"role": "user", "content": question}
-        fixed = count_request_tokens([*bare, asked_text], counted, chosen.get("tools"))
-        room = max(0, caps.window - reply_room - fixed - _HEADINGS_MARGIN)
+        ceiling = caps.window - reply_room - _HEADINGS_MARGIN
+        bound = None
+        if not figures and not turns and not chosen.get("tools"):
+            bound = request_tokens_at_most([*bare, asked_text], counted)
+        if bound is not None and bound + budget <= ceiling:
+            # the room left is at least the budget, and only the context uses it (no
+            # images, no earlier turns): the budget is what the count would decide, and the
+            # tokenizer is not needed (context.budget: *Bounds without a tokenizer*)
+            room = budget
+        else:
+            fixed = count_request_tokens([*bare, asked_text], counted, chosen.get("tools"))
+            room = max(0, ceiling - fixed)
     shown, described = _split_figures(figures, caps, room)
     image_tokens = sum(f.tokens for f in shown)
     room -= image_tokens
@@ -576,8 +589,11 @@ def _pack(items: Sequence[ContextItem], model: str, allowed: int) -> Packed | No
     if not items:
         return None
     allowed = max(0, allowed)
-    # The blank line joining the instructions and the context block is part of the block.
-    packed = pack(items, max(0, allowed - count_tokens(_CONTEXT_SEPARATOR, model)), model=model)
+    # The blank line joining the instructions and the context block is part of the block
+    # (by its bound first: if everything fits that, the tokenizer is not needed).
+    packed = pack_whole(items, allowed - tokens_at_most(_CONTEXT_SEPARATOR, model), model=model)
+    if packed is None:
+        packed = pack(items, max(0, allowed - count_tokens(_CONTEXT_SEPARATOR, model)), model=model)
     packed.budget = allowed
     return packed
 
