@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .tools.notebook import NotebookTools
 
 ALL_SOURCES = ("cells", "vars", "error")
+#: Seconds the warm-up waits for the first answer before it loads the tokenizer anyway.
+TOKENIZER_WARM_UP_AFTER = 2.0
 TextCallback = Callable[[str], None]
 T = TypeVar("T")
 
@@ -78,6 +80,7 @@ class Session:
         self._figures: FigureLog | None = None
         self._kept: dict[str, Any] = {}
         self._told: set[str] = set()  # notices said once per session (a model's deprecation)
+        self._answered = threading.Event()  # set by the first recorded answer (the warm-up)
 
     # -- clients ---------------------------------------------------------------------------
     @contextmanager
@@ -132,12 +135,21 @@ class Session:
         while this runs waits only for what it needs next (Python's import lock), never
         for work that comes later here."""
 
+        # The connection layer (httpx, httpcore and h11 when the pool is made: ~60 ms of
+        # imports) is paid here, before %load_ext returns: it is all CPU, so a background
+        # thread would only hand it to the first question under the GIL (issue #12: the
+        # first answer right after %load_ext adds at most 25 ms; %load_ext stays < 150 ms).
+        try:
+            with self.client() as client:
+                _ = client.http
+        except Exception:  # a warm-up that fails only means the first call is slower
+            pass
+
         def work() -> None:
             try:
                 with self.client() as client:
-                    _ = client.http
                     client.resolve_dialect()  # GET /models, once per base URL
-            except Exception:  # a warm-up that fails only means the first call is slower
+            except Exception:  # as above: only slower
                 pass
             try:
                 _import_question_path()
@@ -145,6 +157,11 @@ class Session:
                     step()
             except Exception:  # as above: only slower
                 pass
+            # The tokenizer (~25 ms of CPU) last, once the first answer is in or nobody
+            # asked for a while: a question whose context fits by far needs no count
+            # (context.budget: *Bounds without a tokenizer*), and a load racing it under the
+            # GIL would only slow it down; later ones (earlier turns to fit) will count.
+            self._answered.wait(TOKENIZER_WARM_UP_AFTER)
             try:
                 from .context.budget import warm_up
 
@@ -467,6 +484,7 @@ class Session:
             asked_in=execution_count,
         )
         self.answers.add(Answer(record, prepared, execution_count, [code] if code else []))
+        self._answered.set()  # the warm-up's tokenizer may load now
         return record
 
     def record_usage(self, prepared: PreparedRequest, model: str, usage: Usage | None) -> None:

@@ -112,3 +112,23 @@ def test_usage_and_turns_from_many_threads_are_all_counted(session):
     tally = session.ledger.by_model["mistral-large-2407"]
     assert tally.requests == 4000 and tally.prompt_tokens == 4000
     assert len(session.conversation.snapshot()) == 4000
+
+
+def test_the_warm_up_loads_the_tokenizer_once_the_first_answer_is_in(session, monkeypatch):
+    """Issue #12: the first question after %load_ext needs no tokenizer when its context fits
+    by far, and a load racing it under the GIL would only slow it: the warm-up loads it after
+    the first answer (or after TOKENIZER_WARM_UP_AFTER seconds without one)."""
+    import mistral_magic.context.budget as budget
+    import mistral_magic.session as session_module
+
+    monkeypatch.setattr(session_module, "TOKENIZER_WARM_UP_AFTER", 3600.0)
+    imported, loaded = threading.Event(), []
+    monkeypatch.setattr(budget, "warm_up", lambda model: loaded.append(model))
+    thread = session.warm_up(imported.set)
+    assert imported.wait(WAIT)
+    assert loaded == []  # not before an answer
+    prepared = session.prepare("Say hello", sources=())
+    session.record(prepared, session.answer(prepared, on_text=lambda _: None), remember=False)
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    assert loaded == [session.capabilities().canonical or session.settings.model]
