@@ -51,6 +51,7 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 REDACTED = "[REDACTED]"
 
@@ -415,6 +416,25 @@ def is_secret_value_of(name: str, value: str) -> bool:
 _Replacement = str | Callable[[re.Match[str]], str]
 
 
+class _Lazy:
+    """A pattern compiled on first use. The prefilter skips most patterns for most texts,
+    so compiling all of them at import (~6 ms of the first question after ``%load_ext``,
+    issue #12) was mostly wasted. Two threads at once may compile one twice: harmless."""
+
+    __slots__ = ("_compiled", "_flags", "_source")
+
+    def __init__(self, source: str, flags: int = 0) -> None:
+        self._source = source
+        self._flags = flags
+        self._compiled: re.Pattern[str] | None = None
+
+    def __getattr__(self, name: str) -> Any:  # match, subn, finditer: the pattern's own
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = re.compile(self._source, self._flags)
+        return getattr(compiled, name)
+
+
 def _keep_group1(match: re.Match[str]) -> str:
     return match.group(1) + REDACTED
 
@@ -433,14 +453,14 @@ def _redact_if_digit(match: re.Match[str]) -> str:
 #   is KeyError, an exception, not a credential);
 # * ``,`` : only a quoted name, as in ``os.environ.setdefault("API_KEY", "v")`` (never a
 #   variable: ``open(path_token, 'w')`` passes a file mode, not a token).
-_REVERSED_NAME_BEFORE_EQUALS = re.compile(
+_REVERSED_NAME_BEFORE_EQUALS = _Lazy(
     r"[ \t]*(?:(?:\][^\]\n]{0,80}\[)?[\w.]{0,80}[A-Za-z_][ \t]*:[ \t]*)?\]?[\"']?"
     r"([A-Za-z0-9_]{0,80}[A-Za-z_])(?![A-Za-z0-9_])"
 )
-_REVERSED_NAME_BEFORE_COLON = re.compile(
+_REVERSED_NAME_BEFORE_COLON = _Lazy(
     r"[ \t]*(?:\][ \t]*)?[\"']?([A-Za-z0-9_]{0,80}[A-Za-z_])(?![A-Za-z0-9_])"
 )
-_REVERSED_QUOTED_NAME_BEFORE_COMMA = re.compile(
+_REVERSED_QUOTED_NAME_BEFORE_COMMA = _Lazy(
     r"[ \t]*([\"'])([A-Za-z0-9_]{0,80}[A-Za-z_])\1(?![A-Za-z0-9_])"
 )
 
@@ -471,7 +491,7 @@ def _redact_quoted_value_of_secret_name(match: re.Match[str]) -> str:
 
 
 _CODE_WORDS = frozenset({"None", "True", "False", "null", "true", "false", "none", "nil"})
-_DOTTED_NAME = re.compile(r"[A-Za-z_][\w.]*|\d[\d._]*")
+_DOTTED_NAME = _Lazy(r"[A-Za-z_][\w.]*|\d[\d._]*")
 
 
 def _is_code(value: str, following: str) -> bool:
@@ -504,20 +524,20 @@ def _redact_unless_inside_word(match: re.Match[str]) -> str:
 _PEM_BREAK = r"(?:\r?\n|(?:\\{1,4}r)?\\{1,4}n)"
 _PEM_BEGIN = r"-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
 _PEM_END = r"-----END[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-_PEM_BLOCK = re.compile(
+_PEM_BLOCK = _Lazy(
     _PEM_BEGIN + r"[ \t]*" + _PEM_BREAK + r"(?:[A-Za-z\-]{1,40}:[^\n\\]{0,200}" + _PEM_BREAK + ")*"
     # Proc-Type: / DEK-Info: headers, then base64 lines (each ends in a break)
     r"(?:[ \t]*[A-Za-z0-9+/=]*[ \t]*" + _PEM_BREAK + ")*"
     r"[A-Za-z0-9+/=]*"  # a last line cut short by clipping
     r"(?:" + _PEM_END + ")?"
 )
-_PEM_END_MARK = re.compile(_PEM_END)
+_PEM_END_MARK = _Lazy(_PEM_END)
 # The whole base64 lines right before an END line whose BEGIN was cut away, read backwards
 # from the END line: a line break, then lines that are base64 from break to break (or to the
 # start of the text); a line of prose (inner spaces, punctuation) stops it.
 _REVERSED_PEM_BREAK = r"(?:\n\r?|n\\{1,4}(?:r\\{1,4})?)"
 _REVERSED_PEM_LINE = r"[ \t]*[A-Za-z0-9+/=]+[ \t]*(?=" + _REVERSED_PEM_BREAK + r"|\Z)"
-_REVERSED_HEADLESS_PEM_BODY = re.compile(
+_REVERSED_HEADLESS_PEM_BODY = _Lazy(
     r"(?:[ \t]*" + _REVERSED_PEM_BREAK + r")?"
     r"(?:" + _REVERSED_PEM_LINE + r"(?:" + _REVERSED_PEM_BREAK + _REVERSED_PEM_LINE + r")*)?"
 )
@@ -548,41 +568,41 @@ def _redact_headless_pem(text: str) -> str:
 # them, any of which) that must occur in the lower-cased text for the pattern to be worth
 # running (None: always run). Patterns start with a literal where possible so the regex
 # engine can skip ahead quickly; word-boundary checks then happen in the replacement.
-_PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replacement], ...] = (
+_PATTERNS: tuple[tuple[str | tuple[str, ...] | None, _Lazy, _Replacement], ...] = (
     ("private key", _PEM_BLOCK, REDACTED),
-    ("://", re.compile(r"(://[^\s:/@?#'\"<>]*:)[^\s@/?#'\"<>]+(?=@)"), _keep_group1),
+    ("://", _Lazy(r"(://[^\s:/@?#'\"<>]*:)[^\s@/?#'\"<>]+(?=@)"), _keep_group1),
     (
         "=",
-        re.compile(
+        _Lazy(
             r"([?&;](?:password|passwd|pwd|pass|secret|client_secret|token|access_token|"
             r"refresh_token|id_token|api_key|apikey|key|auth|sig|signature)=)[^&\s#'\"<>]+",
             re.IGNORECASE,
         ),
         _keep_group1,
     ),
-    (("sk-", "rk-"), re.compile(r"(?<![A-Za-z0-9_\-])[sr]k-[A-Za-z0-9_\-]{20,}"), _redact_if_digit),
+    (("sk-", "rk-"), _Lazy(r"(?<![A-Za-z0-9_\-])[sr]k-[A-Za-z0-9_\-]{20,}"), _redact_if_digit),
     (
         ("sk_", "rk_"),
-        re.compile(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+        _Lazy(r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"),
         _redact_unless_inside_word,
     ),
     (
         ("akia", "asia"),
-        re.compile(r"A[KS]IA[A-Z0-9]{16}(?![A-Za-z0-9])"),
+        _Lazy(r"A[KS]IA[A-Z0-9]{16}(?![A-Za-z0-9])"),
         _redact_unless_inside_word,
     ),
     (
         "aws",
-        re.compile(
+        _Lazy(
             r"(aws_?secret_?access_?key[\"']?\]?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}",
             re.IGNORECASE,
         ),
         _keep_group1,
     ),
-    ("bearer", re.compile(r"\b(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*", re.IGNORECASE), _keep_group1),
+    ("bearer", _Lazy(r"\b(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*", re.IGNORECASE), _keep_group1),
     (
         "authorization",
-        re.compile(
+        _Lazy(
             r"(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|token)\s+)[A-Za-z0-9\-._~+/]{6,}=*",
             re.IGNORECASE,
         ),
@@ -590,24 +610,22 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
     ),
     (
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-        re.compile(r"gh[pousr]_[A-Za-z0-9]{30,255}"),
+        _Lazy(r"gh[pousr]_[A-Za-z0-9]{30,255}"),
         _redact_unless_inside_word,
     ),
-    ("github_pat_", re.compile(r"github_pat_[A-Za-z0-9_]{22,255}"), _redact_unless_inside_word),
-    ("glpat-", re.compile(r"glpat-[A-Za-z0-9_\-]{20,}"), _redact_unless_inside_word),
-    ("hf_", re.compile(r"hf_[A-Za-z0-9]{30,}"), _redact_unless_inside_word),
-    ("xox", re.compile(r"xox[abposr]-[A-Za-z0-9\-]{10,}"), _redact_unless_inside_word),
-    ("aiza", re.compile(r"AIza[0-9A-Za-z\-_]{35}"), _redact_unless_inside_word),
+    ("github_pat_", _Lazy(r"github_pat_[A-Za-z0-9_]{22,255}"), _redact_unless_inside_word),
+    ("glpat-", _Lazy(r"glpat-[A-Za-z0-9_\-]{20,}"), _redact_unless_inside_word),
+    ("hf_", _Lazy(r"hf_[A-Za-z0-9]{30,}"), _redact_unless_inside_word),
+    ("xox", _Lazy(r"xox[abposr]-[A-Za-z0-9\-]{10,}"), _redact_unless_inside_word),
+    ("aiza", _Lazy(r"AIza[0-9A-Za-z\-_]{35}"), _redact_unless_inside_word),
     (
         "eyj",
-        re.compile(
-            r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"
-        ),
+        _Lazy(r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),
         REDACTED,
     ),
     (
         ("key", "token", "secret", "pass", "pwd", "auth", "cred", "bearer", "cookie", "jwt"),
-        re.compile(
+        _Lazy(
             r"(?P<sep>(?:[:=]=?|,)[ \t]*)(?P<prefix>[rRbBuUfF]{0,2})"
             r"(?P<quote>[\"'])(?:(?<=\")[^\"\n]+\"|(?<=')[^'\n]+')"
         ),
@@ -618,7 +636,7 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
         # ("set WANDB_API_KEY=…"), connection strings ("…;AccountKey=…;"). Starts only at
         # the beginning of a name (the look-behind), so a long identifier is scanned once.
         ("key", "token", "secret", "pass", "pwd", "auth", "cred", "bearer", "cookie", "jwt"),
-        re.compile(
+        _Lazy(
             r"(?<![A-Za-z0-9_.$\-])(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?!=)"
             r"(?P<value>[^\s'\"`,;&#()<>\[\]{}]+)"
         ),
@@ -628,7 +646,7 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
         # NAME: value on a line of its own (YAML, HTTP headers, printed settings); quoted
         # values are the quoted pattern's
         ("key", "token", "secret", "pass", "pwd", "auth", "cred", "bearer", "cookie", "jwt"),
-        re.compile(
+        _Lazy(
             r"(?m)^[ \t]*(?:-[ \t]+)?(?P<name>[A-Za-z_][A-Za-z0-9_-]*)[ \t]*:[ \t]+"
             r"(?P<value>[^\s'\"#][^\s#]*)[ \t]*$"
         ),
@@ -636,7 +654,7 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
     ),
     (
         "env",
-        re.compile(
+        _Lazy(
             r"%(?:set_)?env[ \t]+(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:[ \t]*=[ \t]*|[ \t]+)"
             r"(?P<value>[^\s'\"]\S*)"
         ),
@@ -644,7 +662,7 @@ _PATTERNS: tuple[tuple[str | tuple[str, ...] | None, re.Pattern[str], _Replaceme
     ),
     (
         ("key", "token", "pass", "secret"),
-        re.compile(
+        _Lazy(
             # a flag starts a word: "--token x", not "per-token loss"
             r"((?<![A-Za-z0-9_\-])--?(?:api[-_]?key|token|access[-_]token|auth[-_]token|"
             r"password|passwd|secret)(?:=|[ \t]+))[^\s'\"$-]\S*",
