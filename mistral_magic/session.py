@@ -135,19 +135,21 @@ class Session:
         while this runs waits only for what it needs next (Python's import lock), never
         for work that comes later here."""
 
-        # The connection layer (httpx, httpcore and h11 when the pool is made: ~60 ms of
-        # imports) is paid here, before %load_ext returns: it is all CPU, so a background
-        # thread would only hand it to the first question under the GIL (issue #12: the
-        # first answer right after %load_ext adds at most 25 ms; %load_ext stays < 150 ms).
+        # The connection layer's imports (httpx, httpcore, h11: ~60 ms) are paid here,
+        # before %load_ext returns: they are all CPU, so a background thread would only hand
+        # them to the first question under the GIL (issue #12: the first answer right after
+        # %load_ext adds at most 25 ms; %load_ext stays under 150 ms).
         try:
-            with self.client() as client:
-                _ = client.http
+            from .api.client import import_connection_layer
+
+            import_connection_layer()
         except Exception:  # a warm-up that fails only means the first call is slower
             pass
 
         def work() -> None:
             try:
                 with self.client() as client:
+                    _ = client.http  # the pool (an https server's CA bundle: GIL released)
                     client.resolve_dialect()  # GET /models, once per base URL
             except Exception:  # as above: only slower
                 pass

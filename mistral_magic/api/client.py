@@ -94,6 +94,15 @@ _DEFAULT_REST_LIMIT = 64 * 1024 * 1024
 
 Messages = Sequence[Message | Mapping[str, Any]]
 
+
+def import_connection_layer() -> None:
+    """Import what the first connection pool imports (httpcore and h11, behind
+    ``httpx.Client``): all CPU, so paid where the caller chooses (``%load_ext``), not by the
+    first question. Making the pool itself is left to the pool's first use: for an https
+    server it loads the CA bundle, which releases the GIL and can be done in the background."""
+    import httpcore  # noqa: F401
+
+
 _TLS_LOCK = threading.Lock()
 _TLS: dict[bool, ssl.SSLContext] = {}
 
