@@ -4,7 +4,8 @@
 
 In each fresh kernel: cell 1 ``%load_ext mistral_magic``, cell 2 a ``%%mistral`` question sent
 right after it (the first answer: it pays for whatever the background warm-up has not finished,
-the dialect probe of ``GET /models`` included), then the same question again a few times (warm).
+the dialect probe of ``GET /models`` included), then, once the warm-up has ended (its last
+step, the tokenizer, waits for the first answer), the same question again a few times (warm).
 The stub runs in its own process; by default no ``MISTRAL_DIALECT`` is set, so the dialect
 comes from the server (``--env-dialect`` sets it, as the tests do). The kernels write and
 use bytecode caches as a user's Python does (PYTHONDONTWRITEBYTECODE is cleared for them):
