@@ -401,12 +401,15 @@ class Session:
         the request, or wants it confirmed and the face did not say it was (``confirmed``);
         with tools, each further round is checked against the budget too."""
         from .engine.answer import answer
-        from .engine.guard import CONFIRM, REFUSE, CostRefused, round_guard
+        from .engine.guard import CONFIRM, REFUSE, CostRefused, limits_set, round_guard
         from .engine.tool_loop import LocalTools, ToolLimits
 
-        check = self.check_cost(prepared)
-        if check.verdict == REFUSE or (check.verdict == CONFIRM and not confirmed):
-            raise CostRefused(check.reason)
+        spent = 0.0  # (only a budget's round guard reads it, and a budget sets limits)
+        if limits_set(self.settings):  # else the verdict is SEND: nothing to count
+            check = self.check_cost(prepared)
+            if check.verdict == REFUSE or (check.verdict == CONFIRM and not confirmed):
+                raise CostRefused(check.reason)
+            spent = check.spent
 
         executor = None
         if prepared.toolbox:
@@ -435,7 +438,7 @@ class Session:
                 guard=round_guard(
                     self.settings,
                     prepared.model,
-                    check.spent,
+                    spent,
                     window=prepared.window,
                     also=prepared.other_names,
                 ),

@@ -148,3 +148,17 @@ def test_a_question_whose_context_fits_by_far_loads_no_tokenizer(monkeypatch):
     assert [item.key for item in prepared.packed.included] == ["var:df", "cell:2", "cell:1"]
     with pytest.raises(AssertionError, match="tokenizer"):
         _ = prepared.packed.tokens  # counted when read
+
+
+def test_without_a_budget_or_a_confirmation_the_verdict_needs_no_count():
+    from mistral_magic.engine.guard import SEND, check_cost, limits_set
+
+    settings = Mistral()
+    assert not limits_set(settings)
+    prepared = prepare("Why?", model="mistral-large-2407", target=TARGET, settings=settings)
+    assert check_cost(prepared, settings).verdict == SEND  # what the faces skip counting for
+    settings.confirm_above = 0.5
+    assert limits_set(settings) and not limits_set(settings, ask=False)
+    settings.confirm_above = None
+    settings.session_budget = 1.0
+    assert limits_set(settings, ask=False)

@@ -122,6 +122,14 @@ def holds(prepared: PreparedRequest) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def limits_set(settings: Mistral, *, ask: bool = True) -> bool:
+    """Whether the verdict on a request can be other than SEND: a ``session_budget``, or a
+    ``confirm_above`` (when a confirmation can be asked). Without either, a face that only
+    wants the verdict need not count the request's tokens (issue #12: the first question
+    after ``%load_ext`` loads no tokenizer when its context fits by far)."""
+    return settings.session_budget is not None or (ask and settings.confirm_above is not None)
+
+
 def check_cost(
     prepared: PreparedRequest,
     settings: Mistral,

@@ -256,8 +256,10 @@ class MistralMagics(Magics):
         """Whether ``prepared`` may go now: the cost guard's verdict, with a confirmation
         asked when it wants one. In a notebook the question is a widget that cannot be
         waited for: the request waits in it, and its Send button sends it (False here)."""
-        from ..engine.guard import CONFIRM, REFUSE
+        from ..engine.guard import CONFIRM, REFUSE, limits_set
 
+        if not limits_set(self.session.settings):  # the verdict is SEND: nothing to count
+            return True
         check = self.session.check_cost(prepared)
         if check.verdict == REFUSE:
             show_problem(f"{check.reason} {budget_hint()}")
