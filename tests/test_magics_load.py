@@ -45,7 +45,7 @@ def test_load_ext_imports_nothing_heavy():
         "a.Session.warm_up = lambda self, *also: None\n"
         "before = set(sys.modules)\n"
         "ip.run_line_magic('load_ext', 'mistral_magic')\n"
-        "heavy = {'pandas', 'numpy', 'mistral_common', 'sentencepiece', 'ipywidgets'}\n"
+        "heavy = {'pandas', 'numpy', 'mistral_common', 'sentencepiece', 'ipywidgets', 'httpx'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in set(sys.modules) - before}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
