@@ -244,13 +244,21 @@ class MistralMagics(Magics):
             code=code,
             execution_count=cell_number(self.shell),
         )
-        if code:
-            self.shell.set_next_input(code, replace=False)
-            tag_next_input(self.session, code, {METADATA_KEY: for_cell(record, code)})
-            footer += " · code added as a new cell below (not run)"
+        footer = self._offer_as_cell(code, record, footer, "code")
         display.finish(completion.content, footer, metadata={METADATA_KEY: record})
         thinking.finish()
         return self._result(completion.content, args)
+
+    def _offer_as_cell(
+        self, code: str | None, record: dict[str, Any], footer: str, what: str
+    ) -> str:
+        """Offer ``code`` as the next cell (not run), tagged with the reply's provenance;
+        the footer says so."""
+        if not code:
+            return footer
+        self.shell.set_next_input(code, replace=False)
+        tag_next_input(self.session, code, {METADATA_KEY: for_cell(record, code)})
+        return footer + f" · {what} added as a new cell below (not run)"
 
     def _cleared(self, prepared: PreparedRequest, args: Any, remember: bool) -> bool:
         """Whether ``prepared`` may go now: the cost guard's verdict, with a confirmation
@@ -468,10 +476,7 @@ class MistralMagics(Magics):
             code=code,
             execution_count=cell_number(self.shell),
         )
-        if code:
-            self.shell.set_next_input(code, replace=False)
-            tag_next_input(self.session, code, {METADATA_KEY: for_cell(record, code)})
-            footer += " · corrected code added as a new cell below (not run)"
+        footer = self._offer_as_cell(code, record, footer, "corrected code")
         display.finish(completion.content, footer, metadata={METADATA_KEY: record})
         thinking.finish()
         return None
