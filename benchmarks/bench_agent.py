@@ -20,7 +20,6 @@ import argparse
 import itertools
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,15 +31,13 @@ sys.path.insert(0, str(ROOT))
 
 from tests.lab_server import (  # noqa: E402
     CHROMIUM,
-    CHROMIUM_ARGS,
-    TOKEN,
+    SIDEBAR,
     code_cell,
     python_notebook,
-    start_lab,
+    sidebar_page,
 )
 from tests.stub import Reply, StubServer, ToolCallSpec  # noqa: E402
 
-SIDEBAR = "#mistral-magic-sidebar"
 NOTEBOOK = python_notebook(code_cell("threshold = 0.5", "data"))
 
 
@@ -67,36 +64,9 @@ TOOLS = ("insert_cell", "edit_cell", "list_cells", "delete_cell")
 
 
 def run(tasks: int) -> None:
-    import httpx
-    from playwright.sync_api import sync_playwright
-
-    with StubServer() as stub, tempfile.TemporaryDirectory() as home:
-        lab = start_lab(stub, Path(home))
-        headers = {"Authorization": f"token {TOKEN}"}
-        try:
-            with (
-                httpx.Client(base_url=lab.base_url, headers=headers, timeout=30) as api,
-                sync_playwright() as playwright,
-            ):
-                api.put(
-                    "api/contents/bench.ipynb",
-                    json={"type": "notebook", "format": "json", "content": NOTEBOOK},
-                )
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.set_default_timeout(60_000)
-                page.goto(lab.url("lab/tree/bench.ipynb?reset"))
-                page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first.wait_for()
-                page.wait_for_function("() => window.jupyterapp !== undefined")
-                sidebar = page.locator(SIDEBAR)
-                if not sidebar.is_visible():
-                    page.locator(f".jp-SideBar.jp-mod-right li[data-id='{SIDEBAR[1:]}']").click()
-                page.wait_for_selector(f"{SIDEBAR} .mm-Model:not(:empty)")
-                page.locator(f"{SIDEBAR} select.mm-Mode").select_option("agent")
-                gaps = _measure(page, stub, tasks)
-                browser.close()
-        finally:
-            lab.stop()
+    with StubServer() as stub, sidebar_page(stub, NOTEBOOK) as (page, _api):
+        page.locator(f"{SIDEBAR} select.mm-Mode").select_option("agent")
+        gaps = _measure(page, stub, tasks)
     every = [g for per_tool in gaps.values() for g in per_tool]
     print(
         f"agent step overhead (server + UI; stub: reply sent -> next request read, no model "

@@ -20,7 +20,6 @@ import argparse
 import itertools
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,15 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 from tests.lab_server import (  # noqa: E402
     CHROMIUM,
-    CHROMIUM_ARGS,
-    TOKEN,
+    SIDEBAR,
     code_cell,
     python_notebook,
-    start_lab,
+    sidebar_page,
 )
 from tests.stub import Reply, StubServer, ToolCallSpec  # noqa: E402
 
-SIDEBAR = "#mistral-magic-sidebar"
 NOTEBOOK = python_notebook(code_cell("threshold = 0.5", "data"))
 
 
@@ -47,36 +44,9 @@ def _ms(seconds: float) -> str:
 
 
 def run(questions: int, rounds: int) -> None:
-    import httpx
-    from playwright.sync_api import sync_playwright
-
-    with StubServer() as stub, tempfile.TemporaryDirectory() as home:
-        lab = start_lab(stub, Path(home))
-        headers = {"Authorization": f"token {TOKEN}"}
-        try:
-            with (
-                httpx.Client(base_url=lab.base_url, headers=headers, timeout=30) as api,
-                sync_playwright() as playwright,
-            ):
-                api.put(
-                    "api/contents/bench.ipynb",
-                    json={"type": "notebook", "format": "json", "content": NOTEBOOK},
-                )
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                page.set_default_timeout(60_000)
-                page.goto(lab.url("lab/tree/bench.ipynb?reset"))
-                page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first.wait_for()
-                page.wait_for_function("() => window.jupyterapp !== undefined")
-                sidebar = page.locator(SIDEBAR)
-                if not sidebar.is_visible():
-                    page.locator(f".jp-SideBar.jp-mod-right li[data-id='{SIDEBAR[1:]}']").click()
-                page.wait_for_selector(f"{SIDEBAR} .mm-Model:not(:empty)")
-                box = page.locator(f"{SIDEBAR} textarea.mm-Input-text")
-                gaps, relays = _measure(page, box, stub, api, questions, rounds)
-                browser.close()
-        finally:
-            lab.stop()
+    with StubServer() as stub, sidebar_page(stub, NOTEBOOK) as (page, api):
+        box = page.locator(f"{SIDEBAR} textarea.mm-Input-text")
+        gaps, relays = _measure(page, box, stub, api, questions, rounds)
     gap, relay = statistics.median(gaps), statistics.median(relays)
     print(
         f"tool round added by the sidebar (stub: reply sent -> next request read): median "

@@ -12,7 +12,6 @@ card, then Undo), and each stage is saved as a small PNG under docs/ (checked < 
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,14 @@ sys.path.insert(0, str(ROOT))
 
 from tests.lab_server import (  # noqa: E402
     CHROMIUM,
-    CHROMIUM_ARGS,
-    TOKEN,
+    SIDEBAR,
     code_cell,
     python_notebook,
-    start_lab,
+    sidebar_page,
 )
 from tests.stub import Reply, StubServer, ToolCallSpec  # noqa: E402
 
 DOCS = ROOT / "docs"
-SIDEBAR = "#mistral-magic-sidebar"
 MAX_BYTES = 150_000
 VIEWPORT = {"width": 1280, "height": 760}
 SIDEBAR_WIDTH = 430
@@ -145,41 +142,21 @@ def _widen_sidebar(page: Any, width: int) -> None:
 
 
 def main() -> None:
-    import httpx
-    from playwright.sync_api import sync_playwright
-
     if not Path(CHROMIUM).exists():
         sys.exit(f"no Chromium at {CHROMIUM}: apt-get install chromium")
-    with StubServer() as stub, tempfile.TemporaryDirectory() as home:
-        # the current large model (the tests' default, 2407, carries a deprecation note)
-        lab = start_lab(stub, Path(home), env={"MISTRAL_MODEL": "mistral-large-latest"})
-        headers = {"Authorization": f"token {TOKEN}"}
-        try:
-            with (
-                httpx.Client(base_url=lab.base_url, headers=headers, timeout=30) as api,
-                sync_playwright() as playwright,
-            ):
-                api.put(
-                    "api/contents/sales.ipynb",
-                    json={"type": "notebook", "format": "json", "content": NOTEBOOK},
-                )
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport=VIEWPORT)
-                page.set_default_timeout(60_000)
-                page.goto(lab.url("lab/tree/sales.ipynb?reset"))
-                page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first.wait_for()
-                page.wait_for_function("() => window.jupyterapp !== undefined")
-                page.evaluate("() => window.jupyterapp.restored")
-                # the file browser closed: the notebook and the sidebar share the width
-                page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
-                if not page.locator(SIDEBAR).is_visible():
-                    page.locator(f".jp-SideBar.jp-mod-right li[data-id='{SIDEBAR[1:]}']").click()
-                page.wait_for_selector(f"{SIDEBAR} .mm-Model:not(:empty)")
-                _widen_sidebar(page, SIDEBAR_WIDTH)
-                shoot(page, stub)
-                browser.close()
-        finally:
-            lab.stop()
+    # the current large model (the tests' default, 2407, carries a deprecation note)
+    model = {"MISTRAL_MODEL": "mistral-large-latest"}
+    with (
+        StubServer() as stub,
+        sidebar_page(stub, NOTEBOOK, name="sales.ipynb", viewport=VIEWPORT, env=model) as (
+            page,
+            _api,
+        ),
+    ):
+        # the file browser closed: the notebook and the sidebar share the width
+        page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        _widen_sidebar(page, SIDEBAR_WIDTH)
+        shoot(page, stub)
 
 
 if __name__ == "__main__":

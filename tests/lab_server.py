@@ -13,9 +13,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,52 @@ def start_lab(
         lab.stop()
         raise
     return lab
+
+
+SIDEBAR = "#mistral-magic-sidebar"
+
+
+@contextmanager
+def sidebar_page(
+    stub: StubServer,
+    notebook: dict[str, Any],
+    *,
+    name: str = "bench.ipynb",
+    viewport: dict[str, int] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[Any, Any]]:
+    """For scripts outside pytest (benchmarks, the screenshots): a lab on ``stub`` in a
+    throwaway home, ``notebook`` open as ``name`` with its kernel idle and the Mistral sidebar
+    open with its model shown. Yields the Playwright page and an ``httpx.Client`` on the
+    server's REST API; the browser and the lab are stopped on exit."""
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as home:
+        lab = start_lab(stub, Path(home), {name: notebook}, env=env)
+        headers = {"Authorization": f"token {TOKEN}"}
+        try:
+            with (
+                httpx.Client(base_url=lab.base_url, headers=headers, timeout=30) as api,
+                sync_playwright() as playwright,
+            ):
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page(viewport=viewport or {"width": 1400, "height": 900})
+                    page.set_default_timeout(60_000)
+                    page.goto(lab.url(f"lab/tree/{name}?reset"))
+                    page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first.wait_for()
+                    page.wait_for_function("() => window.jupyterapp !== undefined")
+                    page.evaluate("() => window.jupyterapp.restored")
+                    if not page.locator(SIDEBAR).is_visible():
+                        tab = f".jp-SideBar.jp-mod-right li[data-id='{SIDEBAR[1:]}']"
+                        page.locator(tab).click()
+                    page.wait_for_selector(f"{SIDEBAR} .mm-Model:not(:empty)")
+                    yield page, api
+                finally:
+                    browser.close()
+        finally:
+            lab.stop()
 
 
 def _wait_until_up(lab: LabServer, timeout: float = 90) -> None:

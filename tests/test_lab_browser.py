@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from tests.lab_server import (  # noqa: F401  (overrides)
     CHROMIUM,
     CHROMIUM_ARGS,
+    SIDEBAR,
     TOKEN,
     LabServer,
     jp_asyncio_loop,
@@ -36,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 DOCS = ROOT / "docs"
 TIMEOUT_MS = 60_000
-SIDEBAR = "#mistral-magic-sidebar"
 
 pytestmark = pytest.mark.timeout(300)
 expect.set_options(timeout=TIMEOUT_MS)
