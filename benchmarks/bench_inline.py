@@ -31,36 +31,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.lab_server import CHROMIUM, CHROMIUM_ARGS, LabServer, start_lab  # noqa: E402
+from tests.lab_server import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LabServer,
+    code_cell,
+    python_notebook,
+    start_lab,
+)
 from tests.stub import Reply, StubServer  # noqa: E402
 
 DEBOUNCE_MS = 250  # the provider's default debouncerDelay
-NOTEBOOK = {
-    "nbformat": 4,
-    "nbformat_minor": 5,
-    "metadata": {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    },
-    "cells": [
-        {
-            "cell_type": "code",
-            "id": "load",
-            "metadata": {},
-            "execution_count": None,
-            "outputs": [],
-            "source": "import pandas as pd\nsales = pd.DataFrame({'region': ['n'], 'amount': [1]})",
-        },
-        {
-            "cell_type": "code",
-            "id": "work",
-            "metadata": {},
-            "execution_count": None,
-            "outputs": [],
-            "source": "",
-        },
-    ],
-}
+NOTEBOOK = python_notebook(
+    code_cell(
+        "import pandas as pd\nsales = pd.DataFrame({'region': ['n'], 'amount': [1]})",
+        "load",
+    ),
+    code_cell("", "work"),
+)
 LINE = 'top = sales.groupby("region")["amount"].sum().sort_values(ascending=False).head(10)  # top'
 WATCH = """(mark) => {
   window.__mmSeen = null;

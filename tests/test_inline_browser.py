@@ -27,8 +27,10 @@ from tests.lab_server import (  # noqa: F401  (overrides)
     CHROMIUM_ARGS,
     TOKEN,
     LabServer,
+    code_cell,
     jp_asyncio_loop,
     jp_server_cleanup,
+    python_notebook,
     start_lab,
 )
 from tests.stub import Reply, StubServer
@@ -44,35 +46,14 @@ GHOST = ".jp-GhostText"
 
 pytestmark = pytest.mark.timeout(300)
 
-NOTEBOOK = {
-    "nbformat": 4,
-    "nbformat_minor": 5,
-    "metadata": {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    },
-    "cells": [
-        {
-            "cell_type": "code",
-            "id": "load",
-            "metadata": {},
-            "execution_count": None,
-            "outputs": [],
-            "source": (
-                "import pandas as pd\n"
-                'sales = pd.DataFrame({"region": ["north", "south"], "amount": [120, 80]})'
-            ),
-        },
-        {
-            "cell_type": "code",
-            "id": "work",
-            "metadata": {},
-            "execution_count": None,
-            "outputs": [],
-            "source": "",
-        },
-    ],
-}
+NOTEBOOK = python_notebook(
+    code_cell(
+        "import pandas as pd\n"
+        'sales = pd.DataFrame({"region": ["north", "south"], "amount": [120, 80]})',
+        "load",
+    ),
+    code_cell("", "work"),
+)
 TYPED = "total = sales["
 INSERTION = "'amount'].sum()"
 
