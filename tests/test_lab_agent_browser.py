@@ -99,6 +99,17 @@ def _tool_messages(stub: StubServer) -> list[str]:
     return [m["content"] for m in stub.chat_requests[-1].body["messages"] if m["role"] == "tool"]
 
 
+# The scripted task, one reply per model request: insert -> run (approved) -> the
+# error read back -> edit (a diff, approved) -> run -> the answer.
+SCRIPTED_TASK = (
+    Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "y = x / 0"})]),
+    Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+    Reply(tool_calls=[ToolCallSpec("edit_cell", {"index": 1, "source": "y = x / 2\ny"})]),
+    Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+    Reply("Done: `y` is 0.5."),
+)
+
+
 def test_an_agent_task_inserts_runs_fixes_and_undo_restores_the_notebook(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
@@ -106,13 +117,7 @@ def test_an_agent_task_inserts_runs_fixes_and_undo_restores_the_notebook(
     _open_sidebar(page)
     _run_first_cell(page, 1)
     before = _notebook_json(page)
-    lab_stub.queue(
-        Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "y = x / 0"})]),
-        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
-        Reply(tool_calls=[ToolCallSpec("edit_cell", {"index": 1, "source": "y = x / 2\ny"})]),
-        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
-        Reply("Done: `y` is 0.5."),
-    )
+    lab_stub.queue(*SCRIPTED_TASK)
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
     _ask(page, "Compute y as x divided by something")
@@ -435,13 +440,7 @@ def test_the_scripted_task_runs_in_notebook_7(
     expect(page.locator(f"{SIDEBAR} .mm-Model")).not_to_be_empty()
     _run_first_cell(page, 1)
     before = _notebook_json(page)
-    lab_stub.queue(
-        Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "y = x / 0"})]),
-        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
-        Reply(tool_calls=[ToolCallSpec("edit_cell", {"index": 1, "source": "y = x / 2\ny"})]),
-        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
-        Reply("Done: `y` is 0.5."),
-    )
+    lab_stub.queue(*SCRIPTED_TASK)
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
     _ask(page, "Compute y as x divided by something")
