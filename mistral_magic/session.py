@@ -128,34 +128,35 @@ class Session:
         return [*lines, *prepared.notes]
 
     def warm_up(self, *also: Callable[[], object]) -> threading.Thread:
-        """Pay the one-off costs in the background, so the first question does not: the
-        httpx import and the connection pool, the server's dialect (``GET /models``, asked
-        once per base URL), the modules a question goes through (``also``: what the faces
-        add of theirs), the tokenizer. In the order a question needs them: a question asked
-        while this runs waits only for what it needs next (Python's import lock), never
-        for work that comes later here."""
+        """Pay the one-off costs before the first question: here, the imports a question
+        goes through (the connection layer, the context collectors, the answer loop and
+        ``also``: what the faces add of theirs); in the background, what waits on the
+        network or can wait (the connection pool, the server's dialect from ``GET /models``,
+        asked once per base URL, then the tokenizer)."""
 
-        # Everything here runs in the background, the connection layer's imports (httpx,
-        # httpcore, h11: ~60 ms of CPU) included. Paying them before %load_ext returns was
-        # measured (issue #12): the first answer asked *at once* got ~100 ms quicker, but
-        # %load_ext doubled (74 -> 134-176 ms, past its 150 ms target) and the total of the
-        # two stayed the same — the work is CPU either way. In the background, %load_ext
-        # stays quick and a first question typed after it finds everything ready.
+        # The imports (~70 ms of CPU) are paid here, not in a background thread: a notebook
+        # run top to bottom sends its first question the moment %load_ext returns, and a
+        # thread importing under the GIL then only slowed both cells — %load_ext's own reply
+        # waited on it, and the question waited for the rest (issue #12, measured with
+        # benchmarks/bench_first_answer.py in fresh kernels: the first answer added
+        # ~110 ms over a warm one, ~20 ms with the imports here; %load_ext stays under its
+        # 150 ms target, bench_magics.py). What the thread does below mostly waits on I/O.
+        try:
+            from .api.client import import_connection_layer
+
+            import_connection_layer()
+            _import_question_path()
+            for step in also:
+                step()
+        except Exception:  # only means the first question imports them itself
+            pass
+
         def work() -> None:
             try:
-                from .api.client import import_connection_layer
-
-                import_connection_layer()
                 with self.client() as client:
                     _ = client.http  # the pool (an https server's CA bundle: GIL released)
                     client.resolve_dialect()  # GET /models, once per base URL
             except Exception:  # a warm-up that fails only means the first call is slower
-                pass
-            try:
-                _import_question_path()
-                for step in also:
-                    step()
-            except Exception:  # as above: only slower
                 pass
             # The tokenizer (~25 ms of CPU) last, once the first answer is in or nobody
             # asked for a while: a question whose context fits by far needs no count
@@ -520,10 +521,12 @@ def _merged(extra: Collection[ContextItem], collected: list[ContextItem]) -> lis
 
 
 def _import_question_path() -> None:
-    """Import what a kernel question goes through that ``%load_ext`` does not: the context
-    collectors (their redaction patterns are compiled on import), the answer and tool loop."""
+    """Import what a kernel question goes through beyond the extension itself: the context
+    collectors (their redaction patterns are compiled on import), the answer and tool loop,
+    the cost guard (asked before every send)."""
     from .context import kernel as _kernel  # noqa: F401
     from .engine import answer as _answer  # noqa: F401
+    from .engine import guard as _guard  # noqa: F401
 
 
 # ------------------------------------------------------------------------------------------
