@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -76,3 +77,22 @@ def captures_dir() -> Path:
 # ------------------------------------------------------------------ jupyter_server (pytest-jupyter)
 
 pytest_plugins = ("pytest_jupyter.jupyter_server",)
+
+
+@pytest.fixture
+def jp_server_config() -> dict[str, Any]:
+    """pytest-jupyter's ``jp_serverapp`` / ``jp_fetch`` with the server extension on."""
+    return {"ServerApp": {"jpserver_extensions": {"mistral_magic": True}}}
+
+
+@pytest.fixture
+def lab_stub(stub_env: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
+    """The stub as the model, configured before the server extension reads its settings."""
+    monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
+    return stub_env
+
+
+@pytest.fixture
+def service(jp_serverapp: Any) -> Any:
+    """The server extension's ``MistralService`` (its settings, sessions and limits)."""
+    return jp_serverapp.web_app.settings["mistral_magic_service"]

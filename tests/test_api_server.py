@@ -14,11 +14,6 @@ from tests.stub import Fault, Reply, StubServer
 
 
 @pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"mistral_magic": True}}}
-
-
-@pytest.fixture
 def server_stub(stub_env: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
     monkeypatch.delenv("MISTRAL_DIALECT", raising=False)  # the server says what it speaks
     return stub_env

@@ -29,17 +29,6 @@ def stub() -> Iterator[StubServer]:
         server.stop()
 
 
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"mistral_magic": True}}}
-
-
-@pytest.fixture
-def lab_stub(stub_env: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
-    monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
-    return stub_env
-
-
 def code(count: int | None, source: str, *outputs: dict[str, Any]) -> dict[str, Any]:
     return {
         "cell_type": "code",

@@ -171,11 +171,6 @@ NOTEBOOK = {
 
 
 @pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"mistral_magic": True}}}
-
-
-@pytest.fixture
 def sidebar_stub(stub: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
     """The stub as the sidebar's model (set before the server extension reads settings)."""
     stub.reset()

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the fixtures imported from test_server_tools are parameters here)
 """Agent mode through the server extension (pytest-jupyter, the stub as the model, this test
 playing the browser): the agent's tools and prompt come from Python, calls go to the
 ``agent`` runner, run results are read as the model reads them, and the task's bounds end it
@@ -15,16 +14,8 @@ from tornado.httpclient import HTTPClientError
 from mistral_magic.engine.prompts import AGENT_PROMPT
 from mistral_magic.server.events import decode_events
 from mistral_magic.tools.agent import AGENT_TOOL_NAMES, agent_result_text
+from tests.sidebar_client import DESCRIBE, NOTEBOOK, StreamedChat, post_tool_result
 from tests.stub import Reply, StubServer, ToolCallSpec
-from tests.test_server_handlers import NOTEBOOK
-from tests.test_server_tools import (  # noqa: F401  (fixtures)
-    DESCRIBE,
-    _Chat,
-    _result,
-    jp_server_config,
-    lab_stub,
-    service,
-)
 
 PLAN = "1. Insert a cell that computes the total.\n2. Run it."
 
@@ -62,7 +53,7 @@ async def test_an_agent_task_inserts_runs_and_reads_the_error_then_answers(
         Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 2})]),
         Reply("The cell divides by zero; I stopped there."),
     )
-    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-1"))
+    chat = StreamedChat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-1"))
     insert = await chat.event("tool_call")
     assert insert["runner"] == "agent" and insert["name"] == "insert_cell"
     assert insert["arguments"] == {"index": 2, "source": "1/0"}
@@ -74,7 +65,7 @@ async def test_an_agent_task_inserts_runs_and_reads_the_error_then_answers(
     assert insert_schema["function"]["parameters"]["required"] == ["index", "source"]
     progress = await chat.event("agent")
     assert progress["requests"] == 1 and progress["prompt_tokens"] > 0
-    await _result(
+    await post_tool_result(
         jp_fetch, request_id="task-1", call_id=insert["call_id"], status="ok", result="Inserted."
     )
     run = await chat.event("tool_call", 2)
@@ -95,7 +86,7 @@ async def test_an_agent_task_inserts_runs_and_reads_the_error_then_answers(
             {"output_type": "display_data", "data": {"image/png": "iVBOR" * 10}},
         ],
     }
-    await _result(
+    await post_tool_result(
         jp_fetch,
         request_id="task-1",
         call_id=run["call_id"],
@@ -133,9 +124,9 @@ async def test_the_step_bound_ends_the_task_with_a_message_and_no_further_reques
         Reply(PLAN, tool_calls=[ToolCallSpec("list_cells", {})]),
         Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 0})]),
     )
-    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-steps"))
+    chat = StreamedChat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-steps"))
     call = await chat.event("tool_call")
-    await _result(
+    await post_tool_result(
         jp_fetch, request_id="task-steps", call_id=call["call_id"], status="ok", result="2 cells"
     )
     events = await chat.events()
@@ -156,9 +147,9 @@ async def test_the_cost_bound_ends_the_task_before_the_next_request(
 ) -> None:
     limits.agent_max_cost = 1e-9
     lab_stub.queue(Reply(PLAN, tool_calls=[ToolCallSpec("list_cells", {})]))
-    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-cost"))
+    chat = StreamedChat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-cost"))
     call = await chat.event("tool_call")
-    await _result(
+    await post_tool_result(
         jp_fetch, request_id="task-cost", call_id=call["call_id"], status="ok", result="2 cells"
     )
     events = await chat.events()
@@ -186,9 +177,9 @@ async def test_an_agent_step_past_the_session_budget_is_refused_and_its_rounds_c
         Reply(PLAN, tool_calls=[ToolCallSpec("list_cells", {})], usage=heavy),
         Reply("never sent"),
     )
-    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-budget"))
+    chat = StreamedChat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-budget"))
     call = await chat.event("tool_call")
-    await _result(
+    await post_tool_result(
         jp_fetch, request_id="task-budget", call_id=call["call_id"], status="ok", result="2 cells"
     )
     events = await chat.events()
@@ -200,7 +191,7 @@ async def test_an_agent_step_past_the_session_budget_is_refused_and_its_rounds_c
     assert [d for n, d in events if n == "usage"][-1]["prompt_tokens"] == 100_000
     assert len(lab_stub.chat_requests) == 1
 
-    again = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-after"))
+    again = StreamedChat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-after"))
     later = await again.events()
     refusal = next(d for n, d in later if n == "error")
     assert refusal["type"] == "CostRefused" and "has spent $0.20" in refusal["message"]
@@ -217,7 +208,7 @@ async def test_arguments_that_do_not_fit_an_agent_tool_are_refused_before_the_br
         Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": "first"})]),
         Reply("I will stop."),
     )
-    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-args"))
+    chat = StreamedChat(http_server_client, jp_base_url, jp_auth_header, _agent_body("task-args"))
     events = await chat.events()
     assert "tool_call" not in [n for n, _ in events]
     result = next(d for n, d in events if n == "tool_result")

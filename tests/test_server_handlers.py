@@ -13,51 +13,10 @@ from traitlets import TraitError
 
 from mistral_magic.server.events import decode_events
 from mistral_magic.server.history import HistoryStore
+from tests.sidebar_client import NOTEBOOK, Received
 from tests.stub import Drop, Fault, Reply, StubServer
 
 SECRET_KEY = "sk-server-test-key-0123456789abcdef"
-
-NOTEBOOK = {
-    "cells": [
-        {"cell_type": "markdown", "source": "# Sales analysis", "metadata": {}},
-        {
-            "cell_type": "code",
-            "execution_count": 1,
-            "source": "import math\nprint('loaded')",
-            "outputs": [{"output_type": "stream", "name": "stdout", "text": "loaded\n"}],
-            "metadata": {},
-        },
-        {
-            "cell_type": "code",
-            "execution_count": 2,
-            "source": "total = revenue / 0",
-            "outputs": [
-                {
-                    "output_type": "error",
-                    "ename": "ZeroDivisionError",
-                    "evalue": "division by zero",
-                    "traceback": [
-                        "\x1b[0;31m---------\x1b[0m",
-                        "\x1b[0;31mZeroDivisionError\x1b[0m: division by zero",
-                    ],
-                }
-            ],
-            "metadata": {},
-        },
-    ]
-}
-
-
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"mistral_magic": True}}}
-
-
-@pytest.fixture
-def lab_stub(stub_env: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
-    """The stub as the model, configured before the server extension reads its settings."""
-    monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
-    return stub_env
 
 
 def _body(**fields: Any) -> str:
@@ -354,30 +313,6 @@ async def _no_stub_connections(stub: StubServer, timeout: float = 5.0) -> None:
     assert closed, f"{stub.open_connections()} connection(s) to the stub still open"
 
 
-class _Received:
-    """A streaming callback that collects the body and wakes whoever waits for an event."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self._changed = asyncio.Event()
-
-    def __call__(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
-        self._changed.set()
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.chunks)
-
-    async def wait_for(self, marker: bytes, timeout: float = 5.0) -> None:
-        await asyncio.wait_for(self._arrival(marker), timeout)
-
-    async def _arrival(self, marker: bytes) -> None:
-        while marker not in self.body:
-            self._changed.clear()
-            await self._changed.wait()
-
-
 SLOW_REPLY = Reply(chunks=[f"word{i} " for i in range(40)])
 
 
@@ -390,7 +325,7 @@ async def test_cancel_stops_the_upstream_request(
 ) -> None:
     lab_stub.token_delay = 0.1  # 40 chunks: 4 s when not cancelled
     lab_stub.queue(SLOW_REPLY)
-    received = _Received()
+    received = Received()
     chat = asyncio.ensure_future(
         http_server_client.fetch(
             f"{jp_base_url}mistral-magic/chat",
@@ -512,7 +447,7 @@ async def test_new_chat_while_an_answer_streams_cancels_and_forgets_it(
     await _chat(jp_fetch, prompt="An earlier question?")
     lab_stub.token_delay = 0.1  # 40 chunks: 4 s when not cancelled
     lab_stub.queue(SLOW_REPLY)
-    received = _Received()
+    received = Received()
     chat = asyncio.ensure_future(
         http_server_client.fetch(
             f"{jp_base_url}mistral-magic/chat",

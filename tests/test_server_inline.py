@@ -25,11 +25,6 @@ SALES = "sales: pandas DataFrame, 3 rows × 2 columns; columns: region (object),
 
 
 @pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"mistral_magic": True}}}
-
-
-@pytest.fixture
 def lab_stub(stub_env: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
     """The stub as the main model server; it serves codestral-latest with FIM."""
     monkeypatch.setenv("MISTRAL_DIALECT", "mistral")

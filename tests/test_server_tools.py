@@ -4,7 +4,6 @@ result, POSTed to ``tool_result``, reaches the model in the next request."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -12,84 +11,8 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from mistral_magic.server.events import decode_events
+from tests.sidebar_client import DESCRIBE, StreamedChat, post_tool_result, tool_chat_body
 from tests.stub import Reply, StubServer, ToolCallSpec
-from tests.test_server_handlers import NOTEBOOK, _Received
-
-DESCRIBE = {
-    "type": "function",
-    "function": {
-        "name": "describe_variable",
-        "description": "Describe one variable of the kernel.",
-        "parameters": {
-            "type": "object",
-            "properties": {"name": {"type": "string"}},
-            "required": ["name"],
-        },
-    },
-}
-
-
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"mistral_magic": True}}}
-
-
-@pytest.fixture
-def lab_stub(stub_env: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
-    monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
-    return stub_env
-
-
-@pytest.fixture
-def service(jp_serverapp: Any) -> Any:
-    return jp_serverapp.web_app.settings["mistral_magic_service"]
-
-
-def _body(request_id: str, **fields: Any) -> str:
-    payload = {
-        "prompt": "How big is sales?",
-        "notebook": NOTEBOOK,
-        "request_id": request_id,
-        "tools": [DESCRIBE],
-    }
-    payload.update(fields)
-    return json.dumps(payload)
-
-
-class _Chat:
-    """One streamed chat, read as it arrives (the test plays the browser)."""
-
-    def __init__(self, client: Any, base: str, headers: dict[str, str], body: str) -> None:
-        self.received = _Received()
-        self.done = asyncio.ensure_future(
-            client.fetch(
-                f"{base}mistral-magic/chat",
-                method="POST",
-                body=body,
-                headers=headers,
-                streaming_callback=self.received,
-                request_timeout=30,
-            )
-        )
-
-    async def event(self, name: str, number: int = 1) -> dict[str, Any]:
-        marker = f"event: {name}\n".encode()
-        await self.received.wait_for(marker * 1 if number == 1 else marker, timeout=10)
-        while self.received.body.count(marker) < number:
-            await self.received.wait_for(b"\n\n", timeout=10)
-        found = [d for n, d in decode_events(self.received.body) if n == name]
-        return found[number - 1]
-
-    async def events(self) -> list[tuple[str, dict[str, Any]]]:
-        await self.done
-        return decode_events(self.received.body)
-
-
-async def _result(jp_fetch: Any, **fields: Any) -> dict[str, Any]:
-    response = await jp_fetch(
-        "mistral-magic", "tool_result", method="POST", body=json.dumps(fields)
-    )
-    return json.loads(response.body)
 
 
 async def test_a_call_is_relayed_and_its_result_reaches_the_model(
@@ -103,7 +26,9 @@ async def test_a_call_is_relayed_and_its_result_reaches_the_model(
         Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": "sales"})]),
         Reply("sales has 3 rows."),
     )
-    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _body("req-tools"))
+    chat = StreamedChat(
+        http_server_client, jp_base_url, jp_auth_header, tool_chat_body("req-tools")
+    )
     call = await chat.event("tool_call")
     assert call["name"] == "describe_variable" and call["arguments"] == {"name": "sales"}
     assert call["runner"] == "kernel" and call["request_id"] == "req-tools"
@@ -113,7 +38,7 @@ async def test_a_call_is_relayed_and_its_result_reaches_the_model(
     assert lab_stub.chat_requests[0].body["tools"] == [DESCRIBE]
     key = lab_stub.api_key
     text = f"sales: DataFrame 3×2 (region, amount); token {key}"
-    accepted = await _result(
+    accepted = await post_tool_result(
         jp_fetch, request_id="req-tools", call_id=call["call_id"], status="ok", result=text
     )
     assert accepted == {"accepted": True}
@@ -133,7 +58,7 @@ async def test_a_call_is_relayed_and_its_result_reaches_the_model(
     assert history[-1]["text"] == "sales has 3 rows."
     assert history[-1]["tools"][0]["signature"] == 'describe_variable(name="sales")'
     # a second result for the same call is late, not an error
-    again = await _result(
+    again = await post_tool_result(
         jp_fetch, request_id="req-tools", call_id=call["call_id"], status="ok", result="x"
     )
     assert again == {"accepted": False}
@@ -152,14 +77,14 @@ async def test_a_result_that_never_comes_is_an_error_for_the_model(
         Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": "sales"})]),
         Reply("I could not check."),
     )
-    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _body("req-late"))
+    chat = StreamedChat(http_server_client, jp_base_url, jp_auth_header, tool_chat_body("req-late"))
     call = await chat.event("tool_call")
     events = await chat.events()  # nobody answers: the wait ends at the bound
     done = next(d for n, d in events if n == "tool_result")
     assert done["status"] == "error" and "did not return" in done["result"]
     assert "Mistral.max_tool_seconds" in lab_stub.chat_requests[-1].body["messages"][-1]["content"]
     assert [n for n, _ in events][-1] == "done"
-    late = await _result(
+    late = await post_tool_result(
         jp_fetch, request_id="req-late", call_id=call["call_id"], status="ok", result="x"
     )
     assert late == {"accepted": False}
@@ -179,9 +104,11 @@ async def test_the_rounds_are_bounded_by_the_magics_setting(
         Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": "sales"})]),
         Reply("Enough."),
     )
-    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _body("req-rounds"))
+    chat = StreamedChat(
+        http_server_client, jp_base_url, jp_auth_header, tool_chat_body("req-rounds")
+    )
     call = await chat.event("tool_call")
-    await _result(
+    await post_tool_result(
         jp_fetch, request_id="req-rounds", call_id=call["call_id"], status="ok", result="3 rows"
     )
     events = await chat.events()
@@ -197,7 +124,9 @@ async def test_tools_off_on_the_server_are_not_offered(
     config = json.loads((await jp_fetch("mistral-magic", "config")).body)
     assert config["tools"] is False
     lab_stub.queue(Reply("No tools."))
-    response = await jp_fetch("mistral-magic", "chat", method="POST", body=_body("req-off"))
+    response = await jp_fetch(
+        "mistral-magic", "chat", method="POST", body=tool_chat_body("req-off")
+    )
     assert "tool_call" not in [n for n, _ in decode_events(response.body)]
     assert "tools" not in lab_stub.chat_requests[-1].body
 
@@ -216,7 +145,9 @@ async def test_tool_definitions_from_the_browser_are_checked(
     lab_stub: StubServer, jp_fetch: Any, tools: Any
 ) -> None:
     with pytest.raises(HTTPClientError) as refused:
-        await jp_fetch("mistral-magic", "chat", method="POST", body=_body("req-bad", tools=tools))
+        await jp_fetch(
+            "mistral-magic", "chat", method="POST", body=tool_chat_body("req-bad", tools=tools)
+        )
     assert refused.value.code == 400
     assert lab_stub.chat_requests == []
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from mistral_magic.server.events import decode_events
-from tests.stub import Reply, StubServer
+from tests.sidebar_client import StreamedChat, post_tool_result, tool_chat_body
+from tests.stub import Reply, StubServer, ToolCallSpec
 
 NOTEBOOK = {
     "cells": [
@@ -28,17 +29,6 @@ NOTEBOOK = {
     ]
 }
 AGENTS_TEXT = "Use polars, never pandas."
-
-
-@pytest.fixture
-def jp_server_config() -> dict[str, Any]:
-    return {"ServerApp": {"jpserver_extensions": {"mistral_magic": True}}}
-
-
-@pytest.fixture
-def lab_stub(stub_env: StubServer, monkeypatch: pytest.MonkeyPatch) -> StubServer:
-    monkeypatch.setenv("MISTRAL_DIALECT", "mistral")
-    return stub_env
 
 
 @pytest.fixture
@@ -132,16 +122,15 @@ async def test_with_tools_the_provenance_names_the_loops_first_request(
     jp_base_url: str,
     jp_auth_header: dict[str, str],
 ) -> None:
-    from tests.stub import ToolCallSpec
-    from tests.test_server_tools import _body, _Chat, _result
-
     lab_stub.queue(
         Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": "sales"})]),
         Reply("sales has 3 rows."),
     )
-    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _body("req-trust-tools"))
+    chat = StreamedChat(
+        http_server_client, jp_base_url, jp_auth_header, tool_chat_body("req-trust-tools")
+    )
     call = await chat.event("tool_call")
-    await _result(
+    await post_tool_result(
         jp_fetch, request_id="req-trust-tools", call_id=call["call_id"], status="ok", result="3"
     )
     events = await chat.events()
@@ -161,9 +150,6 @@ async def test_a_tool_round_past_the_session_budget_is_not_sent(
     jp_base_url: str,
     jp_auth_header: dict[str, str],
 ) -> None:
-    from tests.stub import ToolCallSpec
-    from tests.test_server_tools import _body, _Chat, _result
-
     # the first request's worst case (2,048 reply tokens) fits; what it used does not leave
     # room for a second one
     settings.session_budget = 0.05
@@ -172,9 +158,11 @@ async def test_a_tool_round_past_the_session_budget_is_not_sent(
         Reply(tool_calls=[ToolCallSpec("describe_variable", {"name": "sales"})], usage=heavy),
         Reply("never sent"),
     )
-    chat = _Chat(http_server_client, jp_base_url, jp_auth_header, _body("req-budget-tools"))
+    chat = StreamedChat(
+        http_server_client, jp_base_url, jp_auth_header, tool_chat_body("req-budget-tools")
+    )
     call = await chat.event("tool_call")
-    await _result(
+    await post_tool_result(
         jp_fetch, request_id="req-budget-tools", call_id=call["call_id"], status="ok", result="3"
     )
     events = await chat.events()
