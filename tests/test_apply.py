@@ -12,12 +12,14 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from pydantic import BaseModel
 
 import mistral_magic
+import mistral_magic.bulk.run as bulk_run
 from mistral_magic.api.errors import AuthenticationError, ModelNotFoundError
 from mistral_magic.bulk.outcomes import ApplyCancelled, ApplyError, ApplyFailed
 from mistral_magic.bulk.template import TemplateError
@@ -314,13 +316,35 @@ def test_identical_rows_share_one_request(env):
     assert len(env.chat_requests) == 2
 
 
-def test_interrupt_keeps_finished_rows_and_a_rerun_finishes_the_rest(env, capsys):
+@pytest.fixture
+def stop_said(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once apply has reacted to Ctrl-C (the pool told to stop, the user told what
+    happens). A simulated Ctrl-C is only seen when the main thread next wakes: replies held
+    until this is set are in flight when it reacts, however late a loaded machine lets it."""
+    said = threading.Event()
+    original = bulk_run.run_in_thread
+
+    def observed(*args: Any, on_stop: Any = None, **kwargs: Any) -> None:
+        def told() -> None:
+            if on_stop is not None:
+                on_stop()
+            said.set()
+
+        original(*args, on_stop=told, **kwargs)
+
+    monkeypatch.setattr(bulk_run, "run_in_thread", observed)
+    return said
+
+
+def test_interrupt_keeps_finished_rows_and_a_rerun_finishes_the_rest(env, capsys, stop_said):
     answered = []
 
     def interrupting(body):
         answered.append(body)
         if len(answered) == 12:  # Ctrl-C while the pool is busy
             _thread.interrupt_main()
+        elif len(answered) > 12:
+            stop_said.wait(30)  # bounded: if apply never reacts, the asserts below say so
         return echo(body)
 
     env.latency = 0.05
@@ -344,19 +368,17 @@ def test_interrupt_keeps_finished_rows_and_a_rerun_finishes_the_rest(env, capsys
     assert resent == len(stopped)  # finished rows (in flight at Ctrl-C too) came from the cache
 
 
-def test_answers_in_flight_at_ctrl_c_are_kept_not_asked_again(env, capsys):
+def test_answers_in_flight_at_ctrl_c_are_kept_not_asked_again(env, capsys, stop_said):
     """Ctrl-C lets the requests already sent finish: their answers (billed anyway) come back
     and are cached, so the interrupted run plus a resume ask each prompt exactly once."""
     arrived = []
-    interrupted = threading.Event()
 
     def interrupting(body):
         arrived.append(body)
         if len(arrived) == 12:  # Ctrl-C with requests 9 to 12 in flight
             _thread.interrupt_main()
-            interrupted.set()
         elif len(arrived) > 8:
-            interrupted.wait(10)
+            stop_said.wait(30)  # bounded: if apply never reacts, the asserts below say so
         return echo(body)
 
     env.latency = 0.05
