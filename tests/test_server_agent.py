@@ -5,6 +5,7 @@ with a message and no further model request."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -135,6 +136,44 @@ async def test_the_step_bound_ends_the_task_with_a_message_and_no_further_reques
     assert [d for n, d in events if n == "done"] == [{"finish_reason": "bound"}]
     assert len([n for n, _ in events if n == "tool_call"]) == 1  # run_cell never relayed
     assert len(lab_stub.chat_requests) == 2
+
+
+async def test_a_page_that_leaves_while_a_call_waits_ends_the_task_at_once(
+    lab_stub: StubServer,
+    limits: Any,
+    jp_fetch: Any,
+    jp_serverapp: Any,
+    http_server_client: Any,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    """The page drives the task: when it leaves (a reload) while a relayed call waits for
+    its result (an approval card), the task ends then, not at MistralServer.
+    agent_max_seconds: nothing left waiting, no further model request, the stopped
+    exchange in the history for the reloaded page."""
+    import httpx
+
+    assert limits.agent_max_seconds >= 60  # "at once" is far below the task's time bound
+    service = jp_serverapp.web_app.settings["mistral_magic_service"]
+    lab_stub.queue(Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 0})]))
+    url = http_server_client.get_url(f"{jp_base_url}mistral-magic/chat")
+    body = _agent_body("task-left")
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("POST", url, content=body, headers=jp_auth_header) as response,
+    ):
+        async for line in response.aiter_lines():
+            if line.startswith("event: tool_call"):
+                break
+        task = next(t for (_, rid), t in service.running.items() if rid == "task-left")
+        assert len(service.pending) == 1  # the run waits for the browser
+    finished, _ = await asyncio.wait({task}, timeout=5)
+    assert task in finished
+    assert len(service.pending) == 0 and not service.running
+    assert len(lab_stub.chat_requests) == 1
+    entry = json.loads((await jp_fetch("mistral-magic", "history")).body)["entries"][-1]
+    assert entry["stopped"] is True and entry["text"] == PLAN
+    assert entry["agent"]["request_id"] == "task-left"
 
 
 async def test_the_cost_bound_ends_the_task_before_the_next_request(
