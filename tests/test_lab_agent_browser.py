@@ -499,3 +499,54 @@ def test_the_task_and_its_undo_survive_a_page_reload(
     expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
     assert _notebook_json(page)["cells"] == before
     expect(_cells(page).nth(0)).not_to_have_class(lambda_class("mm-AgentCell"))
+
+
+def test_a_reload_while_a_card_waits_stops_the_task_at_that_step(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
+) -> None:
+    """The page drives the task: a reload while a run waits for its approval ends it. The
+    restored transcript says so in one line, has no live card, keeps the totals and the
+    Undo of the steps done before, and the sidebar takes a new task."""
+    _open(page, lab, api, "reload-card.ipynb", START)
+    _open_sidebar(page)
+    before = _notebook_json(page)["cells"]
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "y = 2"})]),
+        Reply(tool_calls=[ToolCallSpec("edit_cell", {"index": 0, "source": "x = 5\nx"})]),
+        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+    )
+    asked = len(lab_stub.chat_requests)
+    _agent_mode(page)
+    _ask(page, "Set x to 5, add y and run it")
+    _card(page, 0).locator(".mm-Approval-approve").click()
+    expect(_card(page, 1).locator(".mm-Approval-approve")).to_be_visible()  # Run cell 1?
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+
+    page.reload()
+    expect(_cells(page)).to_have_count(2)
+    _open_sidebar(page)
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("Add a cell computing")  # the plan
+    # the server ended the task when the page left (its exchange is in the history) and
+    # asked the model nothing more
+    expect(_note(page)).to_have_text(
+        "Stopped: the page was reloaded while this step (Run cell 1) waited for your "
+        "approval; nothing of it was run."
+    )
+    assert len(lab_stub.chat_requests) - asked == 3
+    expect(answer.locator(".mm-Tool")).to_have_count(2)  # the steps done before
+    expect(answer.locator(".mm-AgentBar-status")).to_contain_text(f"of at most {MAX_STEPS}")
+    expect(page.locator(f"{SIDEBAR} .mm-Approval-buttons button")).to_have_count(0)
+    expect(page.locator(f"{SIDEBAR} .mm-Stop")).to_be_hidden()  # not "running"
+    expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_have_text("[ ]:")  # not run
+    answer.locator(".mm-Undo").click()
+    expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
+    assert _notebook_json(page)["cells"] == before
+
+    # the sidebar is ready for a new task
+    lab_stub.queue(Reply("Nothing left to do."))
+    _agent_mode(page)
+    _ask(page, "Anything left?")
+    expect(_last_answer(page)).to_contain_text("Nothing left to do.")
+    _wait_done(page)

@@ -21,6 +21,14 @@ const SOURCE_LINES_SHOWN = 400;
 export const REJECTED = 'rejected by the user';
 
 type Decision = 'approve' | 'reject';
+
+/** An approval card: `step` names what it asks for ("Run cell 1"). */
+interface ICard {
+  node: HTMLElement;
+  body: HTMLElement;
+  buttons: HTMLElement;
+  step: string;
+}
 type ISharedCell = INotebookModel['sharedModel']['cells'][number];
 
 /** A cell as it was before the task first touched it (nbformat JSON, its id included). */
@@ -48,6 +56,10 @@ export interface ICheckpoint {
   path: string;
   saved: ISaved[];
   added: string[];
+  /** The step whose approval card is waiting ("Run cell 1"), while it waits: the page
+   * drives the task, so a reload then ends the task there, and the restored transcript
+   * says so. */
+  awaiting?: string;
 }
 
 export interface IAgentView {
@@ -80,6 +92,9 @@ export class AgentTask implements IAgentUndo {
   /** Cells changed by the task, as they were before (by cell id), and the cells it added. */
   readonly saved = new Map<string, ISaved>();
   readonly added = new Set<string>();
+
+  /** The step whose card waits for the user's click (kept with the checkpoint). */
+  private awaiting: string | null = null;
 
   /** A cell this task asked the kernel to run is running now, in a notebook still open
    * (Stop leaves it running; `interrupt` is the user's choice). */
@@ -210,7 +225,7 @@ export class AgentTask implements IAgentUndo {
     call: IToolCall
   ): Promise<IToolOutcome> {
     const cell = this.shared.cells[index];
-    const card = this.card(`Edit cell ${index}?`, call);
+    const card = this.card(`Edit cell ${index}`, call);
     card.body.appendChild(diffView(cell.getSource(), source));
     if ((await this.decide(card, call)) === 'reject') {
       return { status: 'declined', result: REJECTED };
@@ -237,7 +252,7 @@ export class AgentTask implements IAgentUndo {
         `cell ${index} is a ${cell.cell_type} cell: only code cells run.`
       );
     }
-    const card = this.card(`Run cell ${index}?`, call);
+    const card = this.card(`Run cell ${index}`, call);
     const code = document.createElement('pre');
     code.className = 'mm-Approval-code';
     code.textContent = clipLines(cell.getSource());
@@ -381,7 +396,7 @@ export class AgentTask implements IAgentUndo {
 
   private async remove(index: number, call: IToolCall): Promise<IToolOutcome> {
     const cell = this.shared.cells[index];
-    const card = this.card(`Delete cell ${index}?`, call);
+    const card = this.card(`Delete cell ${index}`, call);
     const code = document.createElement('pre');
     code.className = 'mm-Approval-code mm-Diff-del';
     code.textContent = clipLines(cell.getSource());
@@ -429,19 +444,27 @@ export class AgentTask implements IAgentUndo {
     this.persist();
   }
 
-  /** Keep the checkpoint in the tab's storage, for an Undo after a page reload (rewritten
-   * whole at each change: at most MistralServer.agent_max_steps times a task). */
+  /** Keep the checkpoint in the tab's storage, for an Undo after a page reload, with the
+   * step waiting for approval if one is (rewritten whole at each change and each card: a
+   * few times a step, at most MistralServer.agent_max_steps steps a task). */
   private persist(): void {
-    keepCheckpoint(
-      this.task,
-      this.changed
-        ? {
-            path: this.panel.context.path,
-            saved: [...this.saved.values()],
-            added: [...this.added]
-          }
-        : null
-    );
+    if (pageLeaving) {
+      // the stream ends with the page and the task stops, rejecting its card: the tab
+      // keeps the card as waiting, which is what the reloaded page must say
+      return;
+    }
+    const checkpoint: ICheckpoint = {
+      path: this.panel.context.path,
+      saved: [...this.saved.values()],
+      added: [...this.added]
+    };
+    if (this.awaiting) {
+      checkpoint.awaiting = this.awaiting;
+    }
+    // by its own sizes, not `changed`: a notebook closed meanwhile keeps its checkpoint
+    const kept =
+      this.saved.size > 0 || this.added.size > 0 || this.awaiting !== null;
+    keepCheckpoint(this.task, kept ? checkpoint : null);
   }
 
   /** Put back every cell the task touched, exactly; remove the cells it added. Cells it
@@ -450,39 +473,34 @@ export class AgentTask implements IAgentUndo {
     restoreCells(this.shared, this.saved.values(), this.added);
     this.added.clear();
     this.saved.clear();
-    keepCheckpoint(this.task, null);
+    this.persist();
     this.mark();
     return null;
   }
 
   // -- approvals -------------------------------------------------------------------------
 
-  private card(
-    title: string,
-    call: IToolCall
-  ): { node: HTMLElement; body: HTMLElement; buttons: HTMLElement } {
+  /** An approval card for the step `step` ("Run cell 1"). */
+  private card(step: string, call: IToolCall): ICard {
     const node = document.createElement('div');
     node.className = 'mm-Approval';
     node.dataset.callId = call.call_id;
     node.dataset.tool = call.name;
     const heading = document.createElement('div');
     heading.className = 'mm-Approval-title';
-    heading.textContent = title;
+    heading.textContent = `${step}?`;
     const body = document.createElement('div');
     body.className = 'mm-Approval-body';
     const buttons = document.createElement('div');
     buttons.className = 'mm-Approval-buttons';
     node.append(heading, body, buttons);
     this.view.attach(node);
-    return { node, body, buttons };
+    return { node, body, buttons, step };
   }
 
   /** The user's decision (Approve all: this and the rest of the task); waits at most the
    * task's time left, then counts as a rejection. */
-  private decide(
-    card: { node: HTMLElement; buttons: HTMLElement },
-    call: IToolCall
-  ): Promise<Decision> {
+  private decide(card: ICard, call: IToolCall): Promise<Decision> {
     const settleCard = (decision: Decision, how: string) => {
       card.node.classList.add(`mm-mod-${decision}d`);
       const state = document.createElement('div');
@@ -509,6 +527,8 @@ export class AgentTask implements IAgentUndo {
           window.clearTimeout(timer);
           this.view.autoApprove.removeEventListener('change', switched);
           settleCard(decision, how);
+          this.awaiting = null;
+          this.persist();
           resolve(decision);
         }
       };
@@ -535,6 +555,8 @@ export class AgentTask implements IAgentUndo {
         this.view.autoApprove.checked = true;
         finish('approve', 'Approved (and the rest of this task).');
       });
+      this.awaiting = card.step;
+      this.persist();
     });
   }
 
@@ -639,6 +661,17 @@ function restoreCells(
   });
 }
 
+/** The page is being left (reloaded, closed, navigated away): from then on a task's
+ * checkpoint in the tab's storage stays as it was. Reset if the page comes back from the
+ * browser's back-forward cache. */
+let pageLeaving = false;
+window.addEventListener('pagehide', () => {
+  pageLeaving = true;
+});
+window.addEventListener('pageshow', () => {
+  pageLeaving = false;
+});
+
 /** Where a task's checkpoint waits for a page reload: the tab's sessionStorage (it goes
  * with the tab, and never leaves the browser). */
 const CHECKPOINT_KEY = 'mistral-magic:agent-checkpoint:';
@@ -700,13 +733,24 @@ export class RestoredTask implements IAgentUndo {
   readonly stopped = true;
   readonly executing = false;
 
+  /** The step whose approval card was waiting when the page went away ("Run cell 1"):
+   * nothing of it ran, and the task ended there (the server stops a task whose page
+   * leaves). Null if no card waited. */
+  get awaited(): string | null {
+    return this.checkpoint?.awaiting ?? null;
+  }
+
   get changed(): boolean {
-    return this.checkpoint !== null;
+    const checkpoint = this.checkpoint;
+    return (
+      checkpoint !== null &&
+      (checkpoint.saved.length > 0 || checkpoint.added.length > 0)
+    );
   }
 
   undo(): string | null {
     const checkpoint = this.checkpoint;
-    if (!checkpoint) {
+    if (!checkpoint || !this.changed) {
       return null;
     }
     const panel = this.find(checkpoint.path);
@@ -718,8 +762,11 @@ export class RestoredTask implements IAgentUndo {
       checkpoint.saved,
       checkpoint.added
     );
-    keepCheckpoint(this.task, null);
-    this.checkpoint = null;
+    // the step that waited stays known: the transcript says the same after another reload
+    this.checkpoint = checkpoint.awaiting
+      ? { ...checkpoint, saved: [], added: [] }
+      : null;
+    keepCheckpoint(this.task, this.checkpoint);
     markAgentCells(panel);
     return null;
   }

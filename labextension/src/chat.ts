@@ -954,20 +954,22 @@ export class ChatSidebar extends Panel {
           view.setUsage(entry.usage);
         }
         view.setProvenance(entry.provenance);
-        if (entry.error) {
-          view.setError(entry.error);
-        } else if (entry.stopped) {
-          view.setNote('Stopped.');
-        }
-        if (entry.agent?.request_id) {
-          // an agent task from before the reload: its totals, and its Undo while the tab
-          // keeps its checkpoint (found by path when clicked: notebooks reopen later)
-          const bar = new AgentBar(
-            new RestoredTask(
+        // an agent task from before the reload: its totals, and its Undo while the tab
+        // keeps its checkpoint (found by path when clicked: notebooks reopen later)
+        const task = entry.agent?.request_id
+          ? new RestoredTask(
               entry.agent.request_id,
               path => this.tracker.find(p => p.context.path === path) ?? null
             )
-          );
+          : null;
+        if (entry.error) {
+          view.setError(entry.error);
+        } else if (entry.stopped) {
+          // a card waited when the page went away: the server stopped the task there
+          view.setNote(task?.awaited ? reloadedNote(task.awaited) : 'Stopped.');
+        }
+        if (task && entry.agent) {
+          const bar = new AgentBar(task);
           bar.progress(entry.agent);
           bar.finished();
           view.node.appendChild(bar.node);
@@ -1077,6 +1079,11 @@ const CLOSED_NOTE =
   'Stopped: the notebook of this task was closed. Nothing was written to any other notebook.';
 const RESTARTED_NOTE =
   'Stopped: the notebook’s kernel restarted, so the variables the task relied on are gone. Its changes so far can still be undone.';
+/** The line of a task whose approval card waited when the page was reloaded (the page
+ * drives the task: the server ends it when the page leaves). */
+function reloadedNote(step: string): string {
+  return `Stopped: the page was reloaded while this step (${step}) waited for your approval; nothing of it was run.`;
+}
 const AGENT_PLACEHOLDER =
   'Give Mistral a task on this notebook, e.g. "load sales.csv and plot revenue per month"';
 
