@@ -29,6 +29,7 @@ interface ICard {
   buttons: HTMLElement;
   step: string;
 }
+
 type ISharedCell = INotebookModel['sharedModel']['cells'][number];
 
 /** A cell as it was before the task first touched it (nbformat JSON, its id included). */
