@@ -11,11 +11,12 @@ import { Panel, Widget } from '@lumino/widgets';
 import { cancelChat, requestAPI, streamChat } from './api';
 import { mistralIcon } from './icon';
 import {
+  DEFAULT_IDLE_WAIT_MS,
   describeState,
   IKernelTools,
-  IDLE_WAIT_MS,
   IKernelVariables,
-  kernelVariables
+  kernelVariables,
+  waitText
 } from './kernel';
 import { ICodeActions, IInsertOutcome, MessageView } from './message';
 import {
@@ -43,6 +44,9 @@ export interface IChatSettings {
   contextBudget: number | null;
   /** Let the model call the notebook's tools (run in its kernel). */
   tools: boolean;
+  /** Seconds to wait for a busy or starting kernel to be idle before reading its variables
+   * and tools (past it, the question goes without them and the sidebar says so). */
+  kernelIdleWait: number;
   defaultContext: {
     notebook: boolean;
     activeCell: boolean;
@@ -56,6 +60,7 @@ export const DEFAULT_SETTINGS: IChatSettings = {
   temperature: null,
   contextBudget: null,
   tools: true,
+  kernelIdleWait: DEFAULT_IDLE_WAIT_MS / 1000,
   defaultContext: {
     notebook: true,
     activeCell: true,
@@ -610,6 +615,12 @@ export class ChatSidebar extends Panel {
     return [body, variables, tools];
   }
 
+  /** How long a busy or starting kernel is waited for before its variables and tools are
+   * read (the `kernelIdleWait` setting, in seconds). */
+  private get idleWaitMs(): number {
+    return this._settings.kernelIdleWait * 1000;
+  }
+
   /** Whether the model may call tools: the user's toggle, unless the server says no. */
   private get toolsOn(): boolean {
     return this._settings.tools && this.config?.tools !== false;
@@ -627,7 +638,7 @@ export class ChatSidebar extends Panel {
     if (!panel) {
       return { state: 'no-kernel', tools: [] };
     }
-    const found = await this.toolCache.tools(panel);
+    const found = await this.toolCache.tools(panel, this.idleWaitMs);
     if (found.state === 'ok' && found.tools.length) {
       body.tools = found.tools;
     }
@@ -654,7 +665,7 @@ export class ChatSidebar extends Panel {
         ? 'the notebook has no running kernel'
         : 'no notebook is open',
       starting: 'the kernel is starting',
-      busy: `the kernel stayed busy (a cell running) for ${IDLE_WAIT_MS / 1000} s, so it did not list its tools`,
+      busy: `the kernel stayed busy (a cell running) for ${waitText(found.waitedMs ?? this.idleWaitMs)}, so it did not list its tools`,
       'other-language': `tools run in Python kernels only (this one is ${found.language || 'another language'})`,
       'no-mistral-magic':
         'mistral_magic cannot be imported in this kernel (install mistral-magic in its environment)',
@@ -681,7 +692,7 @@ export class ChatSidebar extends Panel {
     }
     const generation = this.generation;
     const kernelEpoch = this.kernelEpochs.get(panel) ?? 0;
-    const result = await kernelVariables(panel);
+    const result = await kernelVariables(panel, this.idleWaitMs);
     // not kept if it may describe a kernel that has since restarted or gone
     const sameKernel = kernelEpoch === (this.kernelEpochs.get(panel) ?? 0);
     if (sameKernel && !WAITING_FOR_KERNEL.has(result.state)) {

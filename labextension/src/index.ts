@@ -49,11 +49,23 @@ function readSettings(
     temperature: composite.temperature ?? null,
     contextBudget: composite.contextBudget ?? null,
     tools: composite.tools ?? true,
+    kernelIdleWait: seconds(
+      composite.kernelIdleWait,
+      DEFAULT_SETTINGS.kernelIdleWait
+    ),
     defaultContext: {
       ...DEFAULT_SETTINGS.defaultContext,
       ...(composite.defaultContext ?? {})
     }
   };
+}
+
+/** A setting in seconds: a finite number of 0 or more, else `fallback` (the schema checks
+ * the Settings Editor's input; this guards a hand-edited overrides.json). */
+function seconds(value: unknown, fallback: number): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0
+    ? value
+    : fallback;
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {

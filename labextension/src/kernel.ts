@@ -22,12 +22,13 @@ const SNIPPET = [
   ''
 ].join('\n');
 const TIMEOUT_MS = 5000;
-/** The bound on waiting for a busy or starting kernel to be idle before it is asked for its
- * variables or tools. It is often busy only for a moment — running our own silent read for
- * the chips, or a cell just run — and asking at once would send a question without its
- * variables and tools; a cell that runs longer than this leaves the question without them
- * (the chip or the note says so) rather than holding it back. */
-export const IDLE_WAIT_MS = 3000;
+/** The default bound on waiting for a busy or starting kernel to be idle before it is asked
+ * for its variables or tools (the sidebar's `kernelIdleWait` setting, in seconds, overrides
+ * it; keep the two defaults equal). It is often busy only for a moment — running our own
+ * silent read for the chips, or a cell just run — and asking at once would send a question
+ * without its variables and tools; a cell that runs longer than this leaves the question
+ * without them (the chip or the note says so) rather than holding it back. */
+export const DEFAULT_IDLE_WAIT_MS = 3000;
 
 /** Why a notebook's variables were not read ('ok': they were). */
 export type VariablesState =
@@ -44,6 +45,13 @@ export interface IKernelVariables {
   items: IVariableItem[];
   /** The kernel's language, for 'other-language'. */
   language?: string;
+  /** For 'busy': how long the kernel was waited for (ms), which the messages quote. */
+  waitedMs?: number;
+}
+
+/** A wait in milliseconds as the messages say it: "3 s", "1.5 s". */
+export function waitText(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`;
 }
 
 /** A short label and a sentence for a chip that says why variables are missing. */
@@ -68,7 +76,7 @@ export function describeState(
     case 'busy':
       return {
         label: 'kernel busy: variables not read',
-        title: `The kernel was still running a cell after ${IDLE_WAIT_MS / 1000} s; its variables are read when it is idle again (values could change meanwhile).`
+        title: `The kernel was still running a cell after ${waitText(result.waitedMs ?? DEFAULT_IDLE_WAIT_MS)}; its variables are read when it is idle again (values could change meanwhile).`
       };
     case 'other-language':
       return {
@@ -90,12 +98,15 @@ export function describeState(
   }
 }
 
+/** The panel's kernel's variables, or why there are none; a busy or starting kernel is
+ * waited for at most `idleWaitMs` (the sidebar's setting). */
 export async function kernelVariables(
-  panel: NotebookPanel
+  panel: NotebookPanel,
+  idleWaitMs: number
 ): Promise<IKernelVariables> {
   let result: IKernelVariables;
   try {
-    result = await snapshot(panel);
+    result = await snapshot(panel, idleWaitMs);
   } catch {
     result = { state: 'no-answer', items: [] };
   }
@@ -113,10 +124,18 @@ function runningKernel(panel: NotebookPanel) {
     : null;
 }
 
-async function snapshot(panel: NotebookPanel): Promise<IKernelVariables> {
-  const ready = await readyPythonKernel(panel);
+async function snapshot(
+  panel: NotebookPanel,
+  idleWaitMs: number
+): Promise<IKernelVariables> {
+  const ready = await readyPythonKernel(panel, idleWaitMs);
   if (ready.state !== 'ok') {
-    return { state: ready.state, items: [], language: ready.language };
+    return {
+      state: ready.state,
+      items: [],
+      language: ready.language,
+      waitedMs: ready.waitedMs
+    };
   }
   const answer = await silentRun(ready.kernel!, SNIPPET, MARKER, TIMEOUT_MS);
   if (answer.state !== 'ok') {
@@ -132,25 +151,29 @@ async function snapshot(panel: NotebookPanel): Promise<IKernelVariables> {
 type KernelConnection = Kernel.IKernelConnection;
 
 /** The panel's kernel when it can be asked: running, idle (waited for, at most
- * `IDLE_WAIT_MS`), Python. */
-async function readyPythonKernel(panel: NotebookPanel): Promise<{
+ * `idleWaitMs`), Python. 'busy' carries the wait it gave up after, for the messages. */
+async function readyPythonKernel(
+  panel: NotebookPanel,
+  idleWaitMs: number
+): Promise<{
   state: VariablesState;
   kernel?: KernelConnection;
   language?: string;
+  waitedMs?: number;
 }> {
   let kernel = runningKernel(panel);
   if (!kernel) {
     return { state: 'no-kernel' };
   }
   if (!isReady(kernel)) {
-    await whenReady(kernel, IDLE_WAIT_MS);
+    await whenReady(kernel, idleWaitMs);
     kernel = runningKernel(panel); // it may have restarted or gone meanwhile
     if (!kernel) {
       return { state: 'no-kernel' };
     }
   }
   if (kernel.status === 'busy') {
-    return { state: 'busy' };
+    return { state: 'busy', waitedMs: idleWaitMs };
   }
   if (!isReady(kernel)) {
     return { state: 'starting' };
@@ -272,7 +295,7 @@ async function silentRun(
   if (outcome.value === 'timeout') {
     return {
       state: 'no-answer',
-      reason: `the kernel did not answer within ${Math.round(timeoutMs / 100) / 10} s`
+      reason: `the kernel did not answer within ${waitText(timeoutMs)}`
     };
   }
   if (outcome.value === 'gone') {
@@ -323,6 +346,8 @@ export interface IKernelTools {
   state: VariablesState;
   tools: any[];
   language?: string;
+  /** For 'busy': how long the kernel was waited for (ms), which the note quotes. */
+  waitedMs?: number;
 }
 
 /** The result of one call run in the kernel, as the server's `tool_result` route takes it. */
@@ -350,11 +375,20 @@ export function kernelId(panel: NotebookPanel): string | null {
   return runningKernel(panel)?.id ?? null;
 }
 
-/** Ask the panel's kernel for its tool definitions (an idle Python kernel only). */
-export async function kernelTools(panel: NotebookPanel): Promise<IKernelTools> {
-  const ready = await readyPythonKernel(panel);
+/** Ask the panel's kernel for its tool definitions (an idle Python kernel only; a busy or
+ * starting one is waited for at most `idleWaitMs`, the sidebar's setting). */
+export async function kernelTools(
+  panel: NotebookPanel,
+  idleWaitMs: number
+): Promise<IKernelTools> {
+  const ready = await readyPythonKernel(panel, idleWaitMs);
   if (ready.state !== 'ok') {
-    return { state: ready.state, tools: [], language: ready.language };
+    return {
+      state: ready.state,
+      tools: [],
+      language: ready.language,
+      waitedMs: ready.waitedMs
+    };
   }
   const answer = await silentRun(
     ready.kernel!,

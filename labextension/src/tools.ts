@@ -92,9 +92,10 @@ export async function relayToolCall(
 /** The tools each kernel offers, asked once per kernel and kept by kernel id; forgotten
  * when the kernel restarts or runs a cell (a cell may register an `@tool` function). */
 export class KernelToolCache {
-  /** The panel's kernel's tools: cached, or asked for now. A busy kernel keeps what it
-   * said before (its calls would queue behind the running cell anyway). */
-  async tools(panel: NotebookPanel): Promise<IKernelTools> {
+  /** The panel's kernel's tools: cached, or asked for now (a busy or starting kernel
+   * waited for at most `idleWaitMs`). A busy kernel keeps what it said before (its calls
+   * would queue behind the running cell anyway). */
+  async tools(panel: NotebookPanel, idleWaitMs: number): Promise<IKernelTools> {
     const id = kernelId(panel);
     if (!id) {
       return { state: 'no-kernel', tools: [] };
@@ -104,7 +105,7 @@ export class KernelToolCache {
       return cached;
     }
     const epoch = this.epoch;
-    const found = await kernelTools(panel);
+    const found = await kernelTools(panel, idleWaitMs);
     if (found.state === 'ok' && epoch === this.epoch) {
       this.byKernel.set(id, found);
     }
