@@ -51,6 +51,19 @@ def code_cell(source: str, cell_id: str) -> dict[str, Any]:
     }
 
 
+def code_waiting_for(flag: Path) -> str:
+    """The source of a cell that runs until ``flag`` exists (at most 120 s): the test
+    decides when the kernel stops being busy, with no sleep of its own."""
+    return (
+        "import os, time\n"
+        "for _ in range(2400):\n"
+        f"    if os.path.exists({str(flag)!r}):\n"
+        "        break\n"
+        "    time.sleep(0.05)\n"
+        "print('user cell done')"
+    )
+
+
 def python_notebook(*cells: dict[str, Any]) -> dict[str, Any]:
     """A notebook JSON on a Python 3 kernel holding ``cells``."""
     return {

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from mistral_magic.engine.provenance import code_hash
-from tests.lab_server import LabServer, start_lab
+from tests.lab_server import LabServer, code_waiting_for, start_lab
 from tests.stub import Reply, StubServer, ToolCallSpec
 from tests.test_lab_browser import (  # noqa: F401  (fixtures)
     ARTIFACTS,
@@ -232,18 +232,6 @@ def test_the_step_bound_ends_the_task_with_a_message(
 # ------------------------------------------------- the kernel busy, restarted; notebook closed
 
 
-def _wait_for(flag: Path) -> str:
-    """A cell that runs until ``flag`` exists (at most 120 s): the test decides when it ends."""
-    return (
-        "import os, time\n"
-        "for _ in range(2400):\n"
-        f"    if os.path.exists({str(flag)!r}):\n"
-        "        break\n"
-        "    time.sleep(0.05)\n"
-        "print('user cell done')"
-    )
-
-
 def _note(page: Page) -> Any:
     """The answer's latest note (the first answer of a module may also carry the stub's
     deprecation note for its model, said once)."""
@@ -254,7 +242,7 @@ def test_a_busy_kernel_makes_the_approved_run_wait_with_a_note(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer, tmp_path: Path
 ) -> None:
     flag = tmp_path / "go"
-    notebook = _notebook(_code_cell(_wait_for(flag), "slow"), _code_cell("z = 3\nz", "z"))
+    notebook = _notebook(_code_cell(code_waiting_for(flag), "slow"), _code_cell("z = 3\nz", "z"))
     _open(page, lab, api, "busy.ipynb", notebook)
     _open_sidebar(page)
     _run_cell(page, 0)  # the user's long cell: the kernel is busy until the flag exists
@@ -287,7 +275,7 @@ def test_a_kernel_shut_down_while_the_run_waits_ends_it_with_a_clear_error(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer, tmp_path: Path
 ) -> None:
     flag = tmp_path / "never"  # the user's cell would run 120 s: the shutdown ends it
-    notebook = _notebook(_code_cell(_wait_for(flag), "slow"), _code_cell("z = 3\nz", "z"))
+    notebook = _notebook(_code_cell(code_waiting_for(flag), "slow"), _code_cell("z = 3\nz", "z"))
     _open(page, lab, api, "gone.ipynb", notebook)
     _open_sidebar(page)
     _run_cell(page, 0)
@@ -383,7 +371,7 @@ def test_stop_ends_the_task_and_interrupts_the_cell_only_when_asked(
     interrupt: bool,
 ) -> None:
     flag = tmp_path / "go"
-    _open(page, lab, api, "stop.ipynb", _notebook(_code_cell(_wait_for(flag), "slow")))
+    _open(page, lab, api, "stop.ipynb", _notebook(_code_cell(code_waiting_for(flag), "slow")))
     _open_sidebar(page)
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 0})]),
