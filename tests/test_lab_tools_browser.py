@@ -10,11 +10,16 @@ is for something to appear), no console errors, the key never on the page.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import httpx
 import pytest
 from playwright.sync_api import Page, Response, expect
 
-from tests.lab_server import LabServer
+from tests.lab_server import LabServer, code_waiting_for
 from tests.stub import Reply, StubServer, ToolCallSpec
 from tests.test_lab_browser import (  # noqa: F401  (fixtures)
     ARTIFACTS,
@@ -22,6 +27,7 @@ from tests.test_lab_browser import (  # noqa: F401  (fixtures)
     SIDEBAR,
     _ask,
     _cells,
+    _chip,
     _code_cell,
     _kernel,
     _last_answer,
@@ -29,6 +35,7 @@ from tests.test_lab_browser import (  # noqa: F401  (fixtures)
     _open,
     _open_sidebar,
     _run_cell,
+    _system_message,
     _wait_done,
     api,
     browser,
@@ -115,8 +122,9 @@ def test_a_scripted_tool_call_runs_in_the_kernel_and_the_model_reads_it(
 def test_a_question_asked_while_a_cell_runs_waits_for_the_kernel_and_gets_its_tools(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    """A busy kernel (a cell running) is waited for, within kernel.ts's IDLE_WAIT_MS, before
-    it is asked for its variables and tools: the question is not sent without them."""
+    """A busy kernel (a cell running) is waited for, within the sidebar's kernelIdleWait
+    setting (3 s by default), before it is asked for its variables and tools: the question is
+    not sent without them."""
     # the kernel's workload (a cell that runs for a while), not a wait of the test
     slow = _code_cell("import time\ntime.sleep(1)\nprint('slept')", "slow")
     _open(page, lab, api, "busy.ipynb", _notebook(NOTEBOOK["cells"][1], slow))
@@ -135,6 +143,105 @@ def test_a_question_asked_while_a_cell_runs_waits_for_the_kernel_and_gets_its_to
     expect(answer).not_to_contain_text("without tools")
     assert "describe_variable" in _tool_names(lab_stub.chat_requests[-1].body)
     expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("slept")
+
+
+PLUGIN_SETTINGS = "lab/api/settings/mistral-magic:plugin"
+BUSY = ".jp-StatusBar-Widget:has-text('| Busy')"
+
+
+@pytest.fixture
+def kernel_idle_wait(api: httpx.Client) -> Iterator[Callable[[float], None]]:
+    """Sets the Settings Editor's *Wait for a busy kernel* (``kernelIdleWait``, seconds) before
+    the page opens; the defaults are back afterwards, whatever the test did (``clean_state``
+    also resets them before each test)."""
+
+    def set_wait(seconds: float) -> None:
+        raw = json.dumps({"kernelIdleWait": seconds})
+        response = api.put(PLUGIN_SETTINGS, json={"raw": raw})
+        assert response.status_code == 204, response.text
+
+    try:
+        yield set_wait
+    finally:
+        response = api.put(PLUGIN_SETTINGS, json={"raw": "{}"})
+        assert response.status_code == 204, response.text
+
+
+def test_a_short_kernel_idle_wait_sends_the_question_without_the_busy_kernel_and_says_so(
+    page: Page,
+    lab: LabServer,
+    api: httpx.Client,
+    lab_stub: StubServer,
+    kernel_idle_wait: Callable[[float], None],
+    tmp_path: Path,
+) -> None:
+    """kernelIdleWait = 1: a question asked while a cell runs gives up on the kernel after
+    1 s and goes without its variables and tools; the chip and the note quote the wait in
+    effect (1 s, not the default 3 s), and the running cell is not waited for."""
+    kernel_idle_wait(1)
+    flag = tmp_path / "release"
+    notebook = _notebook(_code_cell(code_waiting_for(flag), "slow"))
+    _open(page, lab, api, "short-wait.ipynb", notebook)
+    # the sidebar is still closed: nothing was read from the kernel before it became busy
+    _run_cell(page, 0)
+    expect(page.locator(BUSY).first).to_be_visible()
+    _open_sidebar(page)
+    status = _chip(page, "kernel")
+    expect(status).to_contain_text("kernel busy")
+    expect(status).to_have_attribute("title", re.compile(r"still running a cell after 1 s;"))
+
+    lab_stub.queue(Reply("Answered while the cell runs."))
+    _ask(page, "What is in the kernel?")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("Answered while the cell runs.")
+    _wait_done(page)
+    note = answer.locator(".mm-Message-note", has_text="Answered without tools")
+    expect(note).to_contain_text("the kernel stayed busy (a cell running) for 1 s,")
+    assert "tools" not in lab_stub.chat_requests[-1].body
+    # answered while the cell still runs: it ends only when the test releases it
+    output = _cells(page).nth(0).locator(".jp-OutputArea")
+    expect(output).not_to_contain_text("user cell done")
+    flag.touch()
+    expect(output).to_contain_text("user cell done")
+
+
+def test_a_long_kernel_idle_wait_holds_the_question_past_the_default_until_the_cell_ends(
+    page: Page,
+    lab: LabServer,
+    api: httpx.Client,
+    lab_stub: StubServer,
+    kernel_idle_wait: Callable[[float], None],
+    tmp_path: Path,
+) -> None:
+    """kernelIdleWait = 60: the page's clock jumps 10 s, well past the default 3 s, while a
+    cell runs, and the question still waits for the kernel; when the cell ends it goes with
+    the kernel's variables and tools, and no note. With the default, the jump would have
+    ended the wait for the variables: the question would have gone without ``sales``."""
+    kernel_idle_wait(60)
+    # Playwright's clock: it runs at its natural pace, and fast_forward makes the page's
+    # timers see 10 s pass at once (no sleep of the test, no wall-clock assertion).
+    page.clock.install()
+    flag = tmp_path / "release"
+    notebook = _notebook(NOTEBOOK["cells"][1], _code_cell(code_waiting_for(flag), "slow"))
+    _open(page, lab, api, "long-wait.ipynb", notebook)
+    _run_cell(page, 0, "(3, 2)")
+    _run_cell(page, 1)  # the sidebar is closed: nothing read the kernel before it was busy
+    expect(page.locator(BUSY).first).to_be_visible()
+    _open_sidebar(page)
+    lab_stub.queue(Reply("sales has 3 rows."))
+    _ask(page, "How big is sales?")
+    # the submit handler started the question's wait for the kernel in the same task as
+    # the key press (no await in between), so its timer is already set
+    expect(page.locator(f"{SIDEBAR} textarea.mm-Input-text")).to_have_value("")
+    page.clock.fast_forward(10_000)
+    flag.touch()
+    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("user cell done")
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("sales has 3 rows.")
+    _wait_done(page)
+    expect(answer.locator(".mm-Message-note", has_text="Answered without tools")).to_have_count(0)
+    assert "describe_variable" in _tool_names(lab_stub.chat_requests[-1].body)
+    assert "### sales · DataFrame" in _system_message(lab_stub)
 
 
 def _settings_saved(response: Response) -> bool:
