@@ -6,11 +6,13 @@ from __future__ import annotations
 import _thread
 import dataclasses
 import random
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -317,10 +319,15 @@ def test_identical_rows_share_one_request(env):
 
 
 @pytest.fixture
-def stop_said(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+def stop_said(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """Set once apply has reacted to Ctrl-C (the pool told to stop, the user told what
     happens). A simulated Ctrl-C is only seen when the main thread next wakes: replies held
-    until this is set are in flight when it reacts, however late a loaded machine lets it."""
+    until this is set are in flight when it reacts, however late a loaded machine lets it.
+
+    Ctrl-C raises KeyboardInterrupt here, as in a kernel or IPython: a test run started in
+    the background (``pytest &``) inherits SIGINT ignored, and then a simulated Ctrl-C does
+    nothing at all."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     said = threading.Event()
     original = bulk_run.run_in_thread
 
@@ -333,7 +340,8 @@ def stop_said(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
         original(*args, on_stop=told, **kwargs)
 
     monkeypatch.setattr(bulk_run, "run_in_thread", observed)
-    return said
+    yield said
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_interrupt_keeps_finished_rows_and_a_rerun_finishes_the_rest(env, capsys, stop_said):
