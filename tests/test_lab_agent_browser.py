@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from mistral_magic.engine.provenance import code_hash
-from tests.lab_server import LabServer, code_waiting_for, start_lab
+from tests.lab_server import TOKEN, LabServer, code_waiting_for, start_lab
 from tests.stub import Reply, StubServer, ToolCallSpec
 from tests.test_lab_browser import (  # noqa: F401  (fixtures)
     ARTIFACTS,
@@ -538,3 +538,134 @@ def test_a_reload_while_a_card_waits_stops_the_task_at_that_step(
     _ask(page, "Anything left?")
     expect(_last_answer(page)).to_contain_text("Nothing left to do.")
     _wait_done(page)
+
+
+# ------------------------------------------------- the cost guard's confirmation (confirm_above)
+
+
+@pytest.fixture(scope="module")
+def guarded_lab(
+    lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LabServer]:
+    """A ``jupyter lab`` of its own whose server asks before every request
+    (``Mistral.confirm_above = 0``): a setting the server reads at start, so the other tests'
+    lab never has it, whatever the order."""
+    server = start_lab(
+        lab_stub,
+        tmp_path_factory.mktemp("lab-guarded"),
+        args=(f"--MistralServer.agent_max_steps={MAX_STEPS}", "--Mistral.confirm_above=0"),
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(server.log, ARTIFACTS / "lab-guarded-server.log")
+        assert "test-key" not in server.log.read_text(errors="replace"), "key in the log"
+
+
+@pytest.fixture
+def guarded_api(guarded_lab: LabServer) -> Iterator[httpx.Client]:
+    """The guarded lab's REST API; each test starts with its history empty and ends with no
+    kernel running."""
+    headers = {"Authorization": f"token {TOKEN}"}
+    with httpx.Client(base_url=guarded_lab.base_url, headers=headers, timeout=30) as client:
+        assert client.delete("mistral-magic/history").status_code == 204
+        yield client
+        for session in client.get("api/sessions").json():
+            client.delete(f"api/sessions/{session['id']}")
+
+
+def _confirmation(page: Page) -> Any:
+    return page.locator(f"{SIDEBAR} .mm-Confirm")
+
+
+def _asks_to_confirm(page: Page) -> Any:
+    """The answer's confirmation card, once the question was held back by the guard."""
+    answer = _last_answer(page)
+    expect(_note(page)).to_have_text("Not sent yet: this question needs your confirmation.")
+    card = answer.locator(".mm-Confirm")
+    expect(card.locator(".mm-Confirm-reason")).to_contain_text("Mistral.confirm_above")
+    expect(card.locator(".mm-Confirm-summary")).to_contain_text("mistral-large-2407")
+    return card
+
+
+def test_an_agent_task_above_confirm_above_waits_and_cancel_sends_nothing(
+    page: Page, guarded_lab: LabServer, guarded_api: httpx.Client, lab_stub: StubServer
+) -> None:
+    _open(page, guarded_lab, guarded_api, "guard-cancel.ipynb", START)
+    _open_sidebar(page)
+    before = _notebook_json(page)
+    lab_stub.queue(*SCRIPTED_TASK)
+    _agent_mode(page)
+    _ask(page, "Compute y as x divided by something")
+    card = _asks_to_confirm(page)
+    _wait_done(page)  # not streaming, no Stop: the task waits for the user, not the server
+    assert lab_stub.chat_requests == []  # the stub received nothing
+    expect(_cells(page)).to_have_count(1)
+    card.locator(".mm-Confirm-cancel").click()
+    expect(_note(page)).to_have_text("Not sent.")
+    expect(_confirmation(page)).to_have_count(0)
+    _wait_done(page)
+    assert lab_stub.chat_requests == []
+    assert _notebook_json(page) == before
+    answer = _last_answer(page)
+    expect(answer.locator(".mm-Approval")).to_have_count(0)
+    expect(answer.locator(".mm-Undo")).to_be_hidden()  # nothing to undo
+
+    # the sidebar is ready: the next question is asked about in turn, and sent on Send
+    lab_stub.reset()
+    lab_stub.queue(Reply("Nothing to do."))
+    _agent_mode(page)
+    _ask(page, "Anything to do?")
+    _asks_to_confirm(page).locator(".mm-Confirm-send").click()
+    expect(_last_answer(page)).to_contain_text("Nothing to do.")
+    _wait_done(page)
+    assert len(lab_stub.chat_requests) == 1
+
+
+def test_a_confirmed_agent_task_is_sent_once_and_its_steps_are_not_asked_again(
+    page: Page, guarded_lab: LabServer, guarded_api: httpx.Client, lab_stub: StubServer
+) -> None:
+    """``confirm_above`` is asked once per question (the guard's ``check_cost`` in the chat
+    handler); a task's later requests are kept only to ``session_budget``
+    (``round_guard``), unset here: the confirmed task runs through its cards as without
+    the guard."""
+    _open(page, guarded_lab, guarded_api, "guard-send.ipynb", START)
+    _open_sidebar(page)
+    _run_first_cell(page, 1)
+    lab_stub.queue(*SCRIPTED_TASK)
+    _agent_mode(page)
+    _ask(page, "Compute y as x divided by something")
+    card = _asks_to_confirm(page)
+    assert lab_stub.chat_requests == []
+    card.locator(".mm-Confirm-send").click()
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("Add a cell computing")
+    expect(_cells(page)).to_have_count(2)  # the insert, at once (no card), then a run card
+    expect(_card(page, 0).locator(".mm-Approval-code")).to_have_text("y = x / 0")
+    assert len(lab_stub.chat_requests) == 2
+    expect(_confirmation(page)).to_have_count(0)  # the second request was not asked about
+    _card(page, 0).locator(".mm-Approval-approve").click()
+    expect(_card(page, 1).locator(".mm-Diff-del")).to_have_text("- y = x / 0\n")
+    _card(page, 1).locator(".mm-Approval-approve").click()
+    _card(page, 2).locator(".mm-Approval-approve").click()
+    expect(answer).to_contain_text("y is 0.5")
+    _wait_done(page)
+    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("0.5")
+    # one request per scripted reply, each later step sent without asking again
+    assert len(lab_stub.chat_requests) == len(SCRIPTED_TASK)
+    # the question went once: only the first request has no tool result in it
+    first_requests = [
+        r for r in lab_stub.chat_requests if all(m["role"] != "tool" for m in r.body["messages"])
+    ]
+    assert first_requests == lab_stub.chat_requests[:1]
+    expect(_confirmation(page)).to_have_count(0)
+    assert "ZeroDivisionError" in _tool_messages(lab_stub)[1]
+    assert "Cell 1 (In[3]) ran." in _tool_messages(lab_stub)[-1]
+    expect(answer.locator(".mm-AgentBar-status")).to_contain_text(f"of at most {MAX_STEPS}")
+    provenance = _notebook_json(page)["cells"][1]["metadata"]["mistral"]
+    assert provenance["body_sha256"] == hashlib.sha256(lab_stub.chat_requests[0].raw).hexdigest()
+    answer.locator(".mm-Undo").click()
+    expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
+    expect(_cells(page)).to_have_count(1)
