@@ -540,6 +540,63 @@ def test_a_reload_while_a_card_waits_stops_the_task_at_that_step(
     _wait_done(page)
 
 
+def test_a_reload_while_the_approved_cell_runs_says_it_goes_on_in_the_kernel(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer, tmp_path: Path
+) -> None:
+    """A reload does not interrupt the kernel: the cell the task ran goes on, but the task
+    (the page drives it) ends without its result. The restored transcript says which cell
+    and that; Undo of the steps before works; the sidebar takes a new task."""
+    flag = tmp_path / "go"
+    slow = code_waiting_for(flag) + "\nfinished = 'to the end'"
+    notebook = _notebook(
+        _code_cell("x = 1\nx", "first"), _code_cell(slow, "slow"), _code_cell("finished", "end")
+    )
+    _open(page, lab, api, "reload-run.ipynb", notebook)
+    _open_sidebar(page)
+    before = _notebook_json(page)["cells"]
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 3, "source": "y = 2"})]),
+        Reply(tool_calls=[ToolCallSpec("edit_cell", {"index": 0, "source": "x = 5\nx"})]),
+        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+    )
+    asked = len(lab_stub.chat_requests)
+    _agent_mode(page)
+    _ask(page, "Set x to 5, add y and run the slow cell")
+    _card(page, 0).locator(".mm-Approval-approve").click()
+    _card(page, 1).locator(".mm-Approval-approve").click()  # Run cell 1
+    expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_contain_text("[*]")
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+
+    page.reload()
+    expect(_cells(page)).to_have_count(4)
+    _open_sidebar(page)
+    answer = _last_answer(page)
+    expect(answer).to_contain_text("Add a cell computing")  # the plan
+    expect(_note(page)).to_have_text(
+        "Stopped: the page was reloaded while cell 1 ran; it goes on running in the kernel, "
+        "but the task did not see its result."
+    )
+    assert len(lab_stub.chat_requests) - asked == 3  # the run's result never went back
+    expect(answer.locator(".mm-Tool")).to_have_count(2)  # the steps done before
+    expect(page.locator(f"{SIDEBAR} .mm-Approval-buttons button")).to_have_count(0)
+    expect(page.locator(f"{SIDEBAR} .mm-Stop")).to_be_hidden()  # not "running"
+    answer.locator(".mm-Undo").click()
+    expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
+    assert _notebook_json(page)["cells"] == before
+
+    # the cell went on in the kernel, not interrupted: released, it runs to its end
+    flag.touch()
+    _run_cell(page, 2, "to the end")
+
+    # the sidebar is ready for a new task
+    lab_stub.queue(Reply("Nothing left to do."))
+    _agent_mode(page)
+    _ask(page, "Anything left?")
+    expect(_last_answer(page)).to_contain_text("Nothing left to do.")
+    _wait_done(page)
+
+
 # ------------------------------------------------- the cost guard's confirmation (confirm_above)
 
 

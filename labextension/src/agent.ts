@@ -57,10 +57,20 @@ export interface ICheckpoint {
   path: string;
   saved: ISaved[];
   added: string[];
-  /** The step whose approval card is waiting ("Run cell 1"), while it waits: the page
-   * drives the task, so a reload then ends the task there, and the restored transcript
-   * says so. */
-  awaiting?: string;
+  /** The step the task is in the middle of, while it is: the page drives the task, so a
+   * reload then ends the task there, and the restored transcript says where. */
+  inFlight?: IStepInFlight;
+}
+
+/** Where a step of a task is between its card and its result: its card waits for the
+ * user's approval, its approved run waits for a busy kernel, or its cell runs (a reload
+ * does not interrupt the kernel: the cell goes on, but its result never reaches the task). */
+export interface IStepInFlight {
+  /** The step as its card names it ("Run cell 1"). */
+  step: string;
+  phase: 'approval' | 'kernel' | 'running';
+  /** The cell running, by its index when it started (phase 'running'). */
+  cell?: number;
 }
 
 export interface IAgentView {
@@ -94,8 +104,8 @@ export class AgentTask implements IAgentUndo {
   readonly saved = new Map<string, ISaved>();
   readonly added = new Set<string>();
 
-  /** The step whose card waits for the user's click (kept with the checkpoint). */
-  private awaiting: string | null = null;
+  /** The step between its card and its result (kept with the checkpoint). */
+  private inFlight: IStepInFlight | null = null;
 
   /** A cell this task asked the kernel to run is running now, in a notebook still open
    * (Stop leaves it running; `interrupt` is the user's choice). */
@@ -121,6 +131,11 @@ export class AgentTask implements IAgentUndo {
       end();
     }
     this.waiting.clear();
+    // no step is the task's any more (a cell left running is the user's now); when the
+    // page is leaving, persist() keeps the checkpoint as it was: where the reload hit
+    if (this.inFlight) {
+      this.setInFlight(null);
+    }
     this.view.note(null);
     this.view.changed();
   }
@@ -270,7 +285,10 @@ export class AgentTask implements IAgentUndo {
     if (!session.session?.kernel) {
       return error('the notebook has no running kernel; the cell was not run.');
     }
+    const step = `Run cell ${index}`;
+    this.setInFlight({ step, phase: 'kernel' });
     const idle = await this.kernelIdle(call.timeout_ms);
+    this.setInFlight(null);
     if (idle === 'stopped') {
       return { status: 'declined', result: 'The user stopped the task.' };
     }
@@ -305,6 +323,7 @@ export class AgentTask implements IAgentUndo {
     session.statusChanged.connect(watch);
     let status: 'ok' | 'error' = 'ok';
     const execution = CodeCell.execute(target, session);
+    this.setInFlight({ step, phase: 'running', cell: at });
     this.running = true;
     this.view.changed();
     // the flag follows the cell's own run, also after the task stopped waiting for it
@@ -333,6 +352,7 @@ export class AgentTask implements IAgentUndo {
       );
     } finally {
       session.statusChanged.disconnect(watch);
+      this.setInFlight(null);
     }
     if (restarted) {
       this.stop();
@@ -445,13 +465,19 @@ export class AgentTask implements IAgentUndo {
     this.persist();
   }
 
+  /** The step in flight now (null: none), kept with the checkpoint. */
+  private setInFlight(inFlight: IStepInFlight | null): void {
+    this.inFlight = inFlight;
+    this.persist();
+  }
+
   /** Keep the checkpoint in the tab's storage, for an Undo after a page reload, with the
-   * step waiting for approval if one is (rewritten whole at each change and each card: a
+   * step in flight if one is (rewritten whole at each change and each phase of a step: a
    * few times a step, at most MistralServer.agent_max_steps steps a task). */
   private persist(): void {
     if (pageLeaving) {
-      // the stream ends with the page and the task stops, rejecting its card: the tab
-      // keeps the card as waiting, which is what the reloaded page must say
+      // the stream ends with the page and the task stops, rejecting its card or ending
+      // its wait: the tab keeps the step as it was in flight, which the reloaded page says
       return;
     }
     const checkpoint: ICheckpoint = {
@@ -459,12 +485,12 @@ export class AgentTask implements IAgentUndo {
       saved: [...this.saved.values()],
       added: [...this.added]
     };
-    if (this.awaiting) {
-      checkpoint.awaiting = this.awaiting;
+    if (this.inFlight) {
+      checkpoint.inFlight = this.inFlight;
     }
     // by its own sizes, not `changed`: a notebook closed meanwhile keeps its checkpoint
     const kept =
-      this.saved.size > 0 || this.added.size > 0 || this.awaiting !== null;
+      this.saved.size > 0 || this.added.size > 0 || this.inFlight !== null;
     keepCheckpoint(this.task, kept ? checkpoint : null);
   }
 
@@ -528,8 +554,7 @@ export class AgentTask implements IAgentUndo {
           window.clearTimeout(timer);
           this.view.autoApprove.removeEventListener('change', switched);
           settleCard(decision, how);
-          this.awaiting = null;
-          this.persist();
+          this.setInFlight(null);
           resolve(decision);
         }
       };
@@ -556,8 +581,7 @@ export class AgentTask implements IAgentUndo {
         this.view.autoApprove.checked = true;
         finish('approve', 'Approved (and the rest of this task).');
       });
-      this.awaiting = card.step;
-      this.persist();
+      this.setInFlight({ step: card.step, phase: 'approval' });
     });
   }
 
@@ -734,11 +758,10 @@ export class RestoredTask implements IAgentUndo {
   readonly stopped = true;
   readonly executing = false;
 
-  /** The step whose approval card was waiting when the page went away ("Run cell 1"):
-   * nothing of it ran, and the task ended there (the server stops a task whose page
-   * leaves). Null if no card waited. */
-  get awaited(): string | null {
-    return this.checkpoint?.awaiting ?? null;
+  /** The step the task was in the middle of when the page went away (the server stops a
+   * task whose page leaves, so the task ended there). Null if none was. */
+  get inFlight(): IStepInFlight | null {
+    return this.checkpoint?.inFlight ?? null;
   }
 
   get changed(): boolean {
@@ -763,8 +786,8 @@ export class RestoredTask implements IAgentUndo {
       checkpoint.saved,
       checkpoint.added
     );
-    // the step that waited stays known: the transcript says the same after another reload
-    this.checkpoint = checkpoint.awaiting
+    // the step in flight stays known: the transcript says the same after another reload
+    this.checkpoint = checkpoint.inFlight
       ? { ...checkpoint, saved: [], added: [] }
       : null;
     keepCheckpoint(this.task, this.checkpoint);

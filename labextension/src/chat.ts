@@ -27,7 +27,13 @@ import {
   replaceActive,
   selectedText
 } from './notebook';
-import { AgentTask, IAgentUndo, markAgentCells, RestoredTask } from './agent';
+import {
+  AgentTask,
+  IAgentUndo,
+  IStepInFlight,
+  markAgentCells,
+  RestoredTask
+} from './agent';
 import { KernelToolCache, registerRunner, relayToolCall } from './tools';
 import {
   IAgentProgress,
@@ -976,8 +982,10 @@ export class ChatSidebar extends Panel {
         if (entry.error) {
           view.setError(entry.error);
         } else if (entry.stopped) {
-          // a card waited when the page went away: the server stopped the task there
-          view.setNote(task?.awaited ? reloadedNote(task.awaited) : 'Stopped.');
+          // a step was in flight when the page went away: the server stopped the task there
+          view.setNote(
+            task?.inFlight ? reloadedNote(task.inFlight) : 'Stopped.'
+          );
         }
         if (task && entry.agent) {
           const bar = new AgentBar(task);
@@ -1090,10 +1098,19 @@ const CLOSED_NOTE =
   'Stopped: the notebook of this task was closed. Nothing was written to any other notebook.';
 const RESTARTED_NOTE =
   'Stopped: the notebook’s kernel restarted, so the variables the task relied on are gone. Its changes so far can still be undone.';
-/** The line of a task whose approval card waited when the page was reloaded (the page
- * drives the task: the server ends it when the page leaves). */
-function reloadedNote(step: string): string {
-  return `Stopped: the page was reloaded while this step (${step}) waited for your approval; nothing of it was run.`;
+/** The line of a task that was in the middle of a step when the page was reloaded (the
+ * page drives the task: the server ends it when the page leaves; the kernel is not
+ * interrupted, so a cell it ran goes on, unseen by the task). */
+function reloadedNote({ step, phase, cell }: IStepInFlight): string {
+  const reloaded = 'Stopped: the page was reloaded while';
+  switch (phase) {
+    case 'kernel':
+      return `${reloaded} ${step} waited for the kernel; it was not run.`;
+    case 'running':
+      return `${reloaded} cell ${cell} ran; it goes on running in the kernel, but the task did not see its result.`;
+    default:
+      return `${reloaded} this step (${step}) waited for your approval; nothing of it was run.`;
+  }
 }
 const AGENT_PLACEHOLDER =
   'Give Mistral a task on this notebook, e.g. "load sales.csv and plot revenue per month"';
