@@ -481,6 +481,7 @@ export class ChatSidebar extends Panel {
         return;
       }
       answer.setNote('Not sent yet: this question needs your confirmation.');
+      bar?.say(AGENT_HELD);
       answer.askToConfirm(
         asked,
         () => {
@@ -489,6 +490,7 @@ export class ChatSidebar extends Panel {
             return;
           }
           answer.setNote('');
+          bar?.say(AGENT_STARTED);
           answer.streaming = true;
           const next = UUID.uuid4().replace(/-/g, '');
           if (task) {
@@ -500,6 +502,7 @@ export class ChatSidebar extends Panel {
         },
         () => {
           answer.setNote('Not sent.');
+          bar?.say(AGENT_NOT_SENT);
           finishTask();
         }
       );
@@ -1115,6 +1118,12 @@ function reloadedNote({ step, phase, cell }: IStepInFlight): string {
 const AGENT_PLACEHOLDER =
   'Give Mistral a task on this notebook, e.g. "load sales.csv and plot revenue per month"';
 
+/** An agent task's line before its first step: sent, held back by the cost guard
+ * (Mistral.confirm_above) until the user confirms, or never sent. */
+const AGENT_STARTED = 'Agent task started.';
+const AGENT_HELD = 'Agent task not started: it waits for your confirmation.';
+const AGENT_NOT_SENT = 'Agent task not started: nothing was sent.';
+
 /** An agent task's line under its answer: steps, tokens, cost; then "Undo agent changes". */
 class AgentBar {
   constructor(private readonly task: IAgentUndo) {
@@ -1122,7 +1131,7 @@ class AgentBar {
     this.node.className = 'mm-AgentBar';
     this.status = document.createElement('span');
     this.status.className = 'mm-AgentBar-status';
-    this.status.textContent = 'Agent task started.';
+    this.status.textContent = AGENT_STARTED;
     this.undo = document.createElement('button');
     this.undo.type = 'button';
     this.undo.className = 'jp-Button mm-Undo';
@@ -1157,6 +1166,11 @@ class AgentBar {
     this.waitNote.className = 'mm-AgentBar-note';
     this.waitNote.hidden = true;
     this.node.append(this.status, this.interrupt, this.undo, this.waitNote);
+  }
+
+  /** The task's state before its first step (the cost guard may hold it back). */
+  say(status: string): void {
+    this.status.textContent = status;
   }
 
   /** What the task waits for (the kernel), or nothing. */
