@@ -597,6 +597,50 @@ def test_a_reload_while_the_approved_cell_runs_says_it_goes_on_in_the_kernel(
     _wait_done(page)
 
 
+def test_a_reload_while_the_approved_run_waits_for_the_kernel_says_it_was_not_run(
+    page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer, tmp_path: Path
+) -> None:
+    flag = tmp_path / "go"
+    notebook = _notebook(_code_cell(code_waiting_for(flag), "slow"), _code_cell("z = 3\nz", "z"))
+    _open(page, lab, api, "reload-kernel.ipynb", notebook)
+    _open_sidebar(page)
+    before = _notebook_json(page)["cells"]
+    _run_cell(page, 0)  # the user's long cell: the kernel is busy until the flag exists
+    expect(page.locator(".jp-StatusBar-Widget:has-text('| Busy')").first).to_be_visible()
+    lab_stub.queue(
+        Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 2, "source": "y = 2"})]),
+        Reply(tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
+    )
+    asked = len(lab_stub.chat_requests)
+    _agent_mode(page)
+    _ask(page, "Add y and run the cell computing z")
+    _card(page, 0).locator(".mm-Approval-approve").click()  # Run cell 1
+    expect(_last_answer(page).locator(".mm-AgentBar-note")).to_contain_text(
+        "Waiting for the kernel"
+    )
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+
+    page.reload()
+    expect(_cells(page)).to_have_count(3)
+    _open_sidebar(page)
+    answer = _last_answer(page)
+    expect(_note(page)).to_have_text(
+        "Stopped: the page was reloaded while Run cell 1 waited for the kernel; it was not run."
+    )
+    assert len(lab_stub.chat_requests) - asked == 2
+    expect(answer.locator(".mm-Tool")).to_have_count(1)  # the insert
+    expect(page.locator(f"{SIDEBAR} .mm-Stop")).to_be_hidden()
+    answer.locator(".mm-Undo").click()
+    expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
+    expect(_cells(page)).to_have_count(2)
+    # the kernel, once free, never ran the approved cell: the user's run of it is In[2]
+    flag.touch()
+    _run_cell(page, 1, "3")
+    expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_contain_text("[2]")
+    assert [c["source"] for c in _notebook_json(page)["cells"]] == [c["source"] for c in before]
+
+
 # ------------------------------------------------- the cost guard's confirmation (confirm_above)
 
 
@@ -657,11 +701,14 @@ def test_an_agent_task_above_confirm_above_waits_and_cancel_sends_nothing(
     _agent_mode(page)
     _ask(page, "Compute y as x divided by something")
     card = _asks_to_confirm(page)
+    status = _last_answer(page).locator(".mm-AgentBar-status")
+    expect(status).to_have_text("Agent task not started: it waits for your confirmation.")
     _wait_done(page)  # not streaming, no Stop: the task waits for the user, not the server
     assert lab_stub.chat_requests == []  # the stub received nothing
     expect(_cells(page)).to_have_count(1)
     card.locator(".mm-Confirm-cancel").click()
     expect(_note(page)).to_have_text("Not sent.")
+    expect(status).to_have_text("Agent task not started: nothing was sent.")
     expect(_confirmation(page)).to_have_count(0)
     _wait_done(page)
     assert lab_stub.chat_requests == []
