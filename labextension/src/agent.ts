@@ -150,8 +150,15 @@ export class AgentTask implements IAgentUndo {
     }
   }
 
-  /** The `agent` runner. */
+  /** The `agent` runner: one step. A step that ends after the task stopped (a card the
+   * stop rejected, a wait for the kernel it ended, a cell left running) is marked so that
+   * nothing is posted for it: a stopped task asks the model nothing more. */
   async run(call: IToolCall): Promise<IToolOutcome> {
+    const outcome = await this.step(call);
+    return this.stopped ? { ...outcome, taskStopped: true } : outcome;
+  }
+
+  private async step(call: IToolCall): Promise<IToolOutcome> {
     if (this.panel.isDisposed) {
       return error('the notebook of this task is closed; nothing was done.');
     }

@@ -515,7 +515,7 @@ export class ChatSidebar extends Panel {
    * running keeps running: its task then offers to interrupt it. */
   stop(note?: string): void {
     for (const task of this.agentTasks.values()) {
-      task.stop(); // cards waiting for a click are rejected
+      task.stop(); // cards waiting for a click are rejected (and nothing posted for them)
     }
     if (this.controller) {
       const requestId = this.requestId;

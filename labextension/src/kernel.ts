@@ -355,6 +355,10 @@ export interface IToolOutcome {
   status: 'ok' | 'error' | 'declined';
   result: string;
   seconds?: number;
+  /** The task this call belonged to stopped (Stop, a kernel restart, the notebook closed)
+   * before it had a result: nothing is posted back, since a "declined" result would let
+   * the server ask the model again before the stop's cancel reaches it. */
+  taskStopped?: boolean;
 }
 
 function base64(text: string): string {

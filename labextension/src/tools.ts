@@ -72,6 +72,9 @@ export async function relayToolCall(
       };
     }
   }
+  if (outcome.taskStopped) {
+    return outcome; // the stop cancels the request on the server; nothing to answer
+  }
   try {
     // {accepted: false}: the server stopped waiting (timeout, Stop); nothing to do.
     await requestAPI<{ accepted: boolean }>('tool_result', {
