@@ -3,13 +3,11 @@ Mistral in the output area, sharing the session of the magics (settings, convers
 usage, notebook context). A face: it imports no other face (the shared reply view is
 :mod:`.widgets`).
 
-Keys in the input box: ipywidgets' ``Textarea`` reports no key events, so a few lines of
-JavaScript in the panel (an ``HTML`` widget; rendered by JupyterLab, Notebook 7 and VS Code,
-which execute inline handlers in widget HTML) make Enter append an invisible send mark to the
-text; the kernel sends when the synced value ends with it. The mark travels with the text in
-the same model update, so a send never loses the last characters typed, even while the kernel
-is busy. Shift+Enter inserts a new line as usual. Where the script cannot run, the box keeps
-its plain behaviour and the Send button sends (the placeholder says which applies).
+Keys in the input box: a small front-end module (:mod:`.frontend`, run by anywidget) makes
+Enter send — the text travels in the send message itself, since value updates are throttled
+and a custom message can overtake them — and Shift+Enter insert a new line; the Send button
+sends too. A sent message empties the box; one that is refused (a reply still streaming, the
+cost guard) stays in it.
 """
 
 from __future__ import annotations
@@ -133,8 +131,21 @@ class ChatPanel(w.VBox):
         return self.current is not None and self.current.streaming
 
     def send(self, text: str | None = None) -> ReplyView | None:
-        """Send ``text`` (default: the input box). Refused, with a note, while a reply streams."""
-        message = (self.input.value if text is None else text).strip()
+        """Send ``text`` (default: the input box). Refused, with a note, while a reply streams;
+        a refused message from the box goes back into it (Enter empties the box in the
+        browser at once, so that no value update from typing still in flight can bring a
+        sent message back)."""
+        from_box = text is None
+        message = (self.input.value if from_box else text).strip()
+        reply = self._send_message(message)
+        if from_box:
+            if reply is not None:
+                self.input.value = ""
+            elif message:
+                self.input.restore(message)
+        return reply
+
+    def _send_message(self, message: str) -> ReplyView | None:
         if self.streaming:
             self._status(
                 "A reply is still streaming: wait for it or press Stop. Your message "
@@ -162,7 +173,6 @@ class ChatPanel(w.VBox):
         if check.verdict == REFUSE:  # nothing is sent; the message stays in the box
             self._status(check.reason, problem=True)
             return None
-        self.input.value = ""
         reply = ReplyView(
             self.session, self.inserter, on_finish=self._finished, on_insert=self._inserted
         )

@@ -31,10 +31,19 @@ function messageBox({ model, el }) {
       return;
     }
     event.preventDefault();
-    push();
     // the text goes with the message: value updates are throttled by the widget manager
-    // and a custom message can overtake them
+    // and a custom message can overtake them. The box empties at once, as this side's
+    // newest value, so no update from typing still in flight can bring the text back; the
+    // kernel puts back a message it does not send ("restore").
     model.send({ type: "send", text: box.value });
+    box.value = "";
+    push();
+  };
+  const onCustom = (message) => {
+    if (message && message.type === "restore" && typeof message.text === "string") {
+      box.value = message.text;
+      push();
+    }
   };
   const onChange = () => {
     const value = model.get("value") || "";
@@ -46,6 +55,7 @@ function messageBox({ model, el }) {
   box.addEventListener("keypress", stop);
   model.on("change:value", onChange);
   model.on("change:disabled", onDisabled);
+  model.on("msg:custom", onCustom);
   onDisabled();
   return () => {
     box.removeEventListener("input", onInput);
@@ -53,6 +63,7 @@ function messageBox({ model, el }) {
     box.removeEventListener("keypress", stop);
     model.off("change:value", onChange);
     model.off("change:disabled", onDisabled);
+    model.off("msg:custom", onCustom);
   };
 }
 

@@ -27,7 +27,8 @@ def _classes() -> tuple[type, type]:
 
     class MessageBox(anywidget.AnyWidget):
         """A text box whose Enter key sends: ``on_send`` callbacks run with ``value`` set to
-        what the box held (the ``send`` message carries it)."""
+        what the box held (the ``send`` message carries it); the browser empties the box at
+        once, and ``restore`` puts back a message that was not sent."""
 
         _esm = MODULE
         kind = traitlets.Unicode("message_box").tag(sync=True)
@@ -43,6 +44,12 @@ def _classes() -> tuple[type, type]:
 
         def on_send(self, callback: Callable[[], Any]) -> None:
             self._send_callbacks.append(callback)
+
+        def restore(self, text: str) -> None:
+            """Put ``text`` back into the box (a message that was not sent): Enter has
+            emptied it in the browser already."""
+            self.value = text
+            self.send({"type": "restore", "text": text})
 
         def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
             if isinstance(content, dict) and content.get("type") == "send":
