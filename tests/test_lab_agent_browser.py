@@ -91,6 +91,25 @@ def _agent_mode(page: Page) -> None:
     expect(page.locator(f"{SIDEBAR} .mm-AutoApprove")).to_be_visible()
 
 
+def _save_and_reload(page: Page, cells: int) -> Any:
+    """Save the notebook (the reloaded page opens it with the agent's changes), reload the
+    page, wait for its ``cells`` and the sidebar; the last answer (the restored task)."""
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+    page.reload()
+    expect(_cells(page)).to_have_count(cells)
+    _open_sidebar(page)
+    return _last_answer(page)
+
+
+def _a_new_task_runs(page: Page, stub: StubServer) -> None:
+    stub.queue(Reply("Nothing left to do."))
+    _agent_mode(page)
+    _ask(page, "Anything left?")
+    expect(_last_answer(page)).to_contain_text("Nothing left to do.")
+    _wait_done(page)
+
+
 def _card(page: Page, number: int) -> Any:
     return _last_answer(page).locator(".mm-Approval").nth(number)
 
@@ -472,13 +491,7 @@ def test_the_task_and_its_undo_survive_a_page_reload(
     expect(_last_answer(page)).to_contain_text("Done: x is 5")
     _wait_done(page)
     # saved: the reloaded page opens the notebook with the agent's changes in it
-    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
-
-    page.reload()
-    expect(_cells(page)).to_have_count(2)
-    _open_sidebar(page)
-    answer = _last_answer(page)
+    answer = _save_and_reload(page, cells=2)
     expect(answer).to_contain_text("Done: x is 5")  # the transcript, its tool lines
     expect(answer.locator(".mm-Tool")).to_have_count(2)
     expect(answer.locator(".mm-AgentBar-status")).to_contain_text(f"Step 2 of at most {MAX_STEPS}")
@@ -508,13 +521,7 @@ def test_a_reload_while_a_card_waits_stops_the_task_at_that_step(
     _ask(page, "Set x to 5, add y and run it")
     _card(page, 0).locator(".mm-Approval-approve").click()
     expect(_card(page, 1).locator(".mm-Approval-approve")).to_be_visible()  # Run cell 1?
-    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
-
-    page.reload()
-    expect(_cells(page)).to_have_count(2)
-    _open_sidebar(page)
-    answer = _last_answer(page)
+    answer = _save_and_reload(page, cells=2)
     expect(answer).to_contain_text("Add a cell computing")  # the plan
     # the server ended the task when the page left (its exchange is in the history) and
     # asked the model nothing more
@@ -532,12 +539,7 @@ def test_a_reload_while_a_card_waits_stops_the_task_at_that_step(
     expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
     assert _notebook_json(page)["cells"] == before
 
-    # the sidebar is ready for a new task
-    lab_stub.queue(Reply("Nothing left to do."))
-    _agent_mode(page)
-    _ask(page, "Anything left?")
-    expect(_last_answer(page)).to_contain_text("Nothing left to do.")
-    _wait_done(page)
+    _a_new_task_runs(page, lab_stub)  # the sidebar is ready for a new task
 
 
 def test_a_reload_while_the_approved_cell_runs_says_it_goes_on_in_the_kernel(
@@ -565,13 +567,7 @@ def test_a_reload_while_the_approved_cell_runs_says_it_goes_on_in_the_kernel(
     _card(page, 0).locator(".mm-Approval-approve").click()
     _card(page, 1).locator(".mm-Approval-approve").click()  # Run cell 1
     expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_contain_text("[*]")
-    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
-
-    page.reload()
-    expect(_cells(page)).to_have_count(4)
-    _open_sidebar(page)
-    answer = _last_answer(page)
+    answer = _save_and_reload(page, cells=4)
     expect(answer).to_contain_text("Add a cell computing")  # the plan
     expect(_note(page)).to_have_text(
         "Stopped: the page was reloaded while cell 1 ran; it goes on running in the kernel, "
@@ -589,12 +585,7 @@ def test_a_reload_while_the_approved_cell_runs_says_it_goes_on_in_the_kernel(
     flag.touch()
     _run_cell(page, 2, "to the end")
 
-    # the sidebar is ready for a new task
-    lab_stub.queue(Reply("Nothing left to do."))
-    _agent_mode(page)
-    _ask(page, "Anything left?")
-    expect(_last_answer(page)).to_contain_text("Nothing left to do.")
-    _wait_done(page)
+    _a_new_task_runs(page, lab_stub)  # the sidebar is ready for a new task
 
 
 def test_a_reload_while_the_approved_run_waits_for_the_kernel_says_it_was_not_run(
@@ -618,13 +609,7 @@ def test_a_reload_while_the_approved_run_waits_for_the_kernel_says_it_was_not_ru
     expect(_last_answer(page).locator(".mm-AgentBar-note")).to_contain_text(
         "Waiting for the kernel"
     )
-    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
-
-    page.reload()
-    expect(_cells(page)).to_have_count(3)
-    _open_sidebar(page)
-    answer = _last_answer(page)
+    answer = _save_and_reload(page, cells=3)
     expect(_note(page)).to_have_text(
         "Stopped: the page was reloaded while Run cell 1 waited for the kernel; it was not run."
     )
