@@ -51,7 +51,8 @@ function readSettings(
     tools: composite.tools ?? true,
     kernelIdleWait: seconds(
       composite.kernelIdleWait,
-      DEFAULT_SETTINGS.kernelIdleWait
+      DEFAULT_SETTINGS.kernelIdleWait,
+      MAX_KERNEL_IDLE_WAIT
     ),
     defaultContext: {
       ...DEFAULT_SETTINGS.defaultContext,
@@ -60,11 +61,14 @@ function readSettings(
   };
 }
 
-/** A setting in seconds: a finite number of 0 or more, else `fallback` (the schema checks
- * the Settings Editor's input; this guards a hand-edited overrides.json). */
-function seconds(value: unknown, fallback: number): number {
+/** The schema's maximum for `kernelIdleWait`: every wait stays bounded. */
+const MAX_KERNEL_IDLE_WAIT = 120;
+
+/** A setting in seconds: a finite number of 0 or more, at most `max`, else `fallback` (the
+ * schema checks the Settings Editor's input; this guards a hand-edited overrides.json). */
+function seconds(value: unknown, fallback: number, max: number): number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0
-    ? value
+    ? Math.min(value, max)
     : fallback;
 }
 
