@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.stub import StubServer
 
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"  # screenshots and server logs of browser tests and benchmarks
+TIMEOUT_MS = 60_000  # the bound of every wait for the page (a setting of each test page)
 TOKEN = "browser-test-token"
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -232,15 +233,3 @@ def _wait_until_up(lab: LabServer, timeout: float = 90) -> None:
     raise RuntimeError(
         f"jupyter lab did not start in {timeout:g} s:\n{lab.log.read_text()[-3000:]}"
     )
-
-
-# Browser test modules import these two: pytest-jupyter's autouse loop fixture would close the
-# event loop that Playwright's sync API runs in the test thread, and its cleanup needs it.
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> Iterator[None]:
-    yield None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> Iterator[None]:
-    yield None

@@ -19,29 +19,21 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from mistral_magic.engine.inline import CURSOR
-from tests.lab_server import (  # noqa: F401  (overrides)
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.lab_server import (
+    ARTIFACTS,
+    TIMEOUT_MS,
     TOKEN,
     LabServer,
     code_cell,
-    jp_asyncio_loop,
-    jp_server_cleanup,
     python_notebook,
     start_lab,
 )
 from tests.stub import Reply, StubServer
 from tests.stub.models import CODESTRAL_NAMES
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "artifacts"
-TIMEOUT_MS = 60_000
-# A loaded machine: waits are bounded, not short. Process-wide, as in the other browser
-# modules (same value): resetting it after a test shortened theirs when they ran later.
-expect.set_options(timeout=TIMEOUT_MS)
 GHOST = ".jp-GhostText"
 
 pytestmark = pytest.mark.timeout(300)
@@ -103,18 +95,6 @@ def setup(
             ARTIFACTS.mkdir(exist_ok=True)
             shutil.copy(lab.log, ARTIFACTS / f"lab-inline-{mode}.log")
             assert stub.api_key not in lab.log.read_text(errors="replace"), "key in the log"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

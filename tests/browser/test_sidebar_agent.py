@@ -1,10 +1,9 @@
-# ruff: noqa: F811  (the fixtures imported from test_lab_browser are parameters here)
 """Agent mode in a real browser (issue #14): a real ``jupyter lab`` with the stub scripted as
 the model, a real kernel, real clicks on the approval cards. Each scripted reply is one of the
 task's model requests; the page acts on the notebook model; the notebook JSON is compared
 before and after Undo.
 
-Same rules as ``test_lab_browser``: a fresh page and notebook per test, no sleeps (every wait
+Same rules as ``test_sidebar``: a fresh page and notebook per test, no sleeps (every wait
 is for something to appear), no console errors, the key never on the page.
 """
 
@@ -21,36 +20,24 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from mistral_magic.engine.provenance import code_hash
-from tests.lab_server import TOKEN, LabServer, code_waiting_for, start_lab
-from tests.stub import Reply, StubServer, ToolCallSpec
-from tests.test_lab_browser import (  # noqa: F401  (fixtures)
+from tests.browser import sidebar as ui
+from tests.lab_server import (
     ARTIFACTS,
     SIDEBAR,
-    _ask,
-    _cell_counts,
-    _cells,
-    _code_cell,
-    _kernel,
-    _last_answer,
-    _notebook,
-    _open,
-    _open_sidebar,
-    _run_cell,
-    _wait_done,
-    api,
-    browser,
-    clean_state,
-    jp_asyncio_loop,
-    jp_server_cleanup,
-    lab_stub,
-    page,
+    TOKEN,
+    LabServer,
+    code_cell,
+    code_waiting_for,
+    python_notebook,
+    start_lab,
 )
+from tests.stub import Reply, StubServer, ToolCallSpec
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("clean_state")]
 
 MAX_STEPS = 4
 PLAN = "Plan:\n\n1. Add a cell computing `y`.\n2. Run it and fix it if it fails."
-START = _notebook(_code_cell("x = 1\nx", "first"))
+START = python_notebook(code_cell("x = 1\nx", "first"))
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +64,8 @@ def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def _run_first_cell(page: Page, count: int) -> None:
     """Run cell 0 and wait until the run is over (its output, then its count: the output
     can show before the kernel's reply sets the execution count)."""
-    _run_cell(page, 0, "1")
-    expect(_cells(page).nth(0).locator(".jp-InputPrompt")).to_contain_text(f"[{count}]")
+    ui.run_cell(page, 0, "1")
+    expect(ui.cells(page).nth(0).locator(".jp-InputPrompt")).to_contain_text(f"[{count}]")
 
 
 def _notebook_json(page: Page) -> dict[str, Any]:
@@ -97,21 +84,21 @@ def _save_and_reload(page: Page, cells: int) -> Any:
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
     page.reload()
-    expect(_cells(page)).to_have_count(cells)
-    _open_sidebar(page)
-    return _last_answer(page)
+    expect(ui.cells(page)).to_have_count(cells)
+    ui.open_sidebar(page)
+    return ui.last_answer(page)
 
 
 def _a_new_task_runs(page: Page, stub: StubServer) -> None:
     stub.queue(Reply("Nothing left to do."))
     _agent_mode(page)
-    _ask(page, "Anything left?")
-    expect(_last_answer(page)).to_contain_text("Nothing left to do.")
-    _wait_done(page)
+    ui.ask(page, "Anything left?")
+    expect(ui.last_answer(page)).to_contain_text("Nothing left to do.")
+    ui.wait_done(page)
 
 
 def _card(page: Page, number: int) -> Any:
-    return _last_answer(page).locator(".mm-Approval").nth(number)
+    return ui.last_answer(page).locator(".mm-Approval").nth(number)
 
 
 def _tool_messages(stub: StubServer) -> list[str]:
@@ -132,17 +119,17 @@ SCRIPTED_TASK = (
 def test_an_agent_task_inserts_runs_fixes_and_undo_restores_the_notebook(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    _open(page, lab, api, "agent.ipynb", START)
-    _open_sidebar(page)
+    ui.open_notebook(page, lab, api, "agent.ipynb", START)
+    ui.open_sidebar(page)
     _run_first_cell(page, 1)
     before = _notebook_json(page)
     lab_stub.queue(*SCRIPTED_TASK)
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
-    _ask(page, "Compute y as x divided by something")
-    answer = _last_answer(page)
+    ui.ask(page, "Compute y as x divided by something")
+    answer = ui.last_answer(page)
     expect(answer).to_contain_text("Add a cell computing")  # the plan, with the first reply
-    expect(_cells(page)).to_have_count(2)  # the insert shows at once, not run
+    expect(ui.cells(page)).to_have_count(2)  # the insert shows at once, not run
     run = _card(page, 0)
     expect(run.locator(".mm-Approval-code")).to_have_text("y = x / 0")
     run.locator(".mm-Approval-approve").click()
@@ -158,14 +145,14 @@ def test_an_agent_task_inserts_runs_fixes_and_undo_restores_the_notebook(
     edit.locator(".mm-Approval-approve").click()
     _card(page, 2).locator(".mm-Approval-approve").click()
     expect(answer).to_contain_text("y is 0.5")
-    _wait_done(page)
-    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("0.5")
+    ui.wait_done(page)
+    expect(ui.cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("0.5")
     assert len(lab_stub.chat_requests) - asked == 5  # one request per scripted reply
     assert "Cell 1 (In[3]) ran." in _tool_messages(lab_stub)[-1]
 
     # badge and provenance on the agent's cell, none on the user's
-    expect(_cells(page).nth(1)).to_have_class(lambda_class("mm-AgentCell"))
-    expect(_cells(page).nth(0)).not_to_have_class(lambda_class("mm-AgentCell"))
+    expect(ui.cells(page).nth(1)).to_have_class(lambda_class("mm-AgentCell"))
+    expect(ui.cells(page).nth(0)).not_to_have_class(lambda_class("mm-AgentCell"))
     after = _notebook_json(page)
     provenance = after["cells"][1]["metadata"]["mistral"]
     assert provenance["model"] == "mistral-large-2407" and provenance["step"] >= 3
@@ -193,7 +180,7 @@ def test_an_agent_task_inserts_runs_fixes_and_undo_restores_the_notebook(
     expected = dict(before)
     expected["cells"] = [dict(before["cells"][0], source="x = 10\nx")]
     assert _notebook_json(page) == expected
-    expect(_cells(page)).to_have_count(1)
+    expect(ui.cells(page)).to_have_count(1)
 
 
 def lambda_class(name: str) -> Any:
@@ -205,8 +192,8 @@ def lambda_class(name: str) -> Any:
 def test_rejected_steps_run_nothing_and_the_model_reads_rejected(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    _open(page, lab, api, "reject.ipynb", START)
-    _open_sidebar(page)
+    ui.open_notebook(page, lab, api, "reject.ipynb", START)
+    ui.open_sidebar(page)
     _run_first_cell(page, 1)
     before = _notebook_json(page)
     assert before["cells"][0]["execution_count"] == 1
@@ -216,12 +203,12 @@ def test_rejected_steps_run_nothing_and_the_model_reads_rejected(
         Reply("Nothing was done."),
     )
     _agent_mode(page)
-    _ask(page, "Change x")
+    ui.ask(page, "Change x")
     _card(page, 0).locator(".mm-Approval-reject").click()
     _card(page, 1).locator(".mm-Approval-reject").click()
-    answer = _last_answer(page)
+    answer = ui.last_answer(page)
     expect(answer).to_contain_text("Nothing was done.")
-    _wait_done(page)
+    ui.wait_done(page)
     assert _tool_messages(lab_stub) == ["rejected by the user", "rejected by the user"]
     assert _notebook_json(page) == before
     expect(answer.locator(".mm-Undo")).to_be_hidden()  # nothing to undo
@@ -232,18 +219,18 @@ def test_rejected_steps_run_nothing_and_the_model_reads_rejected(
 def test_the_step_bound_ends_the_task_with_a_message(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    _open(page, lab, api, "bound.ipynb", START)
-    _open_sidebar(page)
+    ui.open_notebook(page, lab, api, "bound.ipynb", START)
+    ui.open_sidebar(page)
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("list_cells", {})]),
         *[Reply(tool_calls=[ToolCallSpec("get_cell", {"index": 0})]) for _ in range(MAX_STEPS)],
     )
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
-    _ask(page, "Look around forever")
-    answer = _last_answer(page)
+    ui.ask(page, "Look around forever")
+    answer = ui.last_answer(page)
     expect(_note(page)).to_contain_text("MistralServer.agent_max_steps")
-    _wait_done(page)
+    ui.wait_done(page)
     assert len(lab_stub.chat_requests) - asked == MAX_STEPS + 1
     expect(answer.locator(".mm-Tool")).to_have_count(MAX_STEPS)
 
@@ -254,17 +241,19 @@ def test_the_step_bound_ends_the_task_with_a_message(
 def _note(page: Page) -> Any:
     """The answer's latest note (the first answer of a module may also carry the stub's
     deprecation note for its model, said once)."""
-    return _last_answer(page).locator(".mm-Message-note").last
+    return ui.last_answer(page).locator(".mm-Message-note").last
 
 
 def test_a_busy_kernel_makes_the_approved_run_wait_with_a_note(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer, tmp_path: Path
 ) -> None:
     flag = tmp_path / "go"
-    notebook = _notebook(_code_cell(code_waiting_for(flag), "slow"), _code_cell("z = 3\nz", "z"))
-    _open(page, lab, api, "busy.ipynb", notebook)
-    _open_sidebar(page)
-    _run_cell(page, 0)  # the user's long cell: the kernel is busy until the flag exists
+    notebook = python_notebook(
+        code_cell(code_waiting_for(flag), "slow"), code_cell("z = 3\nz", "z")
+    )
+    ui.open_notebook(page, lab, api, "busy.ipynb", notebook)
+    ui.open_sidebar(page)
+    ui.run_cell(page, 0)  # the user's long cell: the kernel is busy until the flag exists
     expect(page.locator(".jp-StatusBar-Widget:has-text('| Busy')").first).to_be_visible()
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
@@ -272,20 +261,20 @@ def test_a_busy_kernel_makes_the_approved_run_wait_with_a_note(
     )
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
-    _ask(page, "Run the cell computing z")
+    ui.ask(page, "Run the cell computing z")
     _card(page, 0).locator(".mm-Approval-approve").click()
-    answer = _last_answer(page)
+    answer = ui.last_answer(page)
     wait = answer.locator(".mm-AgentBar-note")
     expect(wait).to_contain_text("Waiting for the kernel")
     # the approved cell waits: nothing ran, the model was not asked again
-    expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_have_text("[ ]:")
+    expect(ui.cells(page).nth(1).locator(".jp-InputPrompt")).to_have_text("[ ]:")
     assert len(lab_stub.chat_requests) - asked == 1
     flag.touch()
-    expect(_cells(page).nth(0).locator(".jp-OutputArea")).to_contain_text("user cell done")
+    expect(ui.cells(page).nth(0).locator(".jp-OutputArea")).to_contain_text("user cell done")
     expect(answer).to_contain_text("Ran it: z is 3.")
-    _wait_done(page)
+    ui.wait_done(page)
     expect(wait).to_be_hidden()
-    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("3")
+    expect(ui.cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("3")
     assert "Cell 1 (In[2]) ran." in _tool_messages(lab_stub)[-1]
 
 
@@ -294,59 +283,61 @@ def test_a_kernel_shut_down_while_the_run_waits_ends_it_with_a_clear_error(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer, tmp_path: Path
 ) -> None:
     flag = tmp_path / "never"  # the user's cell would run 120 s: the shutdown ends it
-    notebook = _notebook(_code_cell(code_waiting_for(flag), "slow"), _code_cell("z = 3\nz", "z"))
-    _open(page, lab, api, "gone.ipynb", notebook)
-    _open_sidebar(page)
-    _run_cell(page, 0)
+    notebook = python_notebook(
+        code_cell(code_waiting_for(flag), "slow"), code_cell("z = 3\nz", "z")
+    )
+    ui.open_notebook(page, lab, api, "gone.ipynb", notebook)
+    ui.open_sidebar(page)
+    ui.run_cell(page, 0)
     expect(page.locator(".jp-StatusBar-Widget:has-text('| Busy')").first).to_be_visible()
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 1})]),
         Reply("The kernel is gone; nothing ran."),
     )
     _agent_mode(page)
-    _ask(page, "Run the cell computing z")
+    ui.ask(page, "Run the cell computing z")
     _card(page, 0).locator(".mm-Approval-approve").click()
-    answer = _last_answer(page)
+    answer = ui.last_answer(page)
     expect(answer.locator(".mm-AgentBar-note")).to_contain_text("Waiting for the kernel")
-    _kernel(page, "shutdown")
+    ui.kernel_action(page, "shutdown")
     expect(answer).to_contain_text("The kernel is gone; nothing ran.")
-    _wait_done(page)
+    ui.wait_done(page)
     # the wait ended with the kernel (or the run it let through was cancelled with it)
     assert "the notebook's kernel stopped" in _tool_messages(lab_stub)[-1]
-    expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_have_text("[ ]:")
+    expect(ui.cells(page).nth(1).locator(".jp-InputPrompt")).to_have_text("[ ]:")
 
 
 def test_a_kernel_restart_stops_the_task_with_a_message(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    _open(page, lab, api, "restart.ipynb", START)
-    _open_sidebar(page)
+    ui.open_notebook(page, lab, api, "restart.ipynb", START)
+    ui.open_sidebar(page)
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 0})]),
         Reply("This reply is never asked for."),
     )
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
-    _ask(page, "Run the first cell")
+    ui.ask(page, "Run the first cell")
     card = _card(page, 0)
     expect(card.locator(".mm-Approval-approve")).to_be_visible()
-    _kernel(page, "restart")
+    ui.kernel_action(page, "restart")
     expect(_note(page)).to_contain_text("kernel restarted")
     expect(card).to_contain_text("Rejected: the task stopped.")
-    _wait_done(page)
+    ui.wait_done(page)
     assert len(lab_stub.chat_requests) - asked == 1
-    expect(_cells(page).nth(0).locator(".jp-InputPrompt")).not_to_contain_text("[1]")
+    expect(ui.cells(page).nth(0).locator(".jp-InputPrompt")).not_to_contain_text("[1]")
 
 
 def test_closing_the_notebook_stops_the_task_and_writes_nowhere_else(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    other = _notebook(_code_cell("other = 1", "o1"))
+    other = python_notebook(code_cell("other = 1", "o1"))
     api.put(
         "api/contents/other.ipynb", json={"type": "notebook", "format": "json", "content": other}
     )
-    _open(page, lab, api, "closed.ipynb", START)
-    _open_sidebar(page)
+    ui.open_notebook(page, lab, api, "closed.ipynb", START)
+    ui.open_sidebar(page)
     page.evaluate(
         "() => window.jupyterapp.commands.execute('docmanager:open', {path: 'other.ipynb'})"
     )
@@ -362,15 +353,15 @@ def test_closing_the_notebook_stops_the_task_and_writes_nowhere_else(
     )
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
-    _ask(page, "Add a cell and run it")
+    ui.ask(page, "Add a cell and run it")
     expect(_card(page, 0).locator(".mm-Approval-approve")).to_be_visible()
     # close the task's notebook, discarding its unsaved change (the inserted cell)
     page.evaluate("() => { window.jupyterapp.commands.execute('application:close'); }")
     page.get_by_role("button", name="Discard").click()
     expect(_note(page)).to_contain_text("notebook of this task was closed")
-    _wait_done(page)
+    ui.wait_done(page)
     assert len(lab_stub.chat_requests) - asked == 2
-    assert _cell_counts(page) == {"other.ipynb": 1}
+    assert ui.cell_counts(page) == {"other.ipynb": 1}
     expect(page.locator(".jp-NotebookPanel:visible")).not_to_contain_text("added = 1")
     for name, content in (("closed.ipynb", START), ("other.ipynb", other)):
         saved = api.get(f"api/contents/{name}").json()["content"]
@@ -390,27 +381,29 @@ def test_stop_ends_the_task_and_interrupts_the_cell_only_when_asked(
     interrupt: bool,
 ) -> None:
     flag = tmp_path / "go"
-    _open(page, lab, api, "stop.ipynb", _notebook(_code_cell(code_waiting_for(flag), "slow")))
-    _open_sidebar(page)
+    ui.open_notebook(
+        page, lab, api, "stop.ipynb", python_notebook(code_cell(code_waiting_for(flag), "slow"))
+    )
+    ui.open_sidebar(page)
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("run_cell", {"index": 0})]),
         Reply("This reply is never asked for."),
     )
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
-    _ask(page, "Run the slow cell")
+    ui.ask(page, "Run the slow cell")
     _card(page, 0).locator(".mm-Approval-approve").click()
-    prompt = _cells(page).nth(0).locator(".jp-InputPrompt")
+    prompt = ui.cells(page).nth(0).locator(".jp-InputPrompt")
     expect(prompt).to_contain_text("[*]")
-    answer = _last_answer(page)
+    answer = ui.last_answer(page)
     offer = answer.locator(".mm-Interrupt")
     expect(offer).to_be_hidden()  # offered only once the task has stopped
     page.locator(f"{SIDEBAR} .mm-Stop").click()
     expect(_note(page)).to_have_text("Stopped.")
-    _wait_done(page)  # the task ended at once, the cell still runs
+    ui.wait_done(page)  # the task ended at once, the cell still runs
     expect(offer).to_have_text("Interrupt the running cell")
     expect(prompt).to_contain_text("[*]")
-    output = _cells(page).nth(0).locator(".jp-OutputArea")
+    output = ui.cells(page).nth(0).locator(".jp-OutputArea")
     if interrupt:
         offer.click()
         expect(output).to_contain_text("KeyboardInterrupt")
@@ -439,7 +432,7 @@ def test_the_scripted_task_runs_in_notebook_7(
     )
     assert response.status_code in (200, 201), response.text
     page.goto(lab.url(f"notebooks/{name}"))
-    expect(_cells(page)).to_have_count(1)
+    expect(ui.cells(page)).to_have_count(1)
     expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1)
     page.wait_for_function("() => window.jupyterapp !== undefined")
     page.evaluate(f"() => window.jupyterapp.shell.activateById('{SIDEBAR[1:]}')")
@@ -450,16 +443,16 @@ def test_the_scripted_task_runs_in_notebook_7(
     lab_stub.queue(*SCRIPTED_TASK)
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
-    _ask(page, "Compute y as x divided by something")
-    answer = _last_answer(page)
-    expect(_cells(page)).to_have_count(2)
+    ui.ask(page, "Compute y as x divided by something")
+    answer = ui.last_answer(page)
+    expect(ui.cells(page)).to_have_count(2)
     _card(page, 0).locator(".mm-Approval-approve").click()
     expect(_card(page, 1).locator(".mm-Diff-del")).to_have_text("- y = x / 0\n")
     _card(page, 1).locator(".mm-Approval-approve").click()
     _card(page, 2).locator(".mm-Approval-approve").click()
     expect(answer).to_contain_text("y is 0.5")
-    _wait_done(page)
-    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("0.5")
+    ui.wait_done(page)
+    expect(ui.cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("0.5")
     assert len(lab_stub.chat_requests) - asked == 5
     assert "ZeroDivisionError" in _tool_messages(lab_stub)[1]
     assert _notebook_json(page)["cells"][1]["metadata"]["mistral"]["task"]
@@ -477,8 +470,8 @@ def test_the_scripted_task_runs_in_notebook_7(
 def test_the_task_and_its_undo_survive_a_page_reload(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    _open(page, lab, api, "reload.ipynb", START)
-    _open_sidebar(page)
+    ui.open_notebook(page, lab, api, "reload.ipynb", START)
+    ui.open_sidebar(page)
     before = _notebook_json(page)["cells"]
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "y = 2"})]),
@@ -486,20 +479,20 @@ def test_the_task_and_its_undo_survive_a_page_reload(
         Reply("Done: x is 5 and y is 2."),
     )
     _agent_mode(page)
-    _ask(page, "Set x to 5 and add y")
+    ui.ask(page, "Set x to 5 and add y")
     _card(page, 0).locator(".mm-Approval-approve").click()
-    expect(_last_answer(page)).to_contain_text("Done: x is 5")
-    _wait_done(page)
+    expect(ui.last_answer(page)).to_contain_text("Done: x is 5")
+    ui.wait_done(page)
     # saved: the reloaded page opens the notebook with the agent's changes in it
     answer = _save_and_reload(page, cells=2)
     expect(answer).to_contain_text("Done: x is 5")  # the transcript, its tool lines
     expect(answer.locator(".mm-Tool")).to_have_count(2)
     expect(answer.locator(".mm-AgentBar-status")).to_contain_text(f"Step 2 of at most {MAX_STEPS}")
-    expect(_cells(page).nth(0)).to_have_class(lambda_class("mm-AgentCell"))  # badge kept
+    expect(ui.cells(page).nth(0)).to_have_class(lambda_class("mm-AgentCell"))  # badge kept
     answer.locator(".mm-Undo").click()
     expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
     assert _notebook_json(page)["cells"] == before
-    expect(_cells(page).nth(0)).not_to_have_class(lambda_class("mm-AgentCell"))
+    expect(ui.cells(page).nth(0)).not_to_have_class(lambda_class("mm-AgentCell"))
 
 
 def test_a_reload_while_a_card_waits_stops_the_task_at_that_step(
@@ -508,8 +501,8 @@ def test_a_reload_while_a_card_waits_stops_the_task_at_that_step(
     """The page drives the task: a reload while a run waits for its approval ends it. The
     restored transcript says so in one line, has no live card, keeps the totals and the
     Undo of the steps done before, and the sidebar takes a new task."""
-    _open(page, lab, api, "reload-card.ipynb", START)
-    _open_sidebar(page)
+    ui.open_notebook(page, lab, api, "reload-card.ipynb", START)
+    ui.open_sidebar(page)
     before = _notebook_json(page)["cells"]
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 1, "source": "y = 2"})]),
@@ -518,7 +511,7 @@ def test_a_reload_while_a_card_waits_stops_the_task_at_that_step(
     )
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
-    _ask(page, "Set x to 5, add y and run it")
+    ui.ask(page, "Set x to 5, add y and run it")
     _card(page, 0).locator(".mm-Approval-approve").click()
     expect(_card(page, 1).locator(".mm-Approval-approve")).to_be_visible()  # Run cell 1?
     answer = _save_and_reload(page, cells=2)
@@ -534,7 +527,7 @@ def test_a_reload_while_a_card_waits_stops_the_task_at_that_step(
     expect(answer.locator(".mm-AgentBar-status")).to_contain_text(f"of at most {MAX_STEPS}")
     expect(page.locator(f"{SIDEBAR} .mm-Approval-buttons button")).to_have_count(0)
     expect(page.locator(f"{SIDEBAR} .mm-Stop")).to_be_hidden()  # not "running"
-    expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_have_text("[ ]:")  # not run
+    expect(ui.cells(page).nth(1).locator(".jp-InputPrompt")).to_have_text("[ ]:")  # not run
     answer.locator(".mm-Undo").click()
     expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
     assert _notebook_json(page)["cells"] == before
@@ -550,11 +543,11 @@ def test_a_reload_while_the_approved_cell_runs_says_it_goes_on_in_the_kernel(
     and that; Undo of the steps before works; the sidebar takes a new task."""
     flag = tmp_path / "go"
     slow = code_waiting_for(flag) + "\nfinished = 'to the end'"
-    notebook = _notebook(
-        _code_cell("x = 1\nx", "first"), _code_cell(slow, "slow"), _code_cell("finished", "end")
+    notebook = python_notebook(
+        code_cell("x = 1\nx", "first"), code_cell(slow, "slow"), code_cell("finished", "end")
     )
-    _open(page, lab, api, "reload-run.ipynb", notebook)
-    _open_sidebar(page)
+    ui.open_notebook(page, lab, api, "reload-run.ipynb", notebook)
+    ui.open_sidebar(page)
     before = _notebook_json(page)["cells"]
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 3, "source": "y = 2"})]),
@@ -563,10 +556,10 @@ def test_a_reload_while_the_approved_cell_runs_says_it_goes_on_in_the_kernel(
     )
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
-    _ask(page, "Set x to 5, add y and run the slow cell")
+    ui.ask(page, "Set x to 5, add y and run the slow cell")
     _card(page, 0).locator(".mm-Approval-approve").click()
     _card(page, 1).locator(".mm-Approval-approve").click()  # Run cell 1
-    expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_contain_text("[*]")
+    expect(ui.cells(page).nth(1).locator(".jp-InputPrompt")).to_contain_text("[*]")
     answer = _save_and_reload(page, cells=4)
     expect(answer).to_contain_text("Add a cell computing")  # the plan
     expect(_note(page)).to_have_text(
@@ -583,7 +576,7 @@ def test_a_reload_while_the_approved_cell_runs_says_it_goes_on_in_the_kernel(
 
     # the cell went on in the kernel, not interrupted: released, it runs to its end
     flag.touch()
-    _run_cell(page, 2, "to the end")
+    ui.run_cell(page, 2, "to the end")
 
     _a_new_task_runs(page, lab_stub)  # the sidebar is ready for a new task
 
@@ -592,11 +585,13 @@ def test_a_reload_while_the_approved_run_waits_for_the_kernel_says_it_was_not_ru
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer, tmp_path: Path
 ) -> None:
     flag = tmp_path / "go"
-    notebook = _notebook(_code_cell(code_waiting_for(flag), "slow"), _code_cell("z = 3\nz", "z"))
-    _open(page, lab, api, "reload-kernel.ipynb", notebook)
-    _open_sidebar(page)
+    notebook = python_notebook(
+        code_cell(code_waiting_for(flag), "slow"), code_cell("z = 3\nz", "z")
+    )
+    ui.open_notebook(page, lab, api, "reload-kernel.ipynb", notebook)
+    ui.open_sidebar(page)
     before = _notebook_json(page)["cells"]
-    _run_cell(page, 0)  # the user's long cell: the kernel is busy until the flag exists
+    ui.run_cell(page, 0)  # the user's long cell: the kernel is busy until the flag exists
     expect(page.locator(".jp-StatusBar-Widget:has-text('| Busy')").first).to_be_visible()
     lab_stub.queue(
         Reply(PLAN, tool_calls=[ToolCallSpec("insert_cell", {"index": 2, "source": "y = 2"})]),
@@ -604,9 +599,9 @@ def test_a_reload_while_the_approved_run_waits_for_the_kernel_says_it_was_not_ru
     )
     asked = len(lab_stub.chat_requests)
     _agent_mode(page)
-    _ask(page, "Add y and run the cell computing z")
+    ui.ask(page, "Add y and run the cell computing z")
     _card(page, 0).locator(".mm-Approval-approve").click()  # Run cell 1
-    expect(_last_answer(page).locator(".mm-AgentBar-note")).to_contain_text(
+    expect(ui.last_answer(page).locator(".mm-AgentBar-note")).to_contain_text(
         "Waiting for the kernel"
     )
     answer = _save_and_reload(page, cells=3)
@@ -618,11 +613,11 @@ def test_a_reload_while_the_approved_run_waits_for_the_kernel_says_it_was_not_ru
     expect(page.locator(f"{SIDEBAR} .mm-Stop")).to_be_hidden()
     answer.locator(".mm-Undo").click()
     expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
-    expect(_cells(page)).to_have_count(2)
+    expect(ui.cells(page)).to_have_count(2)
     # the kernel, once free, never ran the approved cell: the user's run of it is In[2]
     flag.touch()
-    _run_cell(page, 1, "3")
-    expect(_cells(page).nth(1).locator(".jp-InputPrompt")).to_contain_text("[2]")
+    ui.run_cell(page, 1, "3")
+    expect(ui.cells(page).nth(1).locator(".jp-InputPrompt")).to_contain_text("[2]")
     assert [c["source"] for c in _notebook_json(page)["cells"]] == [c["source"] for c in before]
 
 
@@ -668,7 +663,7 @@ def _confirmation(page: Page) -> Any:
 
 def _asks_to_confirm(page: Page) -> Any:
     """The answer's confirmation card, once the question was held back by the guard."""
-    answer = _last_answer(page)
+    answer = ui.last_answer(page)
     expect(_note(page)).to_have_text("Not sent yet: this question needs your confirmation.")
     card = answer.locator(".mm-Confirm")
     expect(card.locator(".mm-Confirm-reason")).to_contain_text("Mistral.confirm_above")
@@ -679,26 +674,26 @@ def _asks_to_confirm(page: Page) -> Any:
 def test_an_agent_task_above_confirm_above_waits_and_cancel_sends_nothing(
     page: Page, guarded_lab: LabServer, guarded_api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    _open(page, guarded_lab, guarded_api, "guard-cancel.ipynb", START)
-    _open_sidebar(page)
+    ui.open_notebook(page, guarded_lab, guarded_api, "guard-cancel.ipynb", START)
+    ui.open_sidebar(page)
     before = _notebook_json(page)
     lab_stub.queue(*SCRIPTED_TASK)
     _agent_mode(page)
-    _ask(page, "Compute y as x divided by something")
+    ui.ask(page, "Compute y as x divided by something")
     card = _asks_to_confirm(page)
-    status = _last_answer(page).locator(".mm-AgentBar-status")
+    status = ui.last_answer(page).locator(".mm-AgentBar-status")
     expect(status).to_have_text("Agent task not started: it waits for your confirmation.")
-    _wait_done(page)  # not streaming, no Stop: the task waits for the user, not the server
+    ui.wait_done(page)  # not streaming, no Stop: the task waits for the user, not the server
     assert lab_stub.chat_requests == []  # the stub received nothing
-    expect(_cells(page)).to_have_count(1)
+    expect(ui.cells(page)).to_have_count(1)
     card.locator(".mm-Confirm-cancel").click()
     expect(_note(page)).to_have_text("Not sent.")
     expect(status).to_have_text("Agent task not started: nothing was sent.")
     expect(_confirmation(page)).to_have_count(0)
-    _wait_done(page)
+    ui.wait_done(page)
     assert lab_stub.chat_requests == []
     assert _notebook_json(page) == before
-    answer = _last_answer(page)
+    answer = ui.last_answer(page)
     expect(answer.locator(".mm-Approval")).to_have_count(0)
     expect(answer.locator(".mm-Undo")).to_be_hidden()  # nothing to undo
 
@@ -706,10 +701,10 @@ def test_an_agent_task_above_confirm_above_waits_and_cancel_sends_nothing(
     lab_stub.reset()
     lab_stub.queue(Reply("Nothing to do."))
     _agent_mode(page)
-    _ask(page, "Anything to do?")
+    ui.ask(page, "Anything to do?")
     _asks_to_confirm(page).locator(".mm-Confirm-send").click()
-    expect(_last_answer(page)).to_contain_text("Nothing to do.")
-    _wait_done(page)
+    expect(ui.last_answer(page)).to_contain_text("Nothing to do.")
+    ui.wait_done(page)
     assert len(lab_stub.chat_requests) == 1
 
 
@@ -720,18 +715,18 @@ def test_a_confirmed_agent_task_is_sent_once_and_its_steps_are_not_asked_again(
     handler); a task's later requests are kept only to ``session_budget``
     (``round_guard``), unset here: the confirmed task runs through its cards as without
     the guard."""
-    _open(page, guarded_lab, guarded_api, "guard-send.ipynb", START)
-    _open_sidebar(page)
+    ui.open_notebook(page, guarded_lab, guarded_api, "guard-send.ipynb", START)
+    ui.open_sidebar(page)
     _run_first_cell(page, 1)
     lab_stub.queue(*SCRIPTED_TASK)
     _agent_mode(page)
-    _ask(page, "Compute y as x divided by something")
+    ui.ask(page, "Compute y as x divided by something")
     card = _asks_to_confirm(page)
     assert lab_stub.chat_requests == []
     card.locator(".mm-Confirm-send").click()
-    answer = _last_answer(page)
+    answer = ui.last_answer(page)
     expect(answer).to_contain_text("Add a cell computing")
-    expect(_cells(page)).to_have_count(2)  # the insert, at once (no card), then a run card
+    expect(ui.cells(page)).to_have_count(2)  # the insert, at once (no card), then a run card
     expect(_card(page, 0).locator(".mm-Approval-code")).to_have_text("y = x / 0")
     assert len(lab_stub.chat_requests) == 2
     expect(_confirmation(page)).to_have_count(0)  # the second request was not asked about
@@ -740,8 +735,8 @@ def test_a_confirmed_agent_task_is_sent_once_and_its_steps_are_not_asked_again(
     _card(page, 1).locator(".mm-Approval-approve").click()
     _card(page, 2).locator(".mm-Approval-approve").click()
     expect(answer).to_contain_text("y is 0.5")
-    _wait_done(page)
-    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("0.5")
+    ui.wait_done(page)
+    expect(ui.cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("0.5")
     # one request per scripted reply, each later step sent without asking again
     assert len(lab_stub.chat_requests) == len(SCRIPTED_TASK)
     # the question went once: only the first request has no tool result in it
@@ -757,4 +752,4 @@ def test_a_confirmed_agent_task_is_sent_once_and_its_steps_are_not_asked_again(
     assert provenance["body_sha256"] == hashlib.sha256(lab_stub.chat_requests[0].raw).hexdigest()
     answer.locator(".mm-Undo").click()
     expect(answer.locator(".mm-Undo")).to_have_text("Agent changes undone")
-    expect(_cells(page)).to_have_count(1)
+    expect(ui.cells(page)).to_have_count(1)

@@ -10,27 +10,15 @@ the tests after them open their own page and notebook.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.lab_server import (  # noqa: F401  (overrides)
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    TOKEN,
-    jp_asyncio_loop,
-    jp_server_cleanup,
-    start_lab,
-)
+from tests.lab_server import ARTIFACTS, TIMEOUT_MS, TOKEN, start_lab
 from tests.stub import Reply, StubServer
 
-TIMEOUT_MS = 60_000
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
 pytestmark = pytest.mark.timeout(300)
-expect.set_options(timeout=TIMEOUT_MS)
 
 FIX_REPLY = """The list has two items; take the last one:
 
@@ -91,18 +79,6 @@ def lab(stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield server.base_url
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,9 @@
-# ruff: noqa: F811  (the fixtures imported from test_lab_browser are parameters here)
 """The sidebar's tool calls in a real browser: a real ``jupyter lab`` with the stub as the
 model, each scripted call run in the notebook's real kernel (relayed by the server to the
 page, run there as a silent execution of ``mistral_magic.kernel_entry``) and its result read
 by the model in the next request the stub receives.
 
-Same rules as ``test_lab_browser``: a fresh page and notebook per test, no sleeps (every wait
+Same rules as ``test_sidebar``: a fresh page and notebook per test, no sleeps (every wait
 is for something to appear), no console errors, the key never on the page.
 """
 
@@ -19,40 +18,23 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Response, expect
 
-from tests.lab_server import LabServer, code_waiting_for
-from tests.stub import Reply, StubServer, ToolCallSpec
-from tests.test_lab_browser import (  # noqa: F401  (fixtures)
+from tests.browser import sidebar as ui
+from tests.lab_server import (
     ARTIFACTS,
-    NOTEBOOK,
     SIDEBAR,
-    _ask,
-    _cells,
-    _chip,
-    _code_cell,
-    _kernel,
-    _last_answer,
-    _notebook,
-    _open,
-    _open_sidebar,
-    _run_cell,
-    _system_message,
-    _wait_done,
-    api,
-    browser,
-    clean_state,
-    jp_asyncio_loop,
-    jp_server_cleanup,
-    lab,
-    lab_stub,
-    page,
+    LabServer,
+    code_cell,
+    code_waiting_for,
+    python_notebook,
 )
+from tests.stub import Reply, StubServer, ToolCallSpec
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("clean_state")]
 
 HOSTILE = "<img src=x onerror=\"window.__mmPwned=1;console.error('MM-XSS')\"> **bold**"
-TOOLS_NOTEBOOK = _notebook(
-    NOTEBOOK["cells"][1],
-    _code_cell(f"note = {HOSTILE!r}", "note"),
+TOOLS_NOTEBOOK = python_notebook(
+    ui.NOTEBOOK["cells"][1],
+    code_cell(f"note = {HOSTILE!r}", "note"),
 )
 
 
@@ -63,10 +45,10 @@ def _tool_names(body: dict) -> list[str]:
 def test_a_scripted_tool_call_runs_in_the_kernel_and_the_model_reads_it(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    _open(page, lab, api, "tools.ipynb", TOOLS_NOTEBOOK)
-    _open_sidebar(page)
-    _run_cell(page, 0, "(3, 2)")
-    _run_cell(page, 1)
+    ui.open_notebook(page, lab, api, "tools.ipynb", TOOLS_NOTEBOOK)
+    ui.open_sidebar(page)
+    ui.run_cell(page, 0, "(3, 2)")
+    ui.run_cell(page, 1)
     lab_stub.queue(
         Reply(
             tool_calls=[
@@ -76,10 +58,10 @@ def test_a_scripted_tool_call_runs_in_the_kernel_and_the_model_reads_it(
         ),
         Reply("sales has 3 rows: north, south and east."),
     )
-    _ask(page, "How big is sales?")
-    answer = _last_answer(page)
+    ui.ask(page, "How big is sales?")
+    answer = ui.last_answer(page)
     expect(answer).to_contain_text("sales has 3 rows")
-    _wait_done(page)
+    ui.wait_done(page)
 
     first, second = lab_stub.chat_requests[-2].body, lab_stub.chat_requests[-1].body
     # offered: the notebook tools of --tools notebook, as the kernel listed them
@@ -111,8 +93,8 @@ def test_a_scripted_tool_call_runs_in_the_kernel_and_the_model_reads_it(
 
     # the calls are part of the history: a reload shows the same lines
     page.reload()
-    _open_sidebar(page)
-    restored = _last_answer(page).locator(".mm-Tool")
+    ui.open_sidebar(page)
+    restored = ui.last_answer(page).locator(".mm-Tool")
     expect(restored).to_have_count(2)
     expect(restored.nth(0).locator(".mm-Tool-signature")).to_have_text(
         'describe_variable(name="sales")'
@@ -126,23 +108,23 @@ def test_a_question_asked_while_a_cell_runs_waits_for_the_kernel_and_gets_its_to
     setting (3 s by default), before it is asked for its variables and tools: the question is
     not sent without them."""
     # the kernel's workload (a cell that runs for a while), not a wait of the test
-    slow = _code_cell("import time\ntime.sleep(1)\nprint('slept')", "slow")
-    _open(page, lab, api, "busy.ipynb", _notebook(NOTEBOOK["cells"][1], slow))
-    _open_sidebar(page)
-    _run_cell(page, 0, "(3, 2)")
-    _run_cell(page, 1)  # not waited for: the kernel is busy with it
+    slow = code_cell("import time\ntime.sleep(1)\nprint('slept')", "slow")
+    ui.open_notebook(page, lab, api, "busy.ipynb", python_notebook(ui.NOTEBOOK["cells"][1], slow))
+    ui.open_sidebar(page)
+    ui.run_cell(page, 0, "(3, 2)")
+    ui.run_cell(page, 1)  # not waited for: the kernel is busy with it
     page.wait_for_function(
         "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status"
         " === 'busy'"
     )
     lab_stub.queue(Reply("sales has 3 rows."))
-    _ask(page, "How big is sales?")
-    answer = _last_answer(page)
+    ui.ask(page, "How big is sales?")
+    answer = ui.last_answer(page)
     expect(answer).to_contain_text("sales has 3 rows.")
-    _wait_done(page)
+    ui.wait_done(page)
     expect(answer).not_to_contain_text("without tools")
     assert "describe_variable" in _tool_names(lab_stub.chat_requests[-1].body)
-    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("slept")
+    expect(ui.cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("slept")
 
 
 PLUGIN_SETTINGS = "lab/api/settings/mistral-magic:plugin"
@@ -180,26 +162,26 @@ def test_a_short_kernel_idle_wait_sends_the_question_without_the_busy_kernel_and
     effect (1 s, not the default 3 s), and the running cell is not waited for."""
     kernel_idle_wait(1)
     flag = tmp_path / "release"
-    notebook = _notebook(_code_cell(code_waiting_for(flag), "slow"))
-    _open(page, lab, api, "short-wait.ipynb", notebook)
+    notebook = python_notebook(code_cell(code_waiting_for(flag), "slow"))
+    ui.open_notebook(page, lab, api, "short-wait.ipynb", notebook)
     # the sidebar is still closed: nothing was read from the kernel before it became busy
-    _run_cell(page, 0)
+    ui.run_cell(page, 0)
     expect(page.locator(BUSY).first).to_be_visible()
-    _open_sidebar(page)
-    status = _chip(page, "kernel")
+    ui.open_sidebar(page)
+    status = ui.chip(page, "kernel")
     expect(status).to_contain_text("kernel busy")
     expect(status).to_have_attribute("title", re.compile(r"still running a cell after 1 s;"))
 
     lab_stub.queue(Reply("Answered while the cell runs."))
-    _ask(page, "What is in the kernel?")
-    answer = _last_answer(page)
+    ui.ask(page, "What is in the kernel?")
+    answer = ui.last_answer(page)
     expect(answer).to_contain_text("Answered while the cell runs.")
-    _wait_done(page)
+    ui.wait_done(page)
     note = answer.locator(".mm-Message-note", has_text="Answered without tools")
     expect(note).to_contain_text("the kernel stayed busy (a cell running) for 1 s,")
     assert "tools" not in lab_stub.chat_requests[-1].body
     # answered while the cell still runs: it ends only when the test releases it
-    output = _cells(page).nth(0).locator(".jp-OutputArea")
+    output = ui.cells(page).nth(0).locator(".jp-OutputArea")
     expect(output).not_to_contain_text("user cell done")
     flag.touch()
     expect(output).to_contain_text("user cell done")
@@ -222,26 +204,26 @@ def test_a_long_kernel_idle_wait_holds_the_question_past_the_default_until_the_c
     # timers see 10 s pass at once (no sleep of the test, no wall-clock assertion).
     page.clock.install()
     flag = tmp_path / "release"
-    notebook = _notebook(NOTEBOOK["cells"][1], _code_cell(code_waiting_for(flag), "slow"))
-    _open(page, lab, api, "long-wait.ipynb", notebook)
-    _run_cell(page, 0, "(3, 2)")
-    _run_cell(page, 1)  # the sidebar is closed: nothing read the kernel before it was busy
+    notebook = python_notebook(ui.NOTEBOOK["cells"][1], code_cell(code_waiting_for(flag), "slow"))
+    ui.open_notebook(page, lab, api, "long-wait.ipynb", notebook)
+    ui.run_cell(page, 0, "(3, 2)")
+    ui.run_cell(page, 1)  # the sidebar is closed: nothing read the kernel before it was busy
     expect(page.locator(BUSY).first).to_be_visible()
-    _open_sidebar(page)
+    ui.open_sidebar(page)
     lab_stub.queue(Reply("sales has 3 rows."))
-    _ask(page, "How big is sales?")
+    ui.ask(page, "How big is sales?")
     # the submit handler started the question's wait for the kernel in the same task as
     # the key press (no await in between), so its timer is already set
     expect(page.locator(f"{SIDEBAR} textarea.mm-Input-text")).to_have_value("")
     page.clock.fast_forward(10_000)
     flag.touch()
-    expect(_cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("user cell done")
-    answer = _last_answer(page)
+    expect(ui.cells(page).nth(1).locator(".jp-OutputArea")).to_contain_text("user cell done")
+    answer = ui.last_answer(page)
     expect(answer).to_contain_text("sales has 3 rows.")
-    _wait_done(page)
+    ui.wait_done(page)
     expect(answer.locator(".mm-Message-note", has_text="Answered without tools")).to_have_count(0)
     assert "describe_variable" in _tool_names(lab_stub.chat_requests[-1].body)
-    assert "### sales · DataFrame" in _system_message(lab_stub)
+    assert "### sales · DataFrame" in ui.system_message(lab_stub)
 
 
 def _settings_saved(response: Response) -> bool:
@@ -251,8 +233,8 @@ def _settings_saved(response: Response) -> bool:
 def test_the_toggle_turns_tools_off_and_on_and_is_the_setting(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    _open(page, lab, api, "toggle.ipynb", NOTEBOOK)
-    _open_sidebar(page)
+    ui.open_notebook(page, lab, api, "toggle.ipynb", ui.NOTEBOOK)
+    ui.open_sidebar(page)
     toggle = page.locator(f"{SIDEBAR} .mm-ToolsToggle-box")
     expect(toggle).to_be_checked()
     with page.expect_response(_settings_saved):
@@ -262,18 +244,18 @@ def test_the_toggle_turns_tools_off_and_on_and_is_the_setting(
         return api.get("lab/api/settings/mistral-magic:plugin").json()["settings"].get("tools")
 
     lab_stub.queue(Reply("Without tools."))
-    _ask(page, "Anything?")
-    expect(_last_answer(page)).to_contain_text("Without tools.")
-    _wait_done(page)
+    ui.ask(page, "Anything?")
+    expect(ui.last_answer(page)).to_contain_text("Without tools.")
+    ui.wait_done(page)
     assert "tools" not in lab_stub.chat_requests[-1].body
     assert saved() is False
 
     with page.expect_response(_settings_saved):
         toggle.check()
     lab_stub.queue(Reply("With tools."))
-    _ask(page, "And now?")
-    expect(_last_answer(page)).to_contain_text("With tools.")
-    _wait_done(page)
+    ui.ask(page, "And now?")
+    expect(ui.last_answer(page)).to_contain_text("With tools.")
+    ui.wait_done(page)
     assert "describe_variable" in _tool_names(lab_stub.chat_requests[-1].body)
     assert saved() is True
 
@@ -282,15 +264,15 @@ def test_the_toggle_turns_tools_off_and_on_and_is_the_setting(
 def test_without_a_kernel_the_sidebar_answers_without_tools_and_says_so_once(
     page: Page, lab: LabServer, api: httpx.Client, lab_stub: StubServer
 ) -> None:
-    _open(page, lab, api, "no-kernel.ipynb", NOTEBOOK)
-    _open_sidebar(page)
-    _kernel(page, "shutdown")
+    ui.open_notebook(page, lab, api, "no-kernel.ipynb", ui.NOTEBOOK)
+    ui.open_sidebar(page)
+    ui.kernel_action(page, "shutdown")
     expect(page.locator(f"{SIDEBAR} .mm-Chip[data-chip-id='kernel']")).to_contain_text("no kernel")
     for text in ("First without tools.", "Second without tools."):
         lab_stub.queue(Reply(text))
-        _ask(page, "What is in the notebook?")
-        expect(_last_answer(page)).to_contain_text(text)
-        _wait_done(page)
+        ui.ask(page, "What is in the notebook?")
+        expect(ui.last_answer(page)).to_contain_text(text)
+        ui.wait_done(page)
         assert "tools" not in lab_stub.chat_requests[-1].body
     notes = page.locator(f"{SIDEBAR} .mm-Message-note", has_text="Answered without tools")
     expect(notes).to_have_count(1)

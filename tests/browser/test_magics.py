@@ -11,26 +11,14 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.lab_server import (  # noqa: F401  (overrides)
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    TOKEN,
-    jp_asyncio_loop,
-    jp_server_cleanup,
-    start_lab,
-)
+from tests.lab_server import ARTIFACTS, TIMEOUT_MS, TOKEN, start_lab
 from tests.stub import Reply, StubServer
 
-TIMEOUT_MS = 60_000
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-
 pytestmark = pytest.mark.timeout(300)
-expect.set_options(timeout=TIMEOUT_MS)
 
 # What a hostile reply does once it runs in the page: write PWNED.txt through the contents
 # API with the page's own session (its XSRF cookie), and mark the page.
@@ -89,23 +77,19 @@ def lab(stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def page(lab: str) -> Iterator[Page]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1300, "height": 1000})
-        context.set_default_timeout(TIMEOUT_MS)
-        page = context.new_page()
-        page.goto(f"{lab}lab/tree/magic.ipynb?token={TOKEN}")
-        expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(len(NOTEBOOK["cells"]))
-        expect(page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first).to_be_visible()
-        try:
-            yield page
-        finally:
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "magic-hostile-reply.png"), full_page=True)
-            browser.close()
+def page(lab: str, browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(f"{lab}lab/tree/magic.ipynb?token={TOKEN}")
+    expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(len(NOTEBOOK["cells"]))
+    expect(page.locator(".jp-StatusBar-Widget:has-text('| Idle')").first).to_be_visible()
+    try:
+        yield page
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "magic-hostile-reply.png"), full_page=True)
+        context.close()
 
 
 def _run_cell(page: Page, index: int) -> None:
