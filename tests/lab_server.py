@@ -173,6 +173,27 @@ def start_lab(
     return lab
 
 
+@contextmanager
+def running_lab(
+    stub: StubServer,
+    home: Path,
+    notebooks: dict[str, dict] | None = None,
+    *,
+    log_name: str,
+    **options: Any,
+) -> Iterator[LabServer]:
+    """:func:`start_lab` for a test fixture: on exit the lab stops, its log is kept as
+    ``artifacts/<log_name>``, and the log must not hold the API key."""
+    lab = start_lab(stub, home, notebooks, **options)
+    try:
+        yield lab
+    finally:
+        lab.stop()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(lab.log, ARTIFACTS / log_name)
+        assert stub.api_key not in lab.log.read_text(errors="replace"), "key in the log"
+
+
 SIDEBAR = "#mistral-magic-sidebar"
 
 

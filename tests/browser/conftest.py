@@ -8,7 +8,6 @@ completion's) define their own ``lab``/``page``, which take precedence in that m
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +16,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.lab_server import (
-    ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
     TIMEOUT_MS,
     TOKEN,
     LabServer,
-    start_lab,
+    running_lab,
 )
 from tests.stub import StubServer
 
@@ -66,14 +64,8 @@ def lab_stub() -> Iterator[StubServer]:
 @pytest.fixture(scope="module")
 def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """A running ``jupyter lab`` whose model is the stub."""
-    server = start_lab(lab_stub, tmp_path_factory.mktemp("lab"))
-    try:
-        yield server
-    finally:
-        server.stop()
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(server.log, ARTIFACTS / "lab-server.log")
-        assert "test-key" not in server.log.read_text(errors="replace"), "key in the log"
+    with running_lab(lab_stub, tmp_path_factory.mktemp("lab"), log_name="lab-server.log") as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")

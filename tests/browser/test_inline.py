@@ -10,7 +10,6 @@ frame the code names go with the request, and the toggle turns it all off.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from tests.lab_server import (
     LabServer,
     code_cell,
     python_notebook,
-    start_lab,
+    running_lab,
 )
 from tests.stub import Reply, StubServer
 from tests.stub.models import CODESTRAL_NAMES
@@ -85,16 +84,13 @@ def setup(
     # lists no Codestral (by any name) gets the chat model's completions.
     without = () if mode == "fim" else CODESTRAL_NAMES
     with StubServer(without=without) as stub:
-        lab = start_lab(stub, tmp_path_factory.mktemp(f"inline-{mode}"), inline=True)
+        home = tmp_path_factory.mktemp(f"inline-{mode}")
         headers = {"Authorization": f"token {TOKEN}"}
-        try:
-            with httpx.Client(base_url=lab.base_url, headers=headers, timeout=30) as api:
-                yield Setup(mode, stub, lab, api)
-        finally:
-            lab.stop()
-            ARTIFACTS.mkdir(exist_ok=True)
-            shutil.copy(lab.log, ARTIFACTS / f"lab-inline-{mode}.log")
-            assert stub.api_key not in lab.log.read_text(errors="replace"), "key in the log"
+        with (
+            running_lab(stub, home, log_name=f"lab-inline-{mode}.log", inline=True) as lab,
+            httpx.Client(base_url=lab.base_url, headers=headers, timeout=30) as api,
+        ):
+            yield Setup(mode, stub, lab, api)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.lab_server import ARTIFACTS, TIMEOUT_MS, TOKEN, start_lab
+from tests.lab_server import ARTIFACTS, TIMEOUT_MS, TOKEN, running_lab
 from tests.stub import Reply, StubServer
 
 pytestmark = pytest.mark.timeout(300)
@@ -69,11 +69,9 @@ def stub() -> Iterator[StubServer]:
 
 @pytest.fixture(scope="module")
 def lab(stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = start_lab(stub, tmp_path_factory.mktemp("magic-lab"), {"magic.ipynb": NOTEBOOK})
-    try:
-        yield server.base_url
-    finally:
-        server.stop()
+    home = tmp_path_factory.mktemp("magic-lab")
+    with running_lab(stub, home, {"magic.ipynb": NOTEBOOK}, log_name="lab-magics.log") as lab:
+        yield lab.base_url
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ is for something to appear), no console errors, the key never on the page.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from tests.lab_server import (
     code_cell,
     code_waiting_for,
     python_notebook,
-    start_lab,
+    running_lab,
 )
 from tests.stub import Reply, StubServer, ToolCallSpec
 
@@ -43,22 +42,17 @@ START = python_notebook(code_cell("x = 1\nx", "first"))
 @pytest.fixture(scope="module")
 def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """A ``jupyter lab`` with the stub as the model and a small step bound for the tests."""
-    server = start_lab(
+    with running_lab(
         lab_stub,
         tmp_path_factory.mktemp("lab-agent"),
+        log_name="lab-agent-server.log",
         args=(
             f"--MistralServer.agent_max_steps={MAX_STEPS}",
             # Notebook 7's pages too: its test reaches the app as window.jupyterapp
             "--JupyterNotebookApp.expose_app_in_browser=True",
         ),
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(server.log, ARTIFACTS / "lab-agent-server.log")
-        assert "test-key" not in server.log.read_text(errors="replace"), "key in the log"
+    ) as lab:
+        yield lab
 
 
 def _run_first_cell(page: Page, count: int) -> None:
@@ -631,18 +625,13 @@ def guarded_lab(
     """A ``jupyter lab`` of its own whose server asks before every request
     (``Mistral.confirm_above = 0``): a setting the server reads at start, so the other tests'
     lab never has it, whatever the order."""
-    server = start_lab(
+    with running_lab(
         lab_stub,
         tmp_path_factory.mktemp("lab-guarded"),
+        log_name="lab-guarded-server.log",
         args=(f"--MistralServer.agent_max_steps={MAX_STEPS}", "--Mistral.confirm_above=0"),
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(server.log, ARTIFACTS / "lab-guarded-server.log")
-        assert "test-key" not in server.log.read_text(errors="replace"), "key in the log"
+    ) as lab:
+        yield lab
 
 
 @pytest.fixture
