@@ -421,7 +421,7 @@ def test_two_threads_asking_for_the_pool_at_once_share_one(monkeypatch):
 
     import httpx
 
-    from mistral_magic.api.client import tls_context
+    from mistral_magic.api.client_core import tls_context
 
     real_init = httpx.Client.__init__
     started = []

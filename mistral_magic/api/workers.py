@@ -3,7 +3,7 @@
 httpcore's connection pool checks every connection of the pool on each request, so a single
 client shared by N concurrent workers costs O(N) per request; N single-connection clients
 cost O(1) (~20% less CPU per request at 16 workers). They share the process's SSL context
-(:func:`~mistral_magic.api.client.tls_context`), the expensive part of making a client.
+(:func:`~mistral_magic.api.client_core.tls_context`), the expensive part of making a client.
 """
 
 from __future__ import annotations
