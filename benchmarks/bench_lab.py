@@ -52,7 +52,7 @@ async def _paired(lab: LabServer, stub: StubServer, runs: int) -> list[tuple[flo
     are interleaved so drift hits both alike."""
     import httpx
 
-    from mistral_magic.api.client import AsyncMistralClient
+    from mistral_magic.api.async_client import AsyncMistralClient
 
     client = AsyncMistralClient(
         api_key=stub.api_key, base_url=stub.base_url, model="mistral-large-2407", dialect="mistral"

@@ -34,8 +34,8 @@ _HOMES = {
     "DEFAULT_MODEL": "defaults",
     "DEFAULT_RETRY_BUDGET": "defaults",
     "DEFAULT_TIMEOUT": "defaults",
-    "AsyncChatStream": "client",
-    "AsyncMistralClient": "client",
+    "AsyncChatStream": "async_client",
+    "AsyncMistralClient": "async_client",
     "ChatStream": "client",
     "MistralClient": "client",
     "DialectChoice": "dialect",
@@ -124,8 +124,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .async_client import AsyncChatStream, AsyncMistralClient
     from .checks import check_base_url
-    from .client import AsyncChatStream, AsyncMistralClient, ChatStream, MistralClient
+    from .client import ChatStream, MistralClient
     from .defaults import (
         DEFAULT_BASE_URL,
         DEFAULT_MAX_REPLY_CHARS,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .client import AsyncMistralClient
+from .async_client import AsyncMistralClient
 
 
 def single_connection_clients(count: int, **settings: Any) -> list[AsyncMistralClient]:

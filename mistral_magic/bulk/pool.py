@@ -38,7 +38,7 @@ from ..api.errors import (
 from ..api.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from ..api.client import AsyncMistralClient
+    from ..api.async_client import AsyncMistralClient
     from ..api.types import Completion
     from ..engine.cache import ResponseCache
     from .outcomes import Outcomes, RunStats

@@ -9,7 +9,8 @@ from ..config import Mistral
 from ..session import current_session
 
 if TYPE_CHECKING:
-    from ..api.client import AsyncMistralClient, MistralClient
+    from ..api.async_client import AsyncMistralClient
+    from ..api.client import MistralClient
     from ..api.dialect import DialectChoice
 
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .prepare import WireTarget
 
 if TYPE_CHECKING:
-    from ..api.client import AsyncMistralClient, MistralClient
+    from ..api.async_client import AsyncMistralClient
+    from ..api.client import MistralClient
     from ..api.models import Capabilities, ModelCatalog
     from ..config import Mistral
 
@@ -144,7 +145,7 @@ class AsyncClients(_Leases["AsyncMistralClient"]):
     session; each answer leases it on the event loop."""
 
     def _build(self) -> AsyncMistralClient:
-        from ..api.client import AsyncMistralClient
+        from ..api.async_client import AsyncMistralClient
 
         return AsyncMistralClient(**self.options(self.settings))
 

@@ -42,7 +42,8 @@ from .instructions import Instructions, instructions_block
 from .prompts import ASK, INLINE_SYSTEM, SYSTEM_PROMPT, Kind, error_question, system_prompt
 
 if TYPE_CHECKING:
-    from ..api.client import AsyncChatStream, AsyncMistralClient, ChatStream, MistralClient
+    from ..api.async_client import AsyncChatStream, AsyncMistralClient
+    from ..api.client import ChatStream, MistralClient
     from ..api.retry import OnNotice
     from ..api.types import Usage
     from ..config import Mistral

@@ -54,7 +54,7 @@ from mistral_magic.server.service import Chip, MistralService
 from mistral_magic.server.settings import MistralServer
 
 if TYPE_CHECKING:
-    from mistral_magic.api.client import AsyncChatStream, AsyncMistralClient
+    from mistral_magic.api.async_client import AsyncChatStream, AsyncMistralClient
     from mistral_magic.api.types import Completion, Usage
     from mistral_magic.engine.prepare import PreparedRequest
     from mistral_magic.engine.tool_loop import ToolEvent

@@ -40,7 +40,7 @@ from mistral_magic.server.settings import MistralServer
 from mistral_magic.session import Session
 
 if TYPE_CHECKING:
-    from mistral_magic.api.client import AsyncChatStream, AsyncMistralClient
+    from mistral_magic.api.async_client import AsyncChatStream, AsyncMistralClient
     from mistral_magic.api.models import Capabilities, ModelCatalog
     from mistral_magic.api.retry import OnNotice
     from mistral_magic.api.types import Completion, Usage
