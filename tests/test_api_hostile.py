@@ -107,13 +107,19 @@ def test_headers_that_never_come_time_out_without_a_retry():
         assert server.requests == 1
 
 
+# A steady stream that lasts longer than the timeout in all: ~100 chunks 0.02 s apart take
+# 2 s at least (the stub sleeps between them), against 1.5 s without content, a bound that
+# no gap between two chunks comes near even on a loaded machine.
+STEADY_TIMEOUT = 1.5
+
+
 def test_a_slow_but_steady_long_answer_is_never_cut(stub):
-    """About 4x the timeout in total, but content keeps coming: it must arrive whole."""
+    """Longer than the timeout in total, but content keeps coming: it must arrive whole."""
     words = " ".join(f"w{i}" for i in range(100))
-    stub.token_delay = 0.02  # ~100 chunks: ~2 s in all against a 0.5 s timeout
+    stub.token_delay = 0.02
     stub.queue(Reply(text=words))
     with MistralClient(
-        api_key=stub.api_key, base_url=stub.base_url, dialect="mistral", timeout=TIMEOUT
+        api_key=stub.api_key, base_url=stub.base_url, dialect="mistral", timeout=STEADY_TIMEOUT
     ) as client:
         stream = client.stream(USER)
         assert "".join(d.text for d in stream) == words
@@ -154,7 +160,10 @@ def test_async_slow_but_steady_answer_is_never_cut(stub):
 
     async def run() -> str:
         async with AsyncMistralClient(
-            api_key=stub.api_key, base_url=stub.base_url, dialect="mistral", timeout=TIMEOUT
+            api_key=stub.api_key,
+            base_url=stub.base_url,
+            dialect="mistral",
+            timeout=STEADY_TIMEOUT,
         ) as client:
             return "".join([d.text async for d in client.stream(USER)])
 

@@ -20,19 +20,19 @@ from typing import Any
 import httpx
 
 from .client_core import (
-    _DEFAULT_REST_LIMIT,
-    _DRAIN_LIMIT,
-    _ERROR_BODY_LIMIT,
-    _MODEL_LIST_LIMIT,
+    DEFAULT_REST_LIMIT,
+    DRAIN_LIMIT,
+    ERROR_BODY_LIMIT,
+    MODEL_LIST_LIMIT,
     PROBE_TIMEOUT,
     USER_AGENT,
+    ClientCore,
+    ClientRequest,
     Messages,
-    _ClientCore,
-    _delivered,
-    _is_event_stream,
-    _ProbeOutcome,
-    _Request,
-    _Tries,
+    ProbeOutcome,
+    Tries,
+    carries_content,
+    is_event_stream,
     tls_context,
 )
 from .dialect import MEMORY, DialectChoice
@@ -61,9 +61,9 @@ async def _within(seconds: float, awaitable: Any) -> Any:
     return await asyncio.wait_for(awaitable, seconds)
 
 
-class AsyncMistralClient(_ClientCore):
-    """The asyncio twin of :class:`MistralClient`: ``await complete(...)``,
-    ``async for delta in stream(...)``."""
+class AsyncMistralClient(ClientCore):
+    """The asyncio twin of :class:`~mistral_magic.api.client.MistralClient`:
+    ``await complete(...)``, ``async for delta in stream(...)``."""
 
     def __init__(self, *args: Any, http_client: httpx.AsyncClient | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -114,20 +114,21 @@ class AsyncMistralClient(_ClientCore):
         return (await self._asked(base_url)).choice
 
     async def model_catalog(self, *, refresh: bool = False) -> ModelCatalog:
-        """The server's model cards (see :meth:`MistralClient.model_catalog`)."""
+        """The server's model cards (as
+        :meth:`~mistral_magic.api.client.MistralClient.model_catalog`)."""
         base_url = self.base_url
         known = None if refresh else MEMORY.catalog(base_url)
         if known is not None:
             return known
         return (await self._asked(base_url, refresh)).catalog
 
-    async def _asked(self, base_url: str, refresh: bool = False) -> _ProbeOutcome:
+    async def _asked(self, base_url: str, refresh: bool = False) -> ProbeOutcome:
         known = self._remembered(base_url, refresh)
         if known is not None:
             return known
         return self._keep(base_url, await self._probe(base_url))
 
-    async def _probe(self, base_url: str) -> _ProbeOutcome:
+    async def _probe(self, base_url: str) -> ProbeOutcome:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -141,7 +142,7 @@ class AsyncMistralClient(_ClientCore):
             )
             response = await http.send(request, stream=True)
             try:
-                body = await self._read_capped(response, _MODEL_LIST_LIMIT)
+                body = await self._read_capped(response, MODEL_LIST_LIMIT)
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
@@ -155,7 +156,7 @@ class AsyncMistralClient(_ClientCore):
                 await result
 
     async def _send(
-        self, request: _Request, tries: _Tries, on_notice: OnNotice | None
+        self, request: ClientRequest, tries: Tries, on_notice: OnNotice | None
     ) -> httpx.Response:
         http = self._http_for(request.url)
         while True:
@@ -171,7 +172,7 @@ class AsyncMistralClient(_ClientCore):
                 if response.status_code < 400:
                     return response
                 try:
-                    body = await self._read_capped(response, _ERROR_BODY_LIMIT)
+                    body = await self._read_capped(response, ERROR_BODY_LIMIT)
                 except httpx.HTTPError:
                     body = b""
                 finally:
@@ -224,12 +225,12 @@ class AsyncMistralClient(_ClientCore):
         content: bytes | None = None,
         content_type: str | None = None,
         accept: str = "application/json",
-        max_bytes: int = _DEFAULT_REST_LIMIT,
+        max_bytes: int = DEFAULT_REST_LIMIT,
     ) -> bytes:
         request = self._rest_request(
             method, path, content=content, content_type=content_type, accept=accept
         )
-        response = await self._send(request, _Tries(self.retry), None)
+        response = await self._send(request, Tries(self.retry), None)
         return await self._read_body(response, max_bytes, None)
 
     async def request_json(
@@ -252,7 +253,7 @@ class AsyncMistralClient(_ClientCore):
     ) -> Completion:
         choice = await self.resolve_dialect()
         request = self._chat_request(messages, dict(params), False, choice)
-        response = await self._send(request, _Tries(self.retry), on_notice)
+        response = await self._send(request, Tries(self.retry), on_notice)
         body = await self._read_body(response, self._max_body, self.timeout)
         return self._completion_from(body, request)
 
@@ -261,7 +262,7 @@ class AsyncMistralClient(_ClientCore):
     ) -> AsyncChatStream:
         params = dict(params)
 
-        async def build() -> _Request:
+        async def build() -> ClientRequest:
             choice = await self.resolve_dialect()
             return self._chat_request(messages, dict(params), True, choice)
 
@@ -276,7 +277,7 @@ class AsyncMistralClient(_ClientCore):
         **params: Any,
     ) -> Completion:
         request = self._fim_request(prompt, suffix, dict(params), False)
-        response = await self._send(request, _Tries(self.retry), on_notice)
+        response = await self._send(request, Tries(self.retry), on_notice)
         body = await self._read_body(response, self._max_body, self.timeout)
         return self._completion_from(body, request)
 
@@ -290,7 +291,7 @@ class AsyncMistralClient(_ClientCore):
     ) -> AsyncChatStream:
         params = dict(params)
 
-        async def build() -> _Request:
+        async def build() -> ClientRequest:
             return self._fim_request(prompt, suffix, dict(params), True)
 
         return AsyncChatStream(self, build, on_notice)
@@ -305,7 +306,7 @@ class AsyncChatStream:
     def __init__(
         self,
         client: AsyncMistralClient,
-        build: Callable[[], Awaitable[_Request]],
+        build: Callable[[], Awaitable[ClientRequest]],
         on_notice: OnNotice | None = None,
     ) -> None:
         self._client = client
@@ -324,14 +325,14 @@ class AsyncChatStream:
         client = self._client
         request = await self._build()
         self.request_sha256 = request.sha256
-        tries = _Tries(client.retry)
+        tries = Tries(client.retry)
         while True:
             self._acc = client._accumulator(request)
             delivered = False
             response = await client._send(request, tries, self._on_notice)
             try:
                 async for delta in self._read(response, tries.last_sent, request):
-                    delivered = delivered or _delivered(delta)
+                    delivered = delivered or carries_content(delta)
                     yield delta
                 return
             except StreamError as error:
@@ -347,14 +348,14 @@ class AsyncChatStream:
                 raise
 
     async def _read(
-        self, response: httpx.Response, started: float, request: _Request
+        self, response: httpx.Response, started: float, request: ClientRequest
     ) -> AsyncIterator[Delta]:
         import asyncio
 
         client = self._client
         acc = self._acc
         try:
-            if not _is_event_stream(response):
+            if not is_event_stream(response):
                 body = await client._read_body(response, client._max_body, client.timeout)
                 self._whole = client._completion_from(body, request)
                 yield Delta(text=self._whole.content, finish_reason=self._whole.finish_reason)
@@ -378,7 +379,7 @@ class AsyncChatStream:
                     break
                 if acc.done:  # read the body's end, so the connection is reused
                     drained += len(chunk)
-                    if drained > _DRAIN_LIMIT:
+                    if drained > DRAIN_LIMIT:
                         return
                     continue
                 for payload in decoder.feed_bytes(chunk):

@@ -19,19 +19,19 @@ from typing import Any
 import httpx
 
 from .client_core import (
-    _DEFAULT_REST_LIMIT,
-    _DRAIN_LIMIT,
-    _ERROR_BODY_LIMIT,
-    _MODEL_LIST_LIMIT,
+    DEFAULT_REST_LIMIT,
+    DRAIN_LIMIT,
+    ERROR_BODY_LIMIT,
+    MODEL_LIST_LIMIT,
     PROBE_TIMEOUT,
     USER_AGENT,
+    ClientCore,
+    ClientRequest,
     Messages,
-    _ClientCore,
-    _delivered,
-    _is_event_stream,
-    _ProbeOutcome,
-    _Request,
-    _Tries,
+    ProbeOutcome,
+    Tries,
+    carries_content,
+    is_event_stream,
     tls_context,
 )
 from .dialect import MEMORY, Dialect, DialectChoice
@@ -50,7 +50,7 @@ def import_connection_layer() -> None:
     import httpcore  # noqa: F401
 
 
-class MistralClient(_ClientCore):
+class MistralClient(ClientCore):
     """Synchronous client. ``None`` settings come from MISTRAL_API_KEY, MISTRAL_BASE_URL,
     MISTRAL_MODEL (and MISTRAL_DIALECT), read when a request is made."""
 
@@ -118,14 +118,14 @@ class MistralClient(_ClientCore):
             return known
         return self._asked(base_url, refresh).catalog
 
-    def _asked(self, base_url: str, refresh: bool = False) -> _ProbeOutcome:
+    def _asked(self, base_url: str, refresh: bool = False) -> ProbeOutcome:
         with MEMORY.probing(base_url):
             known = self._remembered(base_url, refresh)
             if known is not None:
                 return known
             return self._keep(base_url, self._probe(base_url))
 
-    def _probe(self, base_url: str) -> _ProbeOutcome:
+    def _probe(self, base_url: str) -> ProbeOutcome:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -139,7 +139,7 @@ class MistralClient(_ClientCore):
             )
             response = http.send(request, stream=True)
             try:
-                body = self._read_capped(response, _MODEL_LIST_LIMIT)
+                body = self._read_capped(response, MODEL_LIST_LIMIT)
             finally:
                 response.close()
         except httpx.HTTPError as exc:
@@ -147,7 +147,9 @@ class MistralClient(_ClientCore):
         return self._probe_outcome(response.status_code, body, "")
 
     # -- sending ----------------------------------------------------------------------------
-    def _send(self, request: _Request, tries: _Tries, on_notice: OnNotice | None) -> httpx.Response:
+    def _send(
+        self, request: ClientRequest, tries: Tries, on_notice: OnNotice | None
+    ) -> httpx.Response:
         """Send with retries; the caller owns (and closes) the successful response."""
         http = self._http_for(request.url)
         while True:
@@ -163,7 +165,7 @@ class MistralClient(_ClientCore):
                 if response.status_code < 400:
                     return response
                 try:
-                    body = self._read_capped(response, _ERROR_BODY_LIMIT)
+                    body = self._read_capped(response, ERROR_BODY_LIMIT)
                 except httpx.HTTPError:
                     body = b""
                 finally:
@@ -216,14 +218,14 @@ class MistralClient(_ClientCore):
         content: bytes | None = None,
         content_type: str | None = None,
         accept: str = "application/json",
-        max_bytes: int = _DEFAULT_REST_LIMIT,
+        max_bytes: int = DEFAULT_REST_LIMIT,
     ) -> bytes:
         """A request to ``base_url + path`` with the client's key and retries; the whole
         answer (at most ``max_bytes``). Errors are :class:`MistralError`."""
         request = self._rest_request(
             method, path, content=content, content_type=content_type, accept=accept
         )
-        response = self._send(request, _Tries(self.retry), None)
+        response = self._send(request, Tries(self.retry), None)
         return self._read_body(response, max_bytes, None)
 
     def request_json(
@@ -248,7 +250,7 @@ class MistralClient(_ClientCore):
     ) -> Completion:
         """One whole reply (``POST /chat/completions``)."""
         request = self._chat_request(messages, dict(params), False, self.resolve_dialect())
-        response = self._send(request, _Tries(self.retry), on_notice)
+        response = self._send(request, Tries(self.retry), on_notice)
         body = self._read_body(response, self._max_body, self.timeout)
         return self._completion_from(body, request)
 
@@ -275,7 +277,7 @@ class MistralClient(_ClientCore):
         """One whole fill-in-the-middle answer (``POST /fim/completions``, Codestral): the
         code between ``prompt`` and ``suffix``. ``model`` defaults to codestral-latest."""
         request = self._fim_request(prompt, suffix, dict(params), False)
-        response = self._send(request, _Tries(self.retry), on_notice)
+        response = self._send(request, Tries(self.retry), on_notice)
         body = self._read_body(response, self._max_body, self.timeout)
         return self._completion_from(body, request)
 
@@ -307,7 +309,7 @@ class MistralClient(_ClientCore):
             return
         self._headers("application/json", self.base_url)
         try:
-            self.request_bytes("GET", "/models", max_bytes=_MODEL_LIST_LIMIT)
+            self.request_bytes("GET", "/models", max_bytes=MODEL_LIST_LIMIT)
         except MissingAPIKeyError:
             raise
         except MistralError:
@@ -326,7 +328,7 @@ class ChatStream:
     def __init__(
         self,
         client: MistralClient,
-        build: Callable[[], _Request],
+        build: Callable[[], ClientRequest],
         on_notice: OnNotice | None = None,
     ) -> None:
         self._client = client
@@ -345,14 +347,14 @@ class ChatStream:
         client = self._client
         request = self._build()
         self.request_sha256 = request.sha256
-        tries = _Tries(client.retry)
+        tries = Tries(client.retry)
         while True:
             self._acc = client._accumulator(request)
             delivered = False
             response = client._send(request, tries, self._on_notice)  # retries HTTP errors
             try:
                 for delta in self._read(response, tries.last_sent, request):
-                    delivered = delivered or _delivered(delta)
+                    delivered = delivered or carries_content(delta)
                     yield delta
                 return
             except StreamError as error:
@@ -369,10 +371,12 @@ class ChatStream:
                 error.partial = self.completion
                 raise
 
-    def _read(self, response: httpx.Response, started: float, request: _Request) -> Iterator[Delta]:
+    def _read(
+        self, response: httpx.Response, started: float, request: ClientRequest
+    ) -> Iterator[Delta]:
         client = self._client
         try:
-            if not _is_event_stream(response):
+            if not is_event_stream(response):
                 body = client._read_body(response, client._max_body, client.timeout)
                 self._whole = client._completion_from(body, request)
                 yield Delta(text=self._whole.content, finish_reason=self._whole.finish_reason)
@@ -384,7 +388,7 @@ class ChatStream:
             for chunk in response.iter_bytes():
                 if acc.done:  # read the body's end, so the connection is reused
                     drained += len(chunk)
-                    if drained > _DRAIN_LIMIT:
+                    if drained > DRAIN_LIMIT:
                         return
                     continue
                 for payload in decoder.feed_bytes(chunk):

@@ -89,11 +89,11 @@ PROBE_TIMEOUT = 10.0
 PROBE_RETRY_AFTER = 5.0
 # After [DONE], up to this much of the body is read so the connection can be reused; a server
 # that keeps talking past it gets its connection closed instead.
-_DRAIN_LIMIT = 64 * 1024
+DRAIN_LIMIT = 64 * 1024
 # Error bodies are read up to this size: enough to quote, bounded against a hostile server.
-_ERROR_BODY_LIMIT = 64 * 1024
-_MODEL_LIST_LIMIT = 8 * 1024 * 1024
-_DEFAULT_REST_LIMIT = 64 * 1024 * 1024
+ERROR_BODY_LIMIT = 64 * 1024
+MODEL_LIST_LIMIT = 8 * 1024 * 1024
+DEFAULT_REST_LIMIT = 64 * 1024 * 1024
 
 Messages = Sequence[Message | Mapping[str, Any]]
 
@@ -117,7 +117,7 @@ def tls_context(verify_peers: bool = True) -> ssl.SSLContext:
 
 
 @dataclass
-class _Request:
+class ClientRequest:
     """One logical request, fixed before its first try (retries send the same)."""
 
     method: str
@@ -131,7 +131,7 @@ class _Request:
 
 
 @dataclass(frozen=True)
-class _ProbeOutcome:
+class ProbeOutcome:
     """What one ``GET /models`` said: the dialect, the model cards, and whether to remember
     them (a server that is down or refuses the key is asked again later)."""
 
@@ -142,7 +142,7 @@ class _ProbeOutcome:
     payload: Any = None
 
 
-class _Tries:
+class Tries:
     """The tries of one logical request share one retry budget (count and time)."""
 
     def __init__(self, policy: RetryPolicy) -> None:
@@ -155,7 +155,7 @@ class _Tries:
         return self.policy.next_wait(error, self.count, time.monotonic() - self.started)
 
 
-class _ClientCore:
+class ClientCore:
     """Settings, request building and error mapping shared by the sync and async clients."""
 
     def __init__(
@@ -198,7 +198,7 @@ class _ClientCore:
         self._pool_lock = threading.Lock()
         self._pool_tls = False
         self._retired: list[Any] = []  # pools replaced by one with TLS, closed with the client
-        self._failed_probe: tuple[tuple[str, str | None], float, _ProbeOutcome] | None = None
+        self._failed_probe: tuple[tuple[str, str | None], float, ProbeOutcome] | None = None
 
     # -- settings, read when a request is made ---------------------------------------------
     @property
@@ -261,32 +261,32 @@ class _ClientCore:
         return self._forced_dialect(base_url) or MEMORY.get(base_url)
 
     @staticmethod
-    def _probe_outcome(status: int | None, body: bytes, detail: str) -> _ProbeOutcome:
+    def _probe_outcome(status: int | None, body: bytes, detail: str) -> ProbeOutcome:
         """The dialect and the cards from the answer to ``GET /models``; only a definitive
         answer is remembered (a server that is down or refuses the key is asked again)."""
         if status is None:
             why = f"GET /models could not be asked ({detail})"
-            return _ProbeOutcome(fallback(why), ModelCatalog.missing(why, settled=False), False)
+            return ProbeOutcome(fallback(why), ModelCatalog.missing(why, settled=False), False)
         if status == 200:
             try:
                 payload = json.loads(body)
             except ValueError:
                 why = "GET /models did not answer JSON"
-                return _ProbeOutcome(fallback(why), ModelCatalog.missing(why), True)
+                return ProbeOutcome(fallback(why), ModelCatalog.missing(why), True)
             choice = from_model_list(payload) or fallback("GET /models listed no models")
-            return _ProbeOutcome(choice, ModelCatalog.from_payload(payload), True, payload)
+            return ProbeOutcome(choice, ModelCatalog.from_payload(payload), True, payload)
         why = f"GET /models answered HTTP {status}"
         definitive = status in (404, 405, 501)
         catalog = ModelCatalog.missing(why, settled=definitive)
-        return _ProbeOutcome(fallback(why), catalog, definitive)
+        return ProbeOutcome(fallback(why), catalog, definitive)
 
-    def _remembered(self, base_url: str, refresh: bool) -> _ProbeOutcome | None:
+    def _remembered(self, base_url: str, refresh: bool) -> ProbeOutcome | None:
         """The outcome this process (or, for a failed probe, this client a moment ago) has
         for ``base_url`` already; None if ``GET /models`` is to be asked."""
         if not refresh:
             choice, catalog = MEMORY.get(base_url), MEMORY.catalog(base_url)
             if choice is not None and catalog is not None:
-                return _ProbeOutcome(choice, catalog, True)
+                return ProbeOutcome(choice, catalog, True)
             kept = self._from_disk(base_url)
             if kept is not None:
                 MEMORY.put(base_url, kept.choice)
@@ -299,7 +299,7 @@ class _ClientCore:
                 return outcome
         return None
 
-    def _from_disk(self, base_url: str) -> _ProbeOutcome | None:
+    def _from_disk(self, base_url: str) -> ProbeOutcome | None:
         """What an earlier process's ``GET /models`` said, if it is kept and fresh."""
         if self.models_cache is None:
             return None
@@ -309,9 +309,9 @@ class _ClientCore:
         payload, age = kept
         said = from_model_list(payload) or fallback("GET /models listed no models")
         choice = DialectChoice(said.dialect, f"{said.reason}, kept {age_text(age)} ago")
-        return _ProbeOutcome(choice, ModelCatalog.from_payload(payload), True, payload)
+        return ProbeOutcome(choice, ModelCatalog.from_payload(payload), True, payload)
 
-    def _keep(self, base_url: str, outcome: _ProbeOutcome) -> _ProbeOutcome:
+    def _keep(self, base_url: str, outcome: ProbeOutcome) -> ProbeOutcome:
         if outcome.definitive:
             MEMORY.put(base_url, outcome.choice)
             MEMORY.put_catalog(base_url, outcome.catalog)
@@ -359,14 +359,14 @@ class _ClientCore:
 
     def _chat_request(
         self, messages: Messages, params: dict[str, Any], stream: bool, choice: DialectChoice
-    ) -> _Request:
+    ) -> ClientRequest:
         base_url = self.base_url
         model = params.pop("model", None) or self.model
         body = build_chat_body(messages, params, model=model, dialect=choice.dialect, stream=stream)
         headers = self._headers("text/event-stream" if stream else "application/json", base_url)
         headers["Content-Type"] = "application/json"
         content = encode_body(body)
-        return _Request(
+        return ClientRequest(
             "POST",
             base_url + "/chat/completions",
             headers,
@@ -378,7 +378,7 @@ class _ClientCore:
 
     def _fim_request(
         self, prompt: str, suffix: str, params: dict[str, Any], stream: bool
-    ) -> _Request:
+    ) -> ClientRequest:
         base_url = self.base_url
         model = params.pop("model", None) or DEFAULT_FIM_MODEL
         body = build_fim_body(prompt, suffix, params, model=model, stream=stream)
@@ -386,7 +386,7 @@ class _ClientCore:
         headers["Content-Type"] = "application/json"
         content = encode_body(body)
         dialect = self.known_dialect()
-        return _Request(
+        return ClientRequest(
             "POST",
             base_url + "/fim/completions",
             headers,
@@ -405,12 +405,12 @@ class _ClientCore:
         content: bytes | None = None,
         content_type: str | None = None,
         accept: str = "application/json",
-    ) -> _Request:
+    ) -> ClientRequest:
         base_url = self.base_url
         headers = self._headers(accept, base_url)
         if content_type:
             headers["Content-Type"] = content_type
-        return _Request(method, base_url + path, headers, content)
+        return ClientRequest(method, base_url + path, headers, content)
 
     # -- errors: every quoted server text goes through self.scrubber ---------------------------
     def _transport_error(self, exc: Exception) -> MistralError:
@@ -462,7 +462,7 @@ class _ClientCore:
         )
 
     def _http_error(
-        self, status: int, headers: httpx.Headers, body: bytes, request: _Request
+        self, status: int, headers: httpx.Headers, body: bytes, request: ClientRequest
     ) -> MistralError:
         sent_credentials = "Authorization" in request.headers or url_secrets(request.url)
         if status in (401, 403) and not sent_credentials:
@@ -489,7 +489,7 @@ class _ClientCore:
                 "ending in /v1?"
             ) from exc
 
-    def _completion_from(self, body: bytes, request: _Request) -> Completion:
+    def _completion_from(self, body: bytes, request: ClientRequest) -> Completion:
         payload = self._decode_json(body)
         is_error = isinstance(payload, Mapping) and (
             payload.get("object") == "error" or "error" in payload
@@ -498,7 +498,7 @@ class _ClientCore:
             raise self._explain_error(request)(payload)
         return parse_completion(payload)
 
-    def _explain_error(self, request: _Request) -> ErrorExplainer:
+    def _explain_error(self, request: ClientRequest) -> ErrorExplainer:
         def explain(body: Mapping[str, Any]) -> MistralError:
             return error_in_body(
                 body,
@@ -510,7 +510,7 @@ class _ClientCore:
 
         return explain
 
-    def _accumulator(self, request: _Request) -> StreamAccumulator:
+    def _accumulator(self, request: ClientRequest) -> StreamAccumulator:
         return StreamAccumulator(self.scrubber, self._explain_error(request))
 
     def _decoder(self) -> SSEDecoder:
@@ -535,9 +535,9 @@ class _ClientCore:
         )
 
 
-def _is_event_stream(response: httpx.Response) -> bool:
+def is_event_stream(response: httpx.Response) -> bool:
     return "text/event-stream" in response.headers.get("content-type", "")
 
 
-def _delivered(delta: Delta) -> bool:
+def carries_content(delta: Delta) -> bool:
     return bool(delta.text or delta.thinking or delta.tool_calls)
