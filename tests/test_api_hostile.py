@@ -128,9 +128,9 @@ def test_a_slow_but_steady_long_answer_is_never_cut(stub):
 
 def test_a_retry_wait_longer_than_the_timeout_is_not_a_stall(stub):
     """The stall clock starts when the try that answers was sent, not at the first try."""
-    stub.queue(Fault(429, headers={"Retry-After": "0.8"}), Reply(text="worth the wait"))
+    stub.queue(Fault(429, headers={"Retry-After": "2"}), Reply(text="worth the wait"))
     with MistralClient(
-        api_key=stub.api_key, base_url=stub.base_url, dialect="mistral", timeout=TIMEOUT
+        api_key=stub.api_key, base_url=stub.base_url, dialect="mistral", timeout=STEADY_TIMEOUT
     ) as client:
         assert "".join(d.text for d in client.stream(USER)) == "worth the wait"
 
