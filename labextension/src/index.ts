@@ -52,7 +52,7 @@ function readSettings(
     kernelIdleWait: seconds(
       composite.kernelIdleWait,
       DEFAULT_SETTINGS.kernelIdleWait,
-      MAX_KERNEL_IDLE_WAIT
+      schemaMaximum(settings, 'kernelIdleWait')
     ),
     defaultContext: {
       ...DEFAULT_SETTINGS.defaultContext,
@@ -61,11 +61,19 @@ function readSettings(
   };
 }
 
-/** The schema's maximum for `kernelIdleWait`: every wait stays bounded. */
-const MAX_KERNEL_IDLE_WAIT = 120;
+/** The `maximum` that plugin.json gives the setting `key` (Infinity if none): the one place
+ * where a setting's bound is written. */
+function schemaMaximum(
+  settings: ISettingRegistry.ISettings,
+  key: string
+): number {
+  const maximum = settings.schema.properties?.[key]?.maximum;
+  return typeof maximum === 'number' ? maximum : Infinity;
+}
 
 /** A setting in seconds: a finite number of 0 or more, at most `max`, else `fallback` (the
- * schema checks the Settings Editor's input; this guards a hand-edited overrides.json). */
+ * schema checks the Settings Editor's input; this guards a hand-edited overrides.json, whose
+ * values JupyterLab does not check against the schema). */
 function seconds(value: unknown, fallback: number, max: number): number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0
     ? Math.min(value, max)
