@@ -171,25 +171,22 @@ def bench_sse(size: int) -> None:
     # Issue #2's target is for decoding (the framing); the JSON of every event is parsed by
     # json.loads, whose speed no pipeline can pass: the full line is compared with the
     # framing and json.loads run one after the other, its ceiling.
-    rates = {}
-    for name, fn in (
-        ("SSE framing only", framing),
-        ("json.loads alone", json_only),
-        ("framing + JSON + accumulate", full),
-    ):
-        best = min(_timed(fn) for _ in range(3))
-        rates[name] = len(data) / best / 1e6
-    ceiling = 1 / (1 / rates["SSE framing only"] + 1 / rates["json.loads alone"])
-    notes = {
-        "SSE framing only": "(target > 50 MB/s)",
-        "json.loads alone": "(the standard library's parser on the same events)",
-        "framing + JSON + accumulate": (
-            f"({rates['framing + JSON + accumulate'] / ceiling:.0%} of the {ceiling:.1f} MB/s"
-            " that framing then json.loads allow; a model streams a few kB/s)"
+    def rate(fn) -> float:
+        return len(data) / min(_timed(fn) for _ in range(3)) / 1e6
+
+    framing_rate, json_rate, full_rate = rate(framing), rate(json_only), rate(full)
+    ceiling = 1 / (1 / framing_rate + 1 / json_rate)
+    for name, value, note in (
+        ("SSE framing only", framing_rate, "(target > 50 MB/s)"),
+        ("json.loads alone", json_rate, "(the standard library's parser on the same events)"),
+        (
+            "framing + JSON + accumulate",
+            full_rate,
+            f"({full_rate / ceiling:.0%} of the {ceiling:.1f} MB/s that framing then "
+            "json.loads allow; a model streams a few kB/s)",
         ),
-    }
-    for name, rate in rates.items():
-        print(f"{name:28s} {rate:7.1f} MB/s on {len(data) / 1e6:.1f} MB {notes[name]}")
+    ):
+        print(f"{name:28s} {value:7.1f} MB/s on {len(data) / 1e6:.1f} MB {note}")
 
 
 def bench_long_line(sizes_mb: list[int]) -> None:
