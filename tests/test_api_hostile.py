@@ -107,9 +107,9 @@ def test_headers_that_never_come_time_out_without_a_retry():
         assert server.requests == 1
 
 
-# A steady stream that lasts longer than the timeout in all: ~100 chunks 0.02 s apart take
-# 2 s at least (the stub sleeps between them), against 1.5 s without content, a bound that
-# no gap between two chunks comes near even on a loaded machine.
+# A steady stream that lasts longer than the timeout in all: the 100 words stream as 290
+# chunks 0.02 s apart, over 5 s (the stub sleeps between them), against 1.5 s without
+# content, a bound that no gap between two chunks comes near even on a loaded machine.
 STEADY_TIMEOUT = 1.5
 
 
