@@ -62,15 +62,9 @@ NOTEBOOK = {
 
 
 @pytest.fixture(scope="module")
-def stub() -> Iterator[StubServer]:
-    with StubServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def lab(stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("magic-lab")
-    with running_lab(stub, home, {"magic.ipynb": NOTEBOOK}, log_name="lab-magics.log") as lab:
+    with running_lab(lab_stub, home, {"magic.ipynb": NOTEBOOK}, log_name="lab-magics.log") as lab:
         yield lab.base_url
 
 
@@ -105,20 +99,20 @@ def _contents_status(lab: str, name: str) -> int:
 
 
 def test_a_reply_with_live_html_shows_it_as_text_and_runs_nothing(
-    page: Page, lab: str, stub: StubServer
+    page: Page, lab: str, lab_stub: StubServer
 ) -> None:
     puts: list[str] = []
     page.on("request", lambda r: puts.append(r.url) if "PWNED" in r.url else None)
     _run_cell(page, 0)
-    stub.queue(Reply(text=HOSTILE))
-    stub.token_delay = 0.005
+    lab_stub.queue(Reply(text=HOSTILE))
+    lab_stub.token_delay = 0.005
     try:
         _run_cell(page, 1)
         output = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".jp-OutputArea")
         expect(output).to_contain_text("Done.")
         expect(output).to_contain_text("mistral-large-2407")  # the footer: the reply is over
     finally:
-        stub.token_delay = 0
+        lab_stub.token_delay = 0
     # the markup is on screen as text, and no element of it exists in the page
     expect(output).to_contain_text('<img src=x onerror="document.title=')
     expect(output).to_contain_text("<script>document.title=")
@@ -151,8 +145,8 @@ sales[mask & sales["a"].notna()]
 """
 
 
-def test_an_ordinary_reply_keeps_its_formatting(page: Page, stub: StubServer) -> None:
-    stub.queue(Reply(text=ORDINARY))
+def test_an_ordinary_reply_keeps_its_formatting(page: Page, lab_stub: StubServer) -> None:
+    lab_stub.queue(Reply(text=ORDINARY))
     _run_cell(page, 2)
     output = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea")
     expect(output).to_contain_text("mistral-large-2407")

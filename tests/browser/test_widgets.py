@@ -67,15 +67,9 @@ NOTEBOOK = {
 
 
 @pytest.fixture(scope="module")
-def stub() -> Iterator[StubServer]:
-    with StubServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def lab(stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def lab(lab_stub: StubServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("widgets-lab")
-    with running_lab(stub, home, {"chat.ipynb": NOTEBOOK}, log_name="lab-widgets.log") as lab:
+    with running_lab(lab_stub, home, {"chat.ipynb": NOTEBOOK}, log_name="lab-widgets.log") as lab:
         yield lab.base_url
 
 
@@ -104,15 +98,15 @@ def _run_cell(page: Page, index: int) -> None:
     page.keyboard.press("Control+Enter")
 
 
-def test_enter_sends_and_shift_enter_makes_a_new_line(page: Page, stub: StubServer) -> None:
+def test_enter_sends_and_shift_enter_makes_a_new_line(page: Page, lab_stub: StubServer) -> None:
     _run_cell(page, 0)
     box = page.locator(".mm-chat .mm-input textarea")
     expect(box).to_be_visible()
     expect(box).to_have_attribute(
         "placeholder", "Message Mistral · Enter sends, Shift+Enter new line"
     )
-    stub.queue(Reply(text=REPLY))
-    stub.token_delay = 0.02
+    lab_stub.queue(Reply(text=REPLY))
+    lab_stub.token_delay = 0.02
     box.click()
     box.type("first line")
     box.press("Shift+Enter")
@@ -121,7 +115,7 @@ def test_enter_sends_and_shift_enter_makes_a_new_line(page: Page, stub: StubServ
     reply = page.locator(".mm-chat .mm-reply").last
     expect(reply).to_contain_text("Done.", timeout=TIMEOUT_MS)
     expect(reply).to_contain_text("mistral-large-2407")  # the footer line
-    assert stub.chat_requests[-1].body["messages"][-1]["content"] == "first line\nsecond line"
+    assert lab_stub.chat_requests[-1].body["messages"][-1]["content"] == "first line\nsecond line"
     user = page.locator(".mm-chat .mm-user").last
     assert user.inner_text() == "first line\nsecond line"
     expect(box).to_have_value("")
@@ -147,7 +141,7 @@ def test_insert_puts_the_cell_below_at_once(page: Page) -> None:
     expect(page.locator(".mm-chat")).not_to_contain_text("Queued")
 
 
-def test_error_buttons_render_under_the_traceback(page: Page, stub: StubServer) -> None:
+def test_error_buttons_render_under_the_traceback(page: Page, lab_stub: StubServer) -> None:
     _run_cell(page, 3)  # the %mistral errors on cell (index shifted by the inserted cell)
     _run_cell(page, 4)
     failing = page.locator(".jp-Notebook .jp-Cell").nth(4)
@@ -156,17 +150,17 @@ def test_error_buttons_render_under_the_traceback(page: Page, stub: StubServer) 
     expect(failing.locator(".jp-OutputArea")).to_contain_text("IndexError")
     # one set of buttons: the sidebar adds none where the kernel shows its own
     expect(failing.locator(".mm-ErrorActions")).to_have_count(0)
-    stub.queue(Reply(text="Index 5 is past the end of a 2-item list."))
+    lab_stub.queue(Reply(text="Index 5 is past the end of a 2-item list."))
     explain.click()
     expect(failing.locator(".mm-reply")).to_contain_text("past the end", timeout=TIMEOUT_MS)
 
 
-def test_insert_fix_puts_the_fix_below_at_once(page: Page, stub: StubServer) -> None:
+def test_insert_fix_puts_the_fix_below_at_once(page: Page, lab_stub: StubServer) -> None:
     cells = page.locator(".jp-Notebook .jp-Cell")
     failing = cells.nth(4)
     expect(failing.locator(".mm-error-help button", has_text="Fix")).to_be_visible()
     before = cells.count()
-    stub.queue(Reply(text=FIX_REPLY))
+    lab_stub.queue(Reply(text=FIX_REPLY))
     failing.locator(".mm-error-help button", has_text="Fix").click()
     insert = failing.get_by_role("button", name="Insert fix as new cell")
     expect(insert).to_be_visible()
@@ -196,7 +190,7 @@ def test_insert_is_at_once_after_a_page_reload(page: Page) -> None:
     expect(cells.nth(1).locator(".jp-InputArea-editor")).to_contain_text("groupby")
 
 
-def test_insert_is_at_once_in_notebook_7(lab: str, browser: Browser, stub: StubServer) -> None:
+def test_insert_is_at_once_in_notebook_7(lab: str, browser: Browser, lab_stub: StubServer) -> None:
     """Notebook 7 loads the same labextension: the panel's Insert needs no run either."""
     name = "nb7.ipynb"
     response = httpx.put(
@@ -218,7 +212,7 @@ def test_insert_is_at_once_in_notebook_7(lab: str, browser: Browser, stub: StubS
         _run_cell(page, 0)
         box = page.locator(".mm-chat .mm-input textarea")
         expect(box).to_be_visible()
-        stub.queue(Reply(text=REPLY))
+        lab_stub.queue(Reply(text=REPLY))
         box.click()
         box.type("rows?")
         box.press("Enter")
